@@ -1,0 +1,97 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Strict concurrency is the Swift 6 language mode default; warnings are errors in CI through
+// `-warnings-as-errors` in the Makefile rather than here, so that a new compiler's new warning
+// does not break a user's plain `swift build`.
+let package = Package(
+    name: "mutewarden",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "mutewarden", targets: ["mutewarden"]),
+        .executable(name: "mutewarden-bench", targets: ["mutewarden-bench"]),
+        .library(name: "MutewardenModel", targets: ["MutewardenModel"]),
+        .library(name: "MutewardenEngine", targets: ["MutewardenEngine"]),
+        .library(name: "MutewardenConfig", targets: ["MutewardenConfig"]),
+        .library(name: "MutewardenLogging", targets: ["MutewardenLogging"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // C libraries, reached through the system's pkg-config files.
+        .systemLibrary(
+            name: "CCurl", pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(
+            name: "CLibWebSockets", pkgConfig: "libwebsockets",
+            providers: [.apt(["libwebsockets-dev"])]),
+        .systemLibrary(
+            name: "CSystemd", pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]),
+        // Typed wrappers for what Swift cannot import: variadic C functions and macros.
+        .target(name: "CMutewardenShims", dependencies: ["CCurl", "CLibWebSockets", "CSystemd"]),
+
+        // The contract between the engine and the providers: normalized calls, actions, policies.
+        .target(name: "MutewardenModel"),
+        // Call tracking, policy windows and action dispatch. Pure Swift, no I/O, clock injected.
+        .target(name: "MutewardenEngine", dependencies: ["MutewardenModel"]),
+        // YAML configuration: schema, diagnostics with file:line:column, secrets, drop-ins.
+        .target(
+            name: "MutewardenConfig",
+            dependencies: ["MutewardenModel", .product(name: "Yams", package: "Yams")]),
+        // swift-log handlers, audit records and PAN masking.
+        .target(
+            name: "MutewardenLogging",
+            dependencies: ["MutewardenModel", .product(name: "Logging", package: "swift-log")]),
+        // The built-in simulated contact center: a `simulator` feed and a `log` target.
+        .target(
+            name: "MutewardenSimulator",
+            dependencies: ["MutewardenModel", "MutewardenConfig"]),
+        // Wiring: providers, the engine thread, action execution, signals.
+        .target(
+            name: "MutewardenDaemon",
+            dependencies: [
+                "MutewardenModel", "MutewardenEngine", "MutewardenConfig", "MutewardenLogging",
+                "MutewardenSimulator", "CMutewardenShims",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "mutewarden",
+            dependencies: [
+                "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        // Benchmarks are executables, never timed tests: the machines are shared and noisy.
+        .target(name: "CAllocationCounter"),
+        .executableTarget(
+            name: "mutewarden-bench",
+            dependencies: ["MutewardenModel", "MutewardenEngine", "CAllocationCounter"]),
+
+        .testTarget(name: "MutewardenEngineTests", dependencies: ["MutewardenEngine", "MutewardenModel"]),
+        .testTarget(
+            name: "MutewardenConfigTests",
+            dependencies: ["MutewardenConfig", "MutewardenSimulator", "MutewardenModel"]),
+        .testTarget(
+            name: "MutewardenLoggingTests",
+            dependencies: [
+                "MutewardenLogging", "MutewardenModel",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
+            name: "MutewardenSimulatorTests",
+            dependencies: ["MutewardenSimulator", "MutewardenConfig", "MutewardenModel"]),
+        .testTarget(
+            name: "MutewardenDaemonTests",
+            dependencies: [
+                "MutewardenDaemon", "MutewardenLogging", "MutewardenModel",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(name: "EndToEndTests", dependencies: ["mutewarden"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

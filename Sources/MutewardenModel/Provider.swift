@@ -1,0 +1,21 @@
+/// Where a feed delivers what it sees. Implementations are thread-safe and never block for long:
+/// a feed may call them from its own I/O thread.
+public protocol CallUpdateSink: Sendable {
+    func deliver(_ update: CallUpdate)
+    /// The feed's connection went up or down; `detail` is an operator-readable reason.
+    func feedStateChanged(feed: String, up: Bool, detail: String)
+}
+
+/// An event source: turns one platform's real-time feed into normalized call updates.
+public protocol CallFeed: Sendable {
+    var name: String { get }
+    /// Runs until the task is cancelled. Reconnects by itself; throws only on a fatal error.
+    func run(delivering sink: any CallUpdateSink) async throws
+}
+
+/// Where actions go: turns a normalized action into one platform's API call.
+public protocol ActionTarget: Sendable {
+    var descriptor: TargetDescriptor { get }
+    /// Performs one attempt. Returns rather than throws: every failure is classified.
+    func perform(_ request: ActionRequest) async -> ActionAttemptResult
+}
