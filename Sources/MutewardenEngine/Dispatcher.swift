@@ -1,0 +1,333 @@
+import MutewardenModel
+
+/// Actions to one target, of one kind, for one address run one at a time in order, so an undo
+/// can never overtake its apply.
+struct LaneKey: Hashable {
+    var target: String
+    var kind: ActionKind
+    var feed: String
+    var address: ActionAddress
+}
+
+/// One action (an apply or an undo, to one target) on its way to confirmation.
+final class ActionJob {
+    enum Phase {
+        /// Behind another job on its lane.
+        case queued
+        case inFlight
+        /// Waiting for the next retry.
+        case backoff
+        /// Accepted; waiting for the call event that confirms it.
+        case awaitingConfirmation
+    }
+
+    let id: UInt64
+    var request: ActionRequest
+    let lane: LaneKey
+    let spec: ActionSpec
+    let window: Window
+    let engagement: Int
+    let confirmsByEvent: Bool
+    /// Calls whose reported state must show the result.
+    let confirmCalls: [Engine.CallKey]
+    var phase: Phase = .queued
+    var attempts = 0
+    var activatedAt: MonotonicInstant?
+    var deadline: MonotonicInstant?
+    var lastError: ActionFailure?
+    var cancelRequested = false
+
+    init(
+        id: UInt64, request: ActionRequest, lane: LaneKey, spec: ActionSpec, window: Window, engagement: Int,
+        confirmsByEvent: Bool, confirmCalls: [Engine.CallKey]
+    ) {
+        self.id = id
+        self.request = request
+        self.lane = lane
+        self.spec = spec
+        self.window = window
+        self.engagement = engagement
+        self.confirmsByEvent = confirmsByEvent
+        self.confirmCalls = confirmCalls
+    }
+}
+
+enum JobOutcome {
+    case confirmed
+    case failed
+    case abandoned(String)
+}
+
+extension Engine {
+    // MARK: - Starting actions
+
+    func startApply(_ window: Window, engagement index: Int, targetIndex: Int, now: MonotonicInstant) {
+        let jobID = dispatch(window, engagement: index, targetIndex: targetIndex, verb: .apply, now: now)
+        window.engagements[index].targets[targetIndex].applyJob = jobID
+        if jobID == nil { window.engagements[index].targets[targetIndex].simulated = true }
+    }
+
+    func startUndo(_ window: Window, engagement index: Int, targetIndex: Int, now: MonotonicInstant) {
+        _ = dispatch(window, engagement: index, targetIndex: targetIndex, verb: .undo, now: now)
+    }
+
+    /// Queues one action on its lane, or in dry-run only records it. Returns the job's id.
+    private func dispatch(_ window: Window, engagement index: Int, targetIndex: Int, verb: ActionVerb, now: MonotonicInstant)
+        -> UInt64?
+    {
+        let definition = policies[window.policy].definition
+        let engagement = window.engagements[index]
+        let spec = definition.actions[engagement.action]
+        let target = engagement.targets[targetIndex].target
+        let key = IdempotencyKey.make(
+            policy: definition.name, call: "\(window.subject.id)|\(engagement.address)|\(engagement.generation)",
+            windowSequence: window.sequence, action: engagement.action, target: target, verb: verb.rawValue)
+
+        if definition.mode == .dryRun {
+            audit(
+                .dryRun, .notice,
+                "\(definition.name) (dry-run): would \(spec.kind.operation(verb)) \(engagement.address) via \(target)",
+                windowFields(window, call: calls[window.subject]).merging(
+                    [.target: target, .action: spec.kind.operation(verb), .idempotencyKey: key,
+                     .result: "not-sent"]) { $1 })
+            return nil
+        }
+
+        let request = ActionRequest(
+            kind: spec.kind, verb: verb, target: target, address: engagement.address, feed: window.subject.feed,
+            call: engagement.context, agentExtension: engagement.agentExtension, idempotencyKey: key, attempt: 0,
+            policy: definition.name)
+        let confirmCalls: [CallKey]
+        switch engagement.address {
+        case .call: confirmCalls = engagement.call.map { [$0] } ?? []
+        case .agentExtension(let ext):
+            confirmCalls = activeCalls(on: ExtensionKey(feed: window.subject.feed, agentExtension: ext))
+        }
+        let job = ActionJob(
+            id: nextJobID, request: request,
+            lane: LaneKey(target: target, kind: spec.kind, feed: window.subject.feed, address: engagement.address),
+            spec: spec, window: window, engagement: index,
+            confirmsByEvent: targets[target]?.confirmsByEvent ?? false, confirmCalls: confirmCalls)
+        nextJobID += 1
+        jobs[job.id] = job
+        lanes[job.lane, default: []].append(job.id)
+        if lanes[job.lane]?.count == 1 { activate(job, now: now) }
+        return job.id
+    }
+
+    private func activate(_ job: ActionJob, now: MonotonicInstant) {
+        job.activatedAt = now
+        let deadline = now + job.spec.deadline
+        job.deadline = deadline
+        timers.schedule(.deadline(job.id), at: deadline)
+        startAttempt(job, now: now)
+    }
+
+    private func startAttempt(_ job: ActionJob, now: MonotonicInstant) {
+        job.attempts += 1
+        job.request.attempt = job.attempts
+        job.phase = .inFlight
+        effects.append(.send(job.request, AttemptTicket(job: job.id, attempt: job.attempts)))
+        audit(
+            .actionAttempt, .info,
+            "\(job.request.policy): \(job.request.kind.operation(job.request.verb)) \(job.request.address) "
+                + "via \(job.request.target), attempt \(job.attempts)",
+            jobFields(job).merging([.result: "sent"]) { $1 })
+    }
+
+    // MARK: - Results
+
+    /// Reports how one attempt went. Late answers to attempts already given up on are ignored.
+    public func attemptFinished(_ ticket: AttemptTicket, result: ActionAttemptResult, at now: MonotonicInstant) {
+        guard let job = jobs[ticket.job], job.phase == .inFlight, job.attempts == ticket.attempt else { return }
+        if job.cancelRequested {
+            finish(job, now: now, outcome: .abandoned("the window closed while the attempt was in flight"))
+            return
+        }
+        switch result {
+        case .accepted:
+            if isConfirmed(job) {
+                finish(job, now: now, outcome: .confirmed)
+            } else {
+                job.phase = .awaitingConfirmation
+                for key in job.confirmCalls { calls[key]?.awaitingConfirmation.append(job.id) }
+            }
+        case .failed(let failure):
+            job.lastError = failure
+            switch failure.disposition {
+            case .callGone:
+                finish(job, now: now, outcome: .abandoned("the call is gone on the platform: \(failure)"))
+            case .permanent:
+                fail(job, now: now)
+            case .retryable:
+                let retryAt = now + backoff(after: job.attempts, policy: job.spec.retry)
+                guard let deadline = job.deadline, retryAt < deadline else {
+                    fail(job, now: now)
+                    return
+                }
+                job.phase = .backoff
+                timers.schedule(.retry(job.id, attempt: job.attempts), at: retryAt)
+                audit(
+                    .actionRetry, .warning,
+                    "\(job.request.policy): \(job.request.kind.operation(job.request.verb)) \(job.request.address) "
+                        + "via \(job.request.target) failed (\(failure)); retrying in \(retryAt.since(now))",
+                    jobFields(job).merging(
+                        [.result: "retry", .error: failure.message, .errorCode: failure.code ?? ""]) { $1 })
+            }
+        }
+    }
+
+    /// Full jitter: uniformly random in [0, min(maximum, initial * 2^(attempt-1))].
+    private func backoff(after attempt: Int, policy: RetryPolicy) -> Duration {
+        let initial = policy.initialBackoff.nanosecondsClamped
+        let ceiling = min(policy.maximumBackoff.nanosecondsClamped, initial << min(attempt - 1, 30))
+        guard ceiling > 0 else { return .zero }
+        return .nanoseconds(Int64.random(in: 0...ceiling, using: &random))
+    }
+
+    func retryDue(_ id: UInt64, attempt: Int, now: MonotonicInstant) {
+        guard let job = jobs[id], job.phase == .backoff, job.attempts == attempt else { return }
+        startAttempt(job, now: now)
+    }
+
+    func deadlinePassed(_ id: UInt64, now: MonotonicInstant) {
+        guard let job = jobs[id] else { return }
+        if job.cancelRequested {
+            // Its window closed while it was in flight: that is not a control failure.
+            finish(job, now: now, outcome: .abandoned("the window closed while the attempt was in flight"))
+        } else {
+            fail(job, now: now)
+        }
+    }
+
+    private func expected(_ job: ActionJob, on call: TrackedCall) -> Bool {
+        switch (job.request.kind, job.request.verb) {
+        case (.mute, .apply): call.mute == .on
+        case (.mute, .undo): call.mute == .off
+        case (.pauseRecording, .apply): call.recording == .paused
+        case (.pauseRecording, .undo): call.recording == .recording
+        }
+    }
+
+    private func isConfirmed(_ job: ActionJob) -> Bool {
+        guard job.confirmsByEvent else { return true }
+        for key in job.confirmCalls {
+            guard let call = calls[key] else { continue }
+            if !expected(job, on: call) { return false }
+        }
+        return true
+    }
+
+    func checkConfirmations(for call: TrackedCall, now: MonotonicInstant) {
+        let waiting = call.awaitingConfirmation
+        for id in waiting {
+            guard let job = jobs[id], job.phase == .awaitingConfirmation, isConfirmed(job) else { continue }
+            finish(job, now: now, outcome: .confirmed)
+        }
+    }
+
+    // MARK: - Ending jobs
+
+    /// The action was not confirmed by its deadline, or was refused for good.
+    private func fail(_ job: ActionJob, now: MonotonicInstant) {
+        let isApply = job.request.verb == .apply
+        let elapsed = job.activatedAt.map { now.since($0) } ?? .zero
+        let lastError = job.lastError.map { "\($0)" } ?? "no confirmation received"
+        let fallback = isApply && job.window.protectionWanted ? nextFallback(for: job) : nil
+        var fields = jobFields(job)
+        fields[.result] = "failed"
+        fields[.latencyMs] = formatMilliseconds(elapsed)
+        fields[.error] = lastError
+        fields[.errorCode] = job.lastError?.code ?? ""
+        if isApply {
+            stats.controlFailures += 1
+            audit(
+                .actionFailed, .critical,
+                "PCI control failure: \(job.request.policy) could not \(job.request.kind.operation(.apply)) "
+                    + "\(job.request.address) via \(job.request.target): not confirmed within \(job.spec.deadline) "
+                    + "after \(job.attempts) attempt(s); last error: \(lastError)"
+                    + (fallback.map { "; trying fallback target \($0)" } ?? ""), fields)
+        } else {
+            audit(
+                .actionFailed, .error,
+                "\(job.request.policy) could not \(job.request.kind.operation(.undo)) \(job.request.address) "
+                    + "via \(job.request.target) within \(job.spec.deadline) after \(job.attempts) attempt(s); "
+                    + "it may still be in place: last error: \(lastError)", fields)
+        }
+        finish(job, now: now, outcome: .failed)
+        if let fallback {
+            let window = job.window
+            window.engagements[job.engagement].targets.append(EngagedTarget(target: fallback))
+            startApply(
+                window, engagement: job.engagement,
+                targetIndex: window.engagements[job.engagement].targets.count - 1, now: now)
+        }
+    }
+
+    private func nextFallback(for job: ActionJob) -> String? {
+        let used = Set(job.window.engagements[job.engagement].targets.map(\.target))
+        return job.spec.fallback.first { !used.contains($0) }
+    }
+
+    /// Removes the job and starts the next one on its lane.
+    func finish(_ job: ActionJob, now: MonotonicInstant, outcome: JobOutcome) {
+        jobs[job.id] = nil
+        for key in job.confirmCalls {
+            calls[key]?.awaitingConfirmation.removeAll { $0 == job.id }
+        }
+        switch outcome {
+        case .confirmed:
+            let latency = job.activatedAt.map { now.since($0) } ?? .zero
+            audit(
+                .actionConfirmed, .info,
+                "\(job.request.policy): \(job.request.kind.operation(job.request.verb)) \(job.request.address) "
+                    + "via \(job.request.target) confirmed after \(job.attempts) attempt(s)",
+                jobFields(job).merging([.result: "confirmed", .latencyMs: formatMilliseconds(latency)]) { $1 })
+        case .abandoned(let reason):
+            audit(
+                .actionAbandoned, .info,
+                "\(job.request.policy): \(job.request.kind.operation(job.request.verb)) \(job.request.address) "
+                    + "via \(job.request.target) stopped: \(reason)",
+                jobFields(job).merging([.result: "abandoned", .reason: reason]) { $1 })
+        case .failed:
+            break
+        }
+        guard var lane = lanes[job.lane], let position = lane.firstIndex(of: job.id) else { return }
+        lane.remove(at: position)
+        if lane.isEmpty {
+            lanes[job.lane] = nil
+        } else {
+            lanes[job.lane] = lane
+            if position == 0, let next = jobs[lane[0]], next.phase == .queued { activate(next, now: now) }
+        }
+    }
+
+    /// Stops every job addressed to a call that has gone: nothing more can be done to it.
+    func abandonJobs(forCall key: CallKey, now: MonotonicInstant, reason: String) {
+        guard !jobs.isEmpty else { return }
+        for target in targets.keys {
+            for kind in ActionKind.allCases {
+                let lane = LaneKey(target: target, kind: kind, feed: key.feed, address: .call(id: key.id))
+                guard let ids = lanes[lane] else { continue }
+                for id in ids.reversed() {
+                    guard let job = jobs[id] else { continue }
+                    if job.phase == .inFlight {
+                        job.cancelRequested = true
+                    } else {
+                        finish(job, now: now, outcome: .abandoned(reason))
+                    }
+                }
+            }
+        }
+    }
+
+    private func jobFields(_ job: ActionJob) -> [AuditField: String] {
+        var fields = windowFields(job.window, call: calls[job.window.subject])
+        fields[.target] = job.request.target
+        fields[.action] = job.request.kind.operation(job.request.verb)
+        fields[.attempt] = String(job.attempts)
+        fields[.idempotencyKey] = job.request.idempotencyKey
+        if case .call(let id) = job.request.address { fields[.call] = id }
+        return fields
+    }
+}

@@ -1,0 +1,327 @@
+import MutewardenModel
+
+/// Why a window closed. The raw value is the audit record's `result`.
+enum CloseReason: String {
+    case stopped
+    case callEnded = "call-ended"
+    case capExpired = "cap-expired"
+    case callExpired = "call-expired"
+}
+
+struct ExtensionWindowKey: Hashable {
+    var policy: Int
+    var ext: Engine.ExtensionKey
+}
+
+/// One target an engagement has used: the action's own target, then each fallback tried.
+struct EngagedTarget {
+    let target: String
+    /// The latest apply job sent to this target; it may have finished.
+    var applyJob: UInt64?
+    /// A dry-run policy "applied" without sending anything.
+    var simulated = false
+}
+
+/// One action of a window, bound to one address (a covered call, or the agent's extension).
+struct Engagement {
+    let action: Int
+    let address: ActionAddress
+    /// The covered call for `by: call`; nil for `by: extension`.
+    let call: Engine.CallKey?
+    /// The call whose ids travel with the request, for the provider's context.
+    let context: CallIdentifiers
+    let agentExtension: String?
+    var targets: [EngagedTarget]
+    /// Bumped when an extension action is sent again for a call that joined the window, so that
+    /// the re-send has its own idempotency key.
+    var generation: UInt64 = 0
+}
+
+/// An open policy window: the span during which the policy's actions must hold on its calls.
+final class Window {
+    let id: UInt64
+    let policy: Int
+    /// How many windows this policy has opened for the same call or extension, this one included.
+    /// Part of the idempotency key, and the same in every replica that sees the same events.
+    let sequence: UInt64
+    let subject: Engine.CallKey
+    let extensionKey: ExtensionWindowKey?
+    let openedAt: MonotonicInstant
+    /// The opening call's extension, kept for audit records after that call is gone.
+    let agentExtension: String?
+    /// Calls whose start condition holds the window open.
+    var triggers: [Engine.CallKey]
+    /// Calls the window's actions cover.
+    var covered: [Engine.CallKey]
+    var engagements: [Engagement] = []
+    var isOpen = true
+    /// Whether the actions should still hold: true while open, and after a cap expiry with
+    /// `on_timeout: keep`. A failed apply falls back to the next target only while this holds.
+    var protectionWanted = true
+
+    init(
+        id: UInt64, policy: Int, sequence: UInt64, subject: Engine.CallKey, extensionKey: ExtensionWindowKey?,
+        openedAt: MonotonicInstant, agentExtension: String?, covered: [Engine.CallKey]
+    ) {
+        self.agentExtension = agentExtension
+        self.id = id
+        self.policy = policy
+        self.sequence = sequence
+        self.subject = subject
+        self.extensionKey = extensionKey
+        self.openedAt = openedAt
+        triggers = [subject]
+        self.covered = covered
+    }
+}
+
+extension Engine {
+    // MARK: - Evaluation
+
+    func evaluate(policy index: Int, slot: Int, call: TrackedCall, now: MonotonicInstant) {
+        let policy = policies[index]
+        let startHolds = policy.start.holds(attributes: call.attributes, state: call.state)
+        if !startHolds { call.slots[slot].armed = true }
+
+        if let window = call.slots[slot].window {
+            let stopHolds = policy.stop?.holds(attributes: call.attributes, state: call.state) ?? !startHolds
+            guard stopHolds else { return }
+            call.slots[slot].window = nil
+            window.triggers.removeAll { $0 == call.key }
+            if window.triggers.isEmpty { close(window, reason: .stopped, now: now) }
+            return
+        }
+        guard startHolds, call.slots[slot].armed else { return }
+        // Both at once (e.g. first seen after the capture already finished): nothing to protect.
+        if let stop = policy.stop, stop.holds(attributes: call.attributes, state: call.state) { return }
+        call.slots[slot].armed = false
+        open(policy: index, slot: slot, call: call, now: now)
+    }
+
+    // MARK: - Opening
+
+    private func open(policy index: Int, slot: Int, call: TrackedCall, now: MonotonicInstant) {
+        let definition = policies[index].definition
+        let window: Window
+        if definition.scope == .agentExtension, let ext = call.agentExtension {
+            let key = ExtensionWindowKey(policy: index, ext: ExtensionKey(feed: call.key.feed, agentExtension: ext))
+            if let existing = extensionWindows[key] {
+                // Another capture on the same agent: the window already covers this call.
+                existing.triggers.append(call.key)
+                call.slots[slot].window = existing
+                return
+            }
+            let sequence = (extensionWindowsOpened[key] ?? 0) + 1
+            extensionWindowsOpened[key] = sequence
+            window = Window(
+                id: nextWindowID, policy: index, sequence: sequence, subject: call.key, extensionKey: key,
+                openedAt: now, agentExtension: ext, covered: activeCalls(on: key.ext))
+            extensionWindows[key] = window
+        } else {
+            call.slots[slot].windowsOpened += 1
+            window = Window(
+                id: nextWindowID, policy: index, sequence: call.slots[slot].windowsOpened, subject: call.key,
+                extensionKey: nil, openedAt: now, agentExtension: call.agentExtension, covered: [call.key])
+        }
+        nextWindowID += 1
+        call.slots[slot].window = window
+        openWindowCount += 1
+        timers.schedule(.cap(window), at: now + definition.maxDuration)
+        audit(
+            .windowOpened, .notice,
+            "\(definition.name): window opened on call \(call.key.id)"
+                + (window.extensionKey.map { " covering extension \($0.ext.agentExtension)" } ?? ""),
+            windowFields(window, call: call).merging(
+                [.attributes: options.renderAttributes(call.attributes), .result: "opened"]) { $1 })
+
+        for (actionIndex, action) in definition.actions.enumerated() {
+            switch action.addressing {
+            case .call:
+                for covered in window.covered {
+                    guard let coveredCall = calls[covered] else { continue }
+                    engage(window, action: actionIndex, address: .call(id: covered.id), call: coveredCall, now: now)
+                }
+            case .agentExtension:
+                engage(window, action: actionIndex, address: nil, call: call, now: now)
+            }
+        }
+    }
+
+    /// Binds one action to one address and starts applying it on the action's own target.
+    /// `address` nil means "the call's extension".
+    private func engage(_ window: Window, action: Int, address: ActionAddress?, call: TrackedCall, now: MonotonicInstant) {
+        let spec = policies[window.policy].definition.actions[action]
+        guard let resolved = address ?? call.agentExtension.map(ActionAddress.agentExtension) else {
+            // Addressing by extension is impossible without one: that is a control failure now,
+            // not after a deadline.
+            stats.controlFailures += 1
+            audit(
+                .actionFailed, .critical,
+                "PCI control failure: \(policies[window.policy].definition.name) cannot \(spec.kind.operation(.apply)) "
+                    + "call \(call.key.id) by extension: the feed reported no extension for it",
+                windowFields(window, call: call).merging(
+                    [.target: spec.target, .action: spec.kind.operation(.apply), .result: "failed",
+                     .reason: "no-extension"]) { $1 })
+            return
+        }
+        window.engagements.append(
+            Engagement(
+                action: action, address: resolved, call: address == nil ? nil : call.key, context: call.ids,
+                agentExtension: call.agentExtension, targets: [EngagedTarget(target: spec.target)]))
+        startApply(window, engagement: window.engagements.count - 1, targetIndex: 0, now: now)
+    }
+
+    /// A call joined an extension that has open extension windows: cover it too.
+    func extendExtensionWindows(to call: TrackedCall, on key: ExtensionKey) {
+        guard let routing = policiesByFeed[key.feed] else { return }
+        for index in routing where policies[index].definition.scope == .agentExtension {
+            guard let window = extensionWindows[ExtensionWindowKey(policy: index, ext: key)], window.isOpen,
+                !window.covered.contains(call.key)
+            else { continue }
+            window.covered.append(call.key)
+            audit(
+                .windowOpened, .notice,
+                "\(policies[index].definition.name): window on extension \(key.agentExtension) now covers new call \(call.key.id)",
+                windowFields(window, call: call).merging([.result: "extended"]) { $1 })
+            let now = call.lastEventAt
+            for (actionIndex, action) in policies[index].definition.actions.enumerated() {
+                switch action.addressing {
+                case .call:
+                    engage(window, action: actionIndex, address: .call(id: call.key.id), call: call, now: now)
+                case .agentExtension:
+                    // Platforms that mute "all calls on the extension" miss calls made afterwards:
+                    // send the extension action again.
+                    for engagementIndex in window.engagements.indices
+                    where window.engagements[engagementIndex].action == actionIndex {
+                        window.engagements[engagementIndex].generation += 1
+                        let targetIndex = window.engagements[engagementIndex].targets.count - 1
+                        startApply(window, engagement: engagementIndex, targetIndex: targetIndex, now: now)
+                    }
+                }
+            }
+        }
+    }
+
+    func extensionWindowsCovering(_ call: TrackedCall) -> [Window] {
+        guard let ext = call.agentExtension, let routing = policiesByFeed[call.key.feed] else { return [] }
+        let extKey = ExtensionKey(feed: call.key.feed, agentExtension: ext)
+        return routing.compactMap { index in
+            guard let window = extensionWindows[ExtensionWindowKey(policy: index, ext: extKey)],
+                window.covered.contains(call.key)
+            else { return nil }
+            return window
+        }
+    }
+
+    // MARK: - Closing
+
+    /// A call left a window (it ended or expired).
+    func callLeft(_ window: Window, call: CallKey, now: MonotonicInstant, reason: CloseReason) {
+        guard window.isOpen else { return }
+        window.triggers.removeAll { $0 == call }
+        window.covered.removeAll { $0 == call }
+        if window.triggers.isEmpty { close(window, reason: reason, now: now) }
+    }
+
+    func capExpired(_ window: Window, now: MonotonicInstant) {
+        guard window.isOpen else { return }
+        close(window, reason: .capExpired, now: now)
+    }
+
+    func close(_ window: Window, reason: CloseReason, now: MonotonicInstant) {
+        guard window.isOpen else { return }
+        window.isOpen = false
+        openWindowCount -= 1
+        if let key = window.extensionKey { extensionWindows[key] = nil }
+        for trigger in window.triggers {
+            guard let call = calls[trigger], let slot = policiesByFeed[trigger.feed]?.firstIndex(of: window.policy)
+            else { continue }
+            if call.slots[slot].window === window { call.slots[slot].window = nil }
+        }
+        window.triggers.removeAll()
+
+        let definition = policies[window.policy].definition
+        let undo: Bool
+        switch reason {
+        case .stopped, .callEnded: undo = true
+        case .capExpired: undo = definition.onTimeout == .resume
+        // The call may still be live and merely quiet: muted stays muted, the safe side.
+        case .callExpired: undo = false
+        }
+        window.protectionWanted = !undo
+
+        let duration = now.since(window.openedAt)
+        var fields = windowFields(window, call: calls[window.subject])
+        fields[.result] = reason.rawValue
+        fields[.latencyMs] = formatMilliseconds(duration)
+        if reason == .capExpired {
+            let consequence =
+                undo
+                ? "its actions are undone (on_timeout: resume): check that the capture really ended"
+                : "its actions stay in place (on_timeout: keep): an operator must undo them"
+            audit(
+                .windowClosed, .error,
+                "\(definition.name): window on call \(window.subject.id) reached its cap of \(definition.maxDuration); "
+                    + consequence, fields)
+        } else {
+            audit(
+                .windowClosed, .notice,
+                "\(definition.name): window closed on call \(window.subject.id) (\(reason.rawValue)) after \(duration)",
+                fields)
+        }
+        for index in window.engagements.indices { settle(window, engagement: index, undo: undo, now: now) }
+    }
+
+    /// Stops or lets finish the engagement's apply jobs, then sends the undo where the apply may
+    /// have taken effect and the address still refers to a live call.
+    private func settle(_ window: Window, engagement index: Int, undo: Bool, now: MonotonicInstant) {
+        guard undo else { return }
+        let engagement = window.engagements[index]
+        let addressLive: Bool
+        if let call = engagement.call {
+            addressLive = calls[call] != nil
+        } else if case .agentExtension(let ext) = engagement.address {
+            addressLive = !activeCalls(on: ExtensionKey(feed: window.subject.feed, agentExtension: ext)).isEmpty
+        } else {
+            addressLive = false
+        }
+        for targetIndex in engagement.targets.indices {
+            let engaged = engagement.targets[targetIndex]
+            var mayHaveTakenEffect = engaged.simulated || engaged.applyJob != nil
+            if let jobID = engaged.applyJob, let job = jobs[jobID] {
+                switch job.phase {
+                case .queued:
+                    finish(job, now: now, outcome: .abandoned("the window closed before the action was sent"))
+                    mayHaveTakenEffect = false
+                case .backoff, .awaitingConfirmation:
+                    finish(job, now: now, outcome: .abandoned("the window closed first"))
+                case .inFlight:
+                    // Let the attempt answer; the undo queues behind it on the same lane, so it
+                    // can never overtake it.
+                    job.cancelRequested = true
+                }
+            }
+            if mayHaveTakenEffect, addressLive {
+                startUndo(window, engagement: index, targetIndex: targetIndex, now: now)
+            }
+        }
+    }
+
+    func windowFields(_ window: Window, call: TrackedCall?) -> [AuditField: String] {
+        let definition = policies[window.policy].definition
+        var fields: [AuditField: String] = [
+            .policy: definition.name, .feed: window.subject.feed, .call: window.subject.id,
+            .window: String(window.sequence), .mode: definition.mode.rawValue,
+        ]
+        if let ext = call?.agentExtension ?? window.agentExtension { fields[.extension] = ext }
+        return fields
+    }
+}
+
+func formatMilliseconds(_ duration: Duration) -> String {
+    let micros = duration.nanosecondsClamped / 1000
+    let whole = micros / 1000
+    let fraction = micros % 1000
+    let padded = String(fraction).count < 3 ? String(repeating: "0", count: 3 - String(fraction).count) + String(fraction) : String(fraction)
+    return "\(whole).\(padded)"
+}
