@@ -87,9 +87,9 @@ extension Engine {
             audit(
                 .dryRun, .notice,
                 "\(definition.name) (dry-run): would \(spec.kind.operation(verb)) \(engagement.address) via \(target)",
-                windowFields(window, call: calls[window.subject]).merging(
+                windowFields(window, call: calls[window.subject]).overlaid(with: 
                     [.target: target, .action: spec.kind.operation(verb), .idempotencyKey: key,
-                     .result: "not-sent"]) { $1 })
+                     .result: "not-sent"]))
             return nil
         }
 
@@ -132,7 +132,7 @@ extension Engine {
             .actionAttempt, .info,
             "\(job.request.policy): \(job.request.kind.operation(job.request.verb)) \(job.request.address) "
                 + "via \(job.request.target), attempt \(job.attempts)",
-            jobFields(job).merging([.result: "sent"]) { $1 })
+            jobFields(job).overlaid(with: [.result: "sent"]))
     }
 
     // MARK: - Results
@@ -171,8 +171,8 @@ extension Engine {
                     .actionRetry, .warning,
                     "\(job.request.policy): \(job.request.kind.operation(job.request.verb)) \(job.request.address) "
                         + "via \(job.request.target) failed (\(failure)); retrying in \(retryAt.since(now))",
-                    jobFields(job).merging(
-                        [.result: "retry", .error: failure.message, .errorCode: failure.code ?? ""]) { $1 })
+                    jobFields(job).overlaid(with: 
+                        [.result: "retry", .error: failure.message, .errorCode: failure.code ?? ""]))
             }
         }
     }
@@ -282,13 +282,13 @@ extension Engine {
                 .actionConfirmed, .info,
                 "\(job.request.policy): \(job.request.kind.operation(job.request.verb)) \(job.request.address) "
                     + "via \(job.request.target) confirmed after \(job.attempts) attempt(s)",
-                jobFields(job).merging([.result: "confirmed", .latencyMs: formatMilliseconds(latency)]) { $1 })
+                jobFields(job).overlaid(with: [.result: "confirmed", .latencyMs: formatMilliseconds(latency)]))
         case .abandoned(let reason):
             audit(
                 .actionAbandoned, .info,
                 "\(job.request.policy): \(job.request.kind.operation(job.request.verb)) \(job.request.address) "
                     + "via \(job.request.target) stopped: \(reason)",
-                jobFields(job).merging([.result: "abandoned", .reason: reason]) { $1 })
+                jobFields(job).overlaid(with: [.result: "abandoned", .reason: reason]))
         case .failed:
             break
         }
@@ -321,7 +321,7 @@ extension Engine {
         }
     }
 
-    private func jobFields(_ job: ActionJob) -> [AuditField: String] {
+    private func jobFields(_ job: ActionJob) -> AuditFields {
         var fields = windowFields(job.window, call: calls[job.window.subject])
         fields[.target] = job.request.target
         fields[.action] = job.request.kind.operation(job.request.verb)

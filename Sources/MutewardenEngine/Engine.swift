@@ -387,7 +387,7 @@ public final class Engine {
         compactReleasedOrder()
     }
 
-    func audit(_ kind: AuditKind, _ severity: AuditSeverity, _ message: String, _ fields: [AuditField: String]) {
-        effects.append(.audit(AuditRecord(kind, severity, message, fields.filter { !$0.value.isEmpty })))
+    func audit(_ kind: AuditKind, _ severity: AuditSeverity, _ message: String, _ fields: AuditFields) {
+        effects.append(.audit(AuditRecord(kind, severity, message, fields)))
     }
 }

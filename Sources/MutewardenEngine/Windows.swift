@@ -131,8 +131,8 @@ extension Engine {
             .windowOpened, .notice,
             "\(definition.name): window opened on call \(call.key.id)"
                 + (window.extensionKey.map { " covering extension \($0.ext.agentExtension)" } ?? ""),
-            windowFields(window, call: call).merging(
-                [.attributes: options.renderAttributes(call.attributes), .result: "opened"]) { $1 })
+            windowFields(window, call: call).overlaid(with: 
+                [.attributes: options.renderAttributes(call.attributes), .result: "opened"]))
 
         for (actionIndex, action) in definition.actions.enumerated() {
             switch action.addressing {
@@ -159,9 +159,9 @@ extension Engine {
                 .actionFailed, .critical,
                 "PCI control failure: \(policies[window.policy].definition.name) cannot \(spec.kind.operation(.apply)) "
                     + "call \(call.key.id) by extension: the feed reported no extension for it",
-                windowFields(window, call: call).merging(
+                windowFields(window, call: call).overlaid(with: 
                     [.target: spec.target, .action: spec.kind.operation(.apply), .result: "failed",
-                     .reason: "no-extension"]) { $1 })
+                     .reason: "no-extension"]))
             return
         }
         window.engagements.append(
@@ -182,7 +182,7 @@ extension Engine {
             audit(
                 .windowOpened, .notice,
                 "\(policies[index].definition.name): window on extension \(key.agentExtension) now covers new call \(call.key.id)",
-                windowFields(window, call: call).merging([.result: "extended"]) { $1 })
+                windowFields(window, call: call).overlaid(with: [.result: "extended"]))
             let now = call.lastEventAt
             for (actionIndex, action) in policies[index].definition.actions.enumerated() {
                 switch action.addressing {
@@ -307,9 +307,9 @@ extension Engine {
         }
     }
 
-    func windowFields(_ window: Window, call: TrackedCall?) -> [AuditField: String] {
+    func windowFields(_ window: Window, call: TrackedCall?) -> AuditFields {
         let definition = policies[window.policy].definition
-        var fields: [AuditField: String] = [
+        var fields: AuditFields = [
             .policy: definition.name, .feed: window.subject.feed, .call: window.subject.id,
             .window: String(window.sequence), .mode: definition.mode.rawValue,
         ]

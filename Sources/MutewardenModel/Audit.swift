@@ -42,15 +42,126 @@ public enum AuditField: String, Sendable, Hashable, CaseIterable {
     case mode, attributes
 }
 
+/// The fields of one audit record: one stored property per ``AuditField``, so that building a
+/// record on the engine's hot path costs stores, not dictionary hashing. An empty string is the
+/// same as no value.
+public struct AuditFields: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral {
+    public var policy: String?
+    public var feed: String?
+    public var call: String?
+    public var `extension`: String?
+    public var target: String?
+    public var action: String?
+    public var attempt: String?
+    public var latencyMs: String?
+    public var result: String?
+    public var idempotencyKey: String?
+    public var window: String?
+    public var reason: String?
+    public var error: String?
+    public var errorCode: String?
+    public var mode: String?
+    public var attributes: String?
+
+    public init() {}
+
+    public init(dictionaryLiteral elements: (AuditField, String)...) {
+        for (field, value) in elements { self[field] = value }
+    }
+
+    public subscript(_ field: AuditField) -> String? {
+        get {
+            switch field {
+            case .policy: policy
+            case .feed: feed
+            case .call: call
+            case .`extension`: `extension`
+            case .target: target
+            case .action: action
+            case .attempt: attempt
+            case .latencyMs: latencyMs
+            case .result: result
+            case .idempotencyKey: idempotencyKey
+            case .window: window
+            case .reason: reason
+            case .error: error
+            case .errorCode: errorCode
+            case .mode: mode
+            case .attributes: attributes
+            }
+        }
+        set {
+            let value = newValue?.isEmpty == true ? nil : newValue
+            switch field {
+            case .policy: policy = value
+            case .feed: feed = value
+            case .call: call = value
+            case .`extension`: `extension` = value
+            case .target: target = value
+            case .action: action = value
+            case .attempt: attempt = value
+            case .latencyMs: latencyMs = value
+            case .result: result = value
+            case .idempotencyKey: idempotencyKey = value
+            case .window: window = value
+            case .reason: reason = value
+            case .error: error = value
+            case .errorCode: errorCode = value
+            case .mode: mode = value
+            case .attributes: attributes = value
+            }
+        }
+    }
+
+    /// These fields, with every value that `other` sets replacing this one's.
+    public func overlaid(with other: AuditFields) -> AuditFields {
+        var result = self
+        if let value = other.policy { result.policy = value }
+        if let value = other.feed { result.feed = value }
+        if let value = other.call { result.call = value }
+        if let value = other.`extension` { result.`extension` = value }
+        if let value = other.target { result.target = value }
+        if let value = other.action { result.action = value }
+        if let value = other.attempt { result.attempt = value }
+        if let value = other.latencyMs { result.latencyMs = value }
+        if let value = other.result { result.result = value }
+        if let value = other.idempotencyKey { result.idempotencyKey = value }
+        if let value = other.window { result.window = value }
+        if let value = other.reason { result.reason = value }
+        if let value = other.error { result.error = value }
+        if let value = other.errorCode { result.errorCode = value }
+        if let value = other.mode { result.mode = value }
+        if let value = other.attributes { result.attributes = value }
+        return result
+    }
+
+    public var isEmpty: Bool { AuditField.allCases.allSatisfy { self[$0] == nil } }
+    public var count: Int { AuditField.allCases.reduce(0) { $0 + (self[$1] == nil ? 0 : 1) } }
+
+    /// The fields that have a value, in ``AuditField`` declaration order.
+    public func makeIterator() -> AnyIterator<(key: AuditField, value: String)> {
+        var index = 0
+        let fields = self
+        return AnyIterator {
+            while index < AuditField.allCases.count {
+                let field = AuditField.allCases[index]
+                index += 1
+                if let value = fields[field] { return (field, value) }
+            }
+            return nil
+        }
+    }
+}
+
 /// One audit record: who/what, event type, outcome, origin and the call, answering PCI DSS 10.2.2.
 /// The time is added by the log handler.
 public struct AuditRecord: Sendable, Hashable {
     public var kind: AuditKind
     public var severity: AuditSeverity
     public var message: String
-    public var fields: [AuditField: String]
+    public var fields: AuditFields
 
-    public init(_ kind: AuditKind, _ severity: AuditSeverity, _ message: String, _ fields: [AuditField: String] = [:]) {
+    public init(_ kind: AuditKind, _ severity: AuditSeverity, _ message: String, _ fields: AuditFields = AuditFields()) {
         self.kind = kind
         self.severity = severity
         self.message = message
