@@ -108,7 +108,8 @@ public enum LogLineFormatter {
         appendEscaped(record.message, to: &line)
         for key in record.metadata.keys.sorted() {
             line.append(" ")
-            appendQuotedIfNeeded(key, to: &line)
+            // A bare `=` in a key would make the pair ambiguous to a logfmt reader.
+            appendQuotedIfNeeded(key, to: &line, alsoQuoting: ["="])
             line.append("=")
             appendQuotedIfNeeded(render(record.metadata[key]!), to: &line)
         }

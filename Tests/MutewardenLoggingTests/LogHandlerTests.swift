@@ -130,6 +130,23 @@ import Darwin
                 + " \"key\\nbreak\"=v multi=\"a\\nb\" sep=\"x\\u{2028}y\" tab=\"a\\tb\"")
     }
 
+    @Test func quotesKeysThatWouldBeAmbiguous() {
+        let (logger, collector) = stderrLogger()
+        logger.info("k", metadata: ["a=b": "c", "with space": "v"])
+        #expect(collector.lines == ["2026-11-21T22:49:00.123Z INFO mutewarden: k \"a=b\"=c \"with space\"=v"])
+    }
+
+    @Test func factoryBuildsConfiguredHandlers() {
+        let collector = LineCollector()
+        let factory = StderrLogHandler.factory(logLevel: .warning, writer: collector.writer)
+        let logger = Logger(label: "mutewarden.engine") { factory($0, nil) }
+        #expect(logger.logLevel == .warning)
+        logger.info("dropped")
+        logger.warning("card 4111111111111111")
+        #expect(collector.lines.count == 1)
+        #expect(collector.lines.first?.hasSuffix(" WARN mutewarden.engine: card 411111******1111") == true)
+    }
+
     @Test func rendersNestedMetadata() {
         let (logger, collector) = stderrLogger()
         logger.info("n", metadata: ["d": ["b": "2", "a": "x y"], "l": ["1", "2,3"]])
