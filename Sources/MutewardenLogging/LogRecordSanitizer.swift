@@ -1,0 +1,138 @@
+import Logging
+
+/// A log event after sanitizing: what a backend may write, and the only thing it should see.
+///
+/// Every text in it has been through ``PANMasker`` and secret-bearing metadata values are
+/// replaced, so a backend (stderr, the in-memory test handler, journald) formats it without
+/// having to think about PCI at all.
+public struct SanitizedLogRecord: Sendable, Equatable {
+    public var level: Logger.Level
+    public var label: String
+    public var message: String
+    /// Handler metadata, then the metadata provider's, then the call's, later ones winning, as
+    /// swift-log's own handlers merge them; an event's error adds `error.message` and
+    /// `error.type`. Values are `.string`, `.dictionary` or `.array`, never `.stringConvertible`:
+    /// a value is rendered once, here, so that it cannot render differently later.
+    public var metadata: Logger.Metadata
+    public var source: String
+    public var file: String
+    public var function: String
+    public var line: UInt
+
+    public init(
+        level: Logger.Level, label: String, message: String, metadata: Logger.Metadata,
+        source: String, file: String, function: String, line: UInt
+    ) {
+        self.level = level
+        self.label = label
+        self.message = message
+        self.metadata = metadata
+        self.source = source
+        self.file = file
+        self.function = function
+        self.line = line
+    }
+}
+
+/// The one place that decides what of a log event may reach a log. Every handler in this module
+/// runs each event through it, so that masking cannot differ between backends.
+///
+/// - Message, label, source, metadata keys and values at every nesting level: PANs masked.
+/// - A metadata key that names a secret (see ``secretKeyMarkers``): its whole value, nested or
+///   not, becomes ``redacted``.
+public struct LogRecordSanitizer: Sendable, Hashable {
+    public static let redacted = "<redacted>"
+
+    /// Substrings that mark a key as secret-bearing. Keys are compared lower-cased with `_` and
+    /// `-` removed, so `api_key`, `API-Key` and `apiKey` all match `apikey`.
+    public static let secretKeyMarkers: [String] = [
+        "password", "passwd", "secret", "token", "authorization", "cookie", "apikey",
+        "privatekey", "credential",
+    ]
+
+    private let markers: [String]
+
+    /// - Parameter additionalSecretKeyMarkers: more key substrings to treat as secret, such as a
+    ///   platform's own header names; normalized like ``secretKeyMarkers``.
+    public init(additionalSecretKeyMarkers: [String] = []) {
+        markers = Self.secretKeyMarkers + additionalSecretKeyMarkers.map(Self.normalizedKey)
+    }
+
+    /// Sanitizes one swift-log event as a handler with `handlerMetadata` and `metadataProvider`
+    /// received it.
+    public func sanitize(
+        _ event: LogEvent,
+        label: String,
+        handlerMetadata: Logger.Metadata,
+        metadataProvider: Logger.MetadataProvider?
+    ) -> SanitizedLogRecord {
+        var merged = handlerMetadata
+        if let provided = metadataProvider?.get(), !provided.isEmpty {
+            merged.merge(provided) { _, provided in provided }
+        }
+        if let explicit = event.metadata, !explicit.isEmpty {
+            merged.merge(explicit) { _, explicit in explicit }
+        }
+        if let error = event.error {
+            // The same keys as swift-log's StreamLogHandler, so that operators see one convention.
+            merged["error.message"] = .string(String(describing: error))
+            merged["error.type"] = .string(String(reflecting: type(of: error)))
+        }
+        return SanitizedLogRecord(
+            level: event.level,
+            label: PANMasker.mask(label),
+            message: PANMasker.mask(event.message.description),
+            metadata: sanitize(merged),
+            source: PANMasker.mask(event.source),
+            file: event.file,
+            function: event.function,
+            line: event.line)
+    }
+
+    /// `metadata` with PANs masked in keys and values and secret-bearing values redacted.
+    public func sanitize(_ metadata: Logger.Metadata) -> Logger.Metadata {
+        var result: Logger.Metadata = [:]
+        result.reserveCapacity(metadata.count)
+        var renamed: [(key: String, value: Logger.MetadataValue)] = []
+        for (key, value) in metadata {
+            let maskedKey = PANMasker.mask(key)
+            let clean = isSecretKey(key) ? .string(Self.redacted) : sanitize(value)
+            if maskedKey == key {
+                result[key] = clean
+            } else {
+                renamed.append((maskedKey, clean))
+            }
+        }
+        // Two keys can mask to the same text. Keys that needed no masking win, then the first in
+        // sorted order, so that the outcome does not depend on dictionary order.
+        renamed.sort { $0.key < $1.key }
+        for (key, value) in renamed where result[key] == nil {
+            result[key] = value
+        }
+        return result
+    }
+
+    /// `value` with PANs masked throughout; nested keys are checked for secrets too.
+    public func sanitize(_ value: Logger.MetadataValue) -> Logger.MetadataValue {
+        switch value {
+        case .string(let text):
+            return .string(PANMasker.mask(text))
+        case .stringConvertible(let convertible):
+            return .string(PANMasker.mask(convertible.description))
+        case .dictionary(let nested):
+            return .dictionary(sanitize(nested))
+        case .array(let elements):
+            return .array(elements.map { sanitize($0) })
+        }
+    }
+
+    /// Whether `key` names a value that must never be logged.
+    public func isSecretKey(_ key: String) -> Bool {
+        let normalized = Self.normalizedKey(key)
+        return markers.contains { normalized.contains($0) }
+    }
+
+    static func normalizedKey(_ key: String) -> String {
+        String(key.lowercased().unicodeScalars.filter { $0 != "_" && $0 != "-" })
+    }
+}
