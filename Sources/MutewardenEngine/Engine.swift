@@ -71,6 +71,10 @@ public final class Engine {
     struct CallKey: Hashable {
         var feed: String
         var id: String
+
+        // Call ids are unique enough on their own; hashing the feed name too would double the
+        // cost of the hottest lookup for nothing. Equality still compares both.
+        func hash(into hasher: inout Hasher) { hasher.combine(id) }
     }
 
     struct ExtensionKey: Hashable {
@@ -78,10 +82,17 @@ public final class Engine {
         var agentExtension: String
     }
 
-    struct CompiledPolicy {
-        var definition: PolicyDefinition
-        var start: CompiledCondition
-        var stop: CompiledCondition?
+    /// A class, so that evaluating a policy on every event does not copy its definition.
+    final class CompiledPolicy {
+        let definition: PolicyDefinition
+        let start: CompiledCondition
+        let stop: CompiledCondition?
+
+        init(definition: PolicyDefinition, start: CompiledCondition, stop: CompiledCondition?) {
+            self.definition = definition
+            self.start = start
+            self.stop = stop
+        }
     }
 
     /// Per call and per policy watching its feed.
@@ -105,18 +116,21 @@ public final class Engine {
         var recording: ReportedRecording?
         var lastSequence: UInt64?
         var lastEventAt: MonotonicInstant
+        /// The policies watching this call's feed, resolved once when the call is first seen.
+        let routing: [Int]
         var slots: [PolicySlot]
         /// Jobs waiting for this call's reported state to confirm them.
         var awaitingConfirmation: [UInt64] = []
 
-        init(key: CallKey, update: CallUpdate, policyCount: Int, now: MonotonicInstant) {
+        init(key: CallKey, update: CallUpdate, routing: [Int], now: MonotonicInstant) {
             self.key = key
+            self.routing = routing
             ids = update.ids
             agentExtension = update.agentExtension
             direction = update.direction
             state = update.state
             lastEventAt = now
-            slots = Array(repeating: PolicySlot(), count: policyCount)
+            slots = Array(repeating: PolicySlot(), count: routing.count)
         }
     }
 
@@ -254,8 +268,7 @@ public final class Engine {
             refuseCall(update, now: now)
             return
         }
-        let routing = policiesByFeed[update.feed]
-        let call = TrackedCall(key: key, update: update, policyCount: routing?.count ?? 0, now: now)
+        let call = TrackedCall(key: key, update: update, routing: policiesByFeed[update.feed] ?? [], now: now)
         call.lastSequence = update.sequence
         calls[key] = call
         if let ext = update.agentExtension { indexExtension(call, ext) }
@@ -304,9 +317,8 @@ public final class Engine {
         {
             checkConfirmations(for: call, now: now)
         }
-        if let routing = policiesByFeed[call.key.feed] {
-            for slot in routing.indices { evaluate(policy: routing[slot], slot: slot, call: call, now: now) }
-        }
+        let routing = call.routing
+        for slot in routing.indices { evaluate(policy: routing[slot], slot: slot, call: call, now: now) }
     }
 
     private func indexExtension(_ call: TrackedCall, _ ext: String) {
