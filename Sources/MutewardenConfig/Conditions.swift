@@ -20,9 +20,10 @@ enum ConditionDecoder {
         guard let form = presentForms.first else {
             if let stray = presentOperators.first {
                 section.error("'\(stray.key)' in \(context) needs an 'attribute' key naming the attribute it tests", at: stray.keyLocation)
-            } else {
+            } else if section.isEmpty {
                 section.error("\(context) needs exactly one of: \(forms.joined(separator: ", "))", at: section.location)
             }
+            // Otherwise its keys are all unknown, and each is reported with the list of valid ones.
             return nil
         }
         if presentForms.count > 1 {

@@ -226,6 +226,8 @@ public final class ConfigSection {
         return entries.first(where: { $0.key == key })?.value
     }
 
+    var isEmpty: Bool { entries.isEmpty }
+
     func has(_ key: String) -> Bool {
         entries.contains(where: { $0.key == key })
     }

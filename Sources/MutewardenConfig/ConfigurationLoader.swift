@@ -247,9 +247,9 @@ private struct Merger {
             return
         }
         let section = top.child(mapping, context: "policy '\(entry.name)'")
-        if let policy = PolicyDecoder.decode(name: entry.name, section), isNew {
-            policies.append(policy)
-        }
+        let policy = PolicyDecoder.decode(name: entry.name, section)
+        // A second definition is still checked, but only the first one counts.
+        if isNew || policy.definition == nil { policies.append(policy) }
     }
 
     private static let levels: [(name: String, value: AuditSeverity)] = [
@@ -293,7 +293,7 @@ private struct Merger {
         }
         guard sink.isEmpty else { return nil }
         let engine = EngineConfiguration(
-            policies: policies.map(\.definition),
+            policies: policies.compactMap(\.definition),
             targets: targets.map { TargetDescriptor(name: $0.name, confirmsByEvent: $0.settings.confirmsByEvent) },
             limits: state.limits)
         return DaemonConfiguration(

@@ -10,7 +10,9 @@ struct Reference {
 }
 
 struct DecodedPolicy {
-    var definition: PolicyDefinition
+    /// `nil` when the policy has errors; its references are still checked, so that one run
+    /// reports everything.
+    var definition: PolicyDefinition?
     var feedReferences: [Reference]
     /// Action targets and fallbacks.
     var targetReferences: [Reference]
@@ -25,7 +27,7 @@ enum PolicyDecoder {
     static let timeouts: [TimeoutBehavior] = [.resume, .keep]
     static let addressings: [Addressing] = [.call, .agentExtension]
 
-    static func decode(name: String, _ section: ConfigSection) -> DecodedPolicy? {
+    static func decode(name: String, _ section: ConfigSection) -> DecodedPolicy {
         let context = section.context
         let feeds = references("feeds", in: section, required: true, what: "feed")
         let scope = section.choice("scope", scopes) ?? .call
@@ -41,30 +43,35 @@ enum PolicyDecoder {
         let maxDuration = section.positiveDuration("max_duration")
         let onTimeout = section.choice("on_timeout", timeouts) ?? .resume
         let actions = decodeActions(section)
+        let targetReferences = actions.items.flatMap(\.references)
 
-        guard let feeds, let start, stop != .some(nil), let actions else { return nil }
-        if section.has("max_duration"), maxDuration == nil { return nil }
-        let definition = PolicyDefinition(
-            name: name, feeds: feeds.map(\.name), start: start, stop: stop ?? nil, actions: actions.map(\.spec),
-            scope: scope, maxDuration: maxDuration ?? .seconds(600), onTimeout: onTimeout, mode: mode)
-        return DecodedPolicy(
-            definition: definition, feedReferences: feeds, targetReferences: actions.flatMap(\.references))
+        var definition: PolicyDefinition?
+        if feeds.valid, let start, stop != .some(nil), actions.valid,
+            !(section.has("max_duration") && maxDuration == nil)
+        {
+            definition = PolicyDefinition(
+                name: name, feeds: feeds.names.map(\.name), start: start, stop: stop ?? nil,
+                actions: actions.items.compactMap(\.spec), scope: scope, maxDuration: maxDuration ?? .seconds(600),
+                onTimeout: onTimeout, mode: mode)
+        }
+        return DecodedPolicy(definition: definition, feedReferences: feeds.names, targetReferences: targetReferences)
     }
 
-    /// A list of names, each kept with its position. Repeats are errors: they are always a
-    /// copy-and-paste slip, and the intended name is often missing.
-    static func references(
-        _ key: String, in section: ConfigSection, required: Bool, what: String, context: String? = nil
-    ) -> [Reference]? {
-        let context = context ?? section.context
+    /// A list of names, each kept with its position; `valid` is false when the list has errors,
+    /// but the names that could be read are still returned for checking. Repeats are errors: they
+    /// are always a copy-and-paste slip, and the intended name is often missing.
+    static func references(_ key: String, in section: ConfigSection, required: Bool, what: String)
+        -> (names: [Reference], valid: Bool)
+    {
+        let context = section.context
         guard section.has(key) else {
             if required { section.missing(key) } else { _ = section.node(key) }
-            return required ? nil : []
+            return ([], !required)
         }
-        guard let names = section.stringList(key), case .sequence(let items)? = section.node(key) else { return nil }
+        guard let names = section.stringList(key), case .sequence(let items)? = section.node(key) else { return ([], false) }
         if required, names.isEmpty {
             section.error("'\(key)' in \(context) must name at least one \(what)", key: key)
-            return nil
+            return ([], false)
         }
         var result: [Reference] = []
         var valid = true
@@ -73,26 +80,29 @@ enum PolicyDecoder {
             if result.contains(where: { $0.name == name }) {
                 section.error("\(what) '\(name)' is listed twice in '\(key)' of \(context)", at: location)
                 valid = false
+            } else {
+                result.append(Reference(name: name, location: location, context: context))
             }
-            result.append(Reference(name: name, location: location, context: context))
         }
-        return valid ? result : nil
+        return (result, valid)
     }
 
-    private static func decodeActions(_ policy: ConfigSection) -> [(spec: ActionSpec, references: [Reference])]? {
+    typealias DecodedAction = (spec: ActionSpec?, references: [Reference])
+
+    private static func decodeActions(_ policy: ConfigSection) -> (items: [DecodedAction], valid: Bool) {
         guard let node = policy.node("actions") else {
             policy.missing("actions")
-            return nil
+            return ([], false)
         }
         guard case .sequence(let items) = node else {
             policy.wrongType("actions", node, expected: "a list of actions")
-            return nil
+            return ([], false)
         }
         guard !items.isEmpty else {
             policy.error("\(policy.context) has no actions; 'actions' must list at least one", at: policy.at(node))
-            return nil
+            return ([], false)
         }
-        var actions: [(spec: ActionSpec, references: [Reference])] = []
+        var actions: [DecodedAction] = []
         var valid = true
         for (index, item) in items.enumerated() {
             let context = "action \(index + 1) of \(policy.context)"
@@ -101,16 +111,14 @@ enum PolicyDecoder {
                 valid = false
                 continue
             }
-            if let action = decodeAction(policy.child(mapping, context: context)) {
-                actions.append(action)
-            } else {
-                valid = false
-            }
+            let action = decodeAction(policy.child(mapping, context: context))
+            valid = valid && action.spec != nil
+            actions.append(action)
         }
-        return valid ? actions : nil
+        return (actions, valid)
     }
 
-    private static func decodeAction(_ section: ConfigSection) -> (spec: ActionSpec, references: [Reference])? {
+    private static func decodeAction(_ section: ConfigSection) -> DecodedAction {
         let context = section.context
         let kind: ActionKind?
         if section.has("kind") {
@@ -124,18 +132,21 @@ enum PolicyDecoder {
         let deadline = section.positiveDuration("deadline")
         let retry = section.section("retry").map(decodeRetry)
         var fallback = references("fallback", in: section, required: false, what: "fallback target")
-        if let target, let own = fallback?.first(where: { $0.name == target }) {
+        if let target, let own = fallback.names.first(where: { $0.name == target }) {
             section.error("fallback target '\(own.name)' in \(context) is the action's own target", at: own.location)
-            fallback = nil
+            fallback.valid = false
         }
 
-        guard let kind, let target, let fallback, retry != .some(nil) else { return nil }
-        if section.has("deadline"), deadline == nil { return nil }
-        let targetReference = Reference(name: target, location: section.location(of: "target") ?? section.location, context: context)
+        let targetReference = target.map {
+            Reference(name: $0, location: section.location(of: "target") ?? section.location, context: context)
+        }
+        let references = (targetReference.map { [$0] } ?? []) + fallback.names.filter { $0.name != target }
+        guard let kind, let target, fallback.valid, retry != .some(nil), !(section.has("deadline") && deadline == nil)
+        else { return (nil, references) }
         let spec = ActionSpec(
             kind: kind, target: target, addressing: addressing, deadline: deadline ?? .seconds(2),
-            retry: retry.flatMap { $0 } ?? RetryPolicy(), fallback: fallback.map(\.name))
-        return (spec, [targetReference] + fallback)
+            retry: retry.flatMap { $0 } ?? RetryPolicy(), fallback: fallback.names.map(\.name))
+        return (spec, references)
     }
 
     private static func decodeRetry(_ section: ConfigSection) -> RetryPolicy? {
