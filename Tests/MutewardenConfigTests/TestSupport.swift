@@ -95,6 +95,17 @@ func diagnostics(
     }
 }
 
+/// The diagnostics of a configuration file expected to be invalid.
+func diagnostics(ofFile path: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) -> [String] {
+    do {
+        _ = try loader().load(path: path)
+        Issue.record("configuration loaded but should not have", sourceLocation: sourceLocation)
+        return []
+    } catch {
+        return error.diagnostics.map(\.description)
+    }
+}
+
 /// A scratch directory, removed when `body` returns.
 func withTemporaryDirectory<T>(_ body: (String) throws -> T) throws -> T {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("mutewarden-config-\(UUID().uuidString)").path
