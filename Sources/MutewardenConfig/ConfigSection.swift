@@ -259,6 +259,8 @@ public final class ConfigSection {
     }
 
     func missing(_ key: String) {
+        // Still a known key: a misspelling of it must be told what it should have been.
+        if !asked.contains(key) { asked.append(key) }
         sink.error("missing required key '\(key)' in \(context)", at: location)
     }
 

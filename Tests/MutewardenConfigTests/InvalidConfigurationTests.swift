@@ -347,6 +347,14 @@ func invalidConfiguration(_ testCase: InvalidCase) {
     ])
 }
 
+@Test func aMisspelledRequiredKeyIsReportedWithTheRightSpelling() {
+    let found = diagnostics(of: "targets:\n  t:\n    type: test-target\n    pasword: x\n")
+    #expect(found.map(\.description) == [
+        "test.yaml:3:5: error: missing required key 'password' in target 't'",
+        "test.yaml:4:5: error: unknown key 'pasword' in target 't'; expected one of: type, password, confirms_by_event, timeout, transport, fail_ratio, hosts (did you mean 'password'?)",
+    ])
+}
+
 @Test func quotedDuplicateKeysAreFound() {
     let found = diagnostics(of: "state:\n  \"max_calls\": 10\n  'max_calls': 20\n")
     #expect(found.map(\.description) == [
