@@ -33,7 +33,7 @@ public struct TargetConfiguration: Sendable {
 }
 
 public enum LogTarget: String, Sendable, CaseIterable {
-    /// The journal when running under systemd (`$JOURNAL_STREAM` is set), standard error otherwise.
+    /// The logging module picks: the journal under systemd, standard error otherwise.
     case auto
     case stderr
     case journal

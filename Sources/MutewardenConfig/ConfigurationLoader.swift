@@ -74,9 +74,12 @@ public struct ConfigurationLoader: Sendable, CustomStringConvertible, CustomRefl
             sink.error("cannot list drop-in directory", at: SourceLocation(file: directory))
             return []
         }
-        return names.filter { $0.hasSuffix(".yaml") && !$0.hasPrefix(".") }
-            .sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-            .map { directory + "/" + $0 }
+        let visible = names.filter { !$0.hasPrefix(".") }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        // `.yml` is the one near miss that would otherwise be skipped without a word.
+        for name in visible where name.hasSuffix(".yml") {
+            sink.error("drop-in files must end in .yaml; this one is not read", at: SourceLocation(file: directory + "/" + name))
+        }
+        return visible.filter { $0.hasSuffix(".yaml") }.map { directory + "/" + $0 }
     }
 
     // MARK: Decoding
@@ -247,9 +250,10 @@ private struct Merger {
             return
         }
         let section = top.child(mapping, context: "policy '\(entry.name)'")
-        let policy = PolicyDecoder.decode(name: entry.name, section)
-        // A second definition is still checked, but only the first one counts.
-        if isNew || policy.definition == nil { policies.append(policy) }
+        var policy = PolicyDecoder.decode(name: entry.name, section)
+        // A second definition is still checked, references included, but only the first counts.
+        if !isNew { policy.definition = nil }
+        policies.append(policy)
     }
 
     private static let levels: [(name: String, value: AuditSeverity)] = [

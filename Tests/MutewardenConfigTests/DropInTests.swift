@@ -130,3 +130,12 @@ private let mainFile = """
         #expect(configuration.logging.level == .error)
     }
 }
+
+@Test func aDropInWithTheYmlExtensionIsReportedNotSkipped() throws {
+    try withTemporaryDirectory { directory in
+        let main = directory + "/mutewarden.yaml"
+        try write(mainFile, to: main)
+        try write("logging: {level: debug}\n", to: directory + "/conf.d/10-site.yml")
+        #expect(diagnostics(ofFile: main) == ["\(directory)/conf.d/10-site.yml: error: drop-in files must end in .yaml; this one is not read"])
+    }
+}
