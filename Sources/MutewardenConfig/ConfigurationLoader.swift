@@ -34,7 +34,7 @@ public struct ConfigurationLoader: Sendable, CustomStringConvertible, CustomRefl
         return try build(sources, sink: sink)
     }
 
-    /// Loads configuration text that has no file on disk (tests, `check-config -`), without drop-ins.
+    /// Loads configuration text that has no file on disk (tests, standard input), without drop-ins.
     /// `file` names it in diagnostics.
     public func load(yaml: String, file: String) throws(ConfigurationError) -> DaemonConfiguration {
         try build([(file, yaml)], sink: DiagnosticSink())
