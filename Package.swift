@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "MutewardenEngineTests", dependencies: ["MutewardenEngine", "MutewardenModel"]),
         .testTarget(
             name: "MutewardenConfigTests",
-            dependencies: ["MutewardenConfig", "MutewardenSimulator", "MutewardenModel"]),
+            dependencies: ["MutewardenConfig", "MutewardenModel"]),
         .testTarget(
             name: "MutewardenLoggingTests",
             dependencies: [
