@@ -9,9 +9,9 @@ public protocol ProviderSettings: Sendable {
 /// What a provider gets when the daemon builds it.
 public struct ProviderContext: Sendable {
     /// Emits an audit record: the provider's way to report connection state and trouble.
-    public var report: @Sendable (AuditSeverity, String, [AuditField: String]) -> Void
+    public var report: @Sendable (AuditSeverity, String, AuditFields) -> Void
 
-    public init(report: @escaping @Sendable (AuditSeverity, String, [AuditField: String]) -> Void) {
+    public init(report: @escaping @Sendable (AuditSeverity, String, AuditFields) -> Void) {
         self.report = report
     }
 }

@@ -170,7 +170,7 @@ extension Engine {
                 audit(
                     .actionRetry, .warning,
                     "\(job.request.policy): \(job.request.kind.operation(job.request.verb)) \(job.request.address) "
-                        + "via \(job.request.target) failed (\(failure)); retrying in \(retryAt.since(now))",
+                        + "via \(job.request.target) failed (\(failure)); retrying in \(retryAt.since(now).compact)",
                     jobFields(job).overlaid(with: 
                         [.result: "retry", .error: failure.message, .errorCode: failure.code ?? ""]))
             }
@@ -244,15 +244,25 @@ extension Engine {
             audit(
                 .actionFailed, .critical,
                 "PCI control failure: \(job.request.policy) could not \(job.request.kind.operation(.apply)) "
-                    + "\(job.request.address) via \(job.request.target): not confirmed within \(job.spec.deadline) "
+                    + "\(job.request.address) via \(job.request.target): not confirmed within \(job.spec.deadline.compact) "
                     + "after \(job.attempts) attempt(s); last error: \(lastError)"
                     + (fallback.map { "; trying fallback target \($0)" } ?? ""), fields)
         } else {
             audit(
                 .actionFailed, .error,
                 "\(job.request.policy) could not \(job.request.kind.operation(.undo)) \(job.request.address) "
-                    + "via \(job.request.target) within \(job.spec.deadline) after \(job.attempts) attempt(s); "
+                    + "via \(job.request.target) within \(job.spec.deadline.compact) after \(job.attempts) attempt(s); "
                     + "it may still be in place: last error: \(lastError)", fields)
+        }
+        if let fallback {
+            // The same engagement's applies still queued on the failed target would only fail the
+            // same way and raise the same alarm: the fallback takes over from them.
+            for id in lanes[job.lane] ?? [] where id != job.id {
+                guard let queued = jobs[id], queued.phase == .queued, queued.window === job.window,
+                    queued.engagement == job.engagement, queued.request.verb == .apply
+                else { continue }
+                finish(queued, now: now, outcome: .abandoned("superseded by fallback target \(fallback)"))
+            }
         }
         finish(job, now: now, outcome: .failed)
         if let fallback {

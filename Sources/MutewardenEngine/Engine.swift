@@ -26,6 +26,8 @@ public struct EngineStatistics: Sendable, Hashable {
     /// New calls refused because the tracker was full.
     public var callsRefused: UInt64 = 0
     public var callsExpired: UInt64 = 0
+
+    public init() {}
 }
 
 /// Tunables that are not policy: set by the daemon, and by tests to make runs reproducible.
@@ -385,7 +387,7 @@ public final class Engine {
             stats.callsExpired &+= 1
             audit(
                 .callExpired, .warning,
-                "call \(call.key.id) had no event for \(limits.idleLimit); no longer tracked",
+                "call \(call.key.id) had no event for \(limits.idleLimit.compact); no longer tracked",
                 [.feed: call.key.feed, .call: call.key.id, .extension: call.agentExtension ?? "",
                  .result: "expired"])
             forget(call, now: now, reason: .callExpired)

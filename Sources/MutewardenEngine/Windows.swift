@@ -261,12 +261,12 @@ extension Engine {
                 : "its actions stay in place (on_timeout: keep): an operator must undo them"
             audit(
                 .windowClosed, .error,
-                "\(definition.name): window on call \(window.subject.id) reached its cap of \(definition.maxDuration); "
+                "\(definition.name): window on call \(window.subject.id) reached its cap of \(definition.maxDuration.compact); "
                     + consequence, fields)
         } else {
             audit(
                 .windowClosed, .notice,
-                "\(definition.name): window closed on call \(window.subject.id) (\(reason.rawValue)) after \(duration)",
+                "\(definition.name): window closed on call \(window.subject.id) (\(reason.rawValue)) after \(duration.compact)",
                 fields)
         }
         for index in window.engagements.indices { settle(window, engagement: index, undo: undo, now: now) }

@@ -62,3 +62,20 @@ public struct SystemClock: MonotonicClock {
         return MonotonicInstant(nanoseconds: Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec))
     }
 }
+
+extension Duration {
+    /// The form configuration files use: `250ms`, `2s`, `1.5s`, `10m`, `4h`.
+    public var compact: String {
+        let nanoseconds = nanosecondsClamped
+        for (unit, size) in [("h", Int64(3_600_000_000_000)), ("m", 60_000_000_000), ("s", 1_000_000_000)]
+        where nanoseconds >= size && nanoseconds % size == 0 {
+            return "\(nanoseconds / size)\(unit)"
+        }
+        if nanoseconds >= 1_000_000_000 {
+            let tenths = (nanoseconds + 50_000_000) / 100_000_000
+            return "\(tenths / 10).\(tenths % 10)s"
+        }
+        if nanoseconds >= 1_000_000 { return "\((nanoseconds + 500_000) / 1_000_000)ms" }
+        return "\(nanoseconds / 1000)µs"
+    }
+}

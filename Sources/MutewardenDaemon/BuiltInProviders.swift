@@ -1,0 +1,9 @@
+import MutewardenConfig
+import MutewardenSimulator
+
+/// Every feed and target type this build knows, by its `type:` name.
+public enum BuiltInProviders {
+    public static let registry = ProviderRegistry(
+        feeds: [SimulatorSettings.provider],
+        targets: [LogTargetSettings.provider])
+}

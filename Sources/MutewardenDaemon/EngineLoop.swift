@@ -1,0 +1,206 @@
+import Dispatch
+import Foundation
+import Logging
+import MutewardenEngine
+import MutewardenLogging
+import MutewardenModel
+import Synchronization
+
+/// What other threads hand to the engine thread.
+enum EngineInput: Sendable {
+    case update(CallUpdate)
+    case attemptFinished(AttemptTicket, ActionAttemptResult)
+    /// `expected` marks a feed stopped by the daemon itself, at shutdown: not an alarm.
+    case feedState(feed: String, up: Bool, detail: String, expected: Bool)
+}
+
+/// A multi-producer, single-consumer queue with a wake-up: feeds and action tasks post, the engine
+/// thread drains in batches.
+final class EngineInbox: Sendable {
+    private let queue = Mutex<[EngineInput]>([])
+    // Counts posts into an empty queue only, so a burst of events costs one wake-up.
+    private let wakeup = DispatchSemaphore(value: 0)
+
+    func post(_ input: EngineInput) {
+        let wasEmpty = queue.withLock { queue in
+            queue.append(input)
+            return queue.count == 1
+        }
+        if wasEmpty { wakeup.signal() }
+    }
+
+    /// Wakes the consumer without posting anything (to stop, or to re-check its deadline).
+    func nudge() { wakeup.signal() }
+
+    func drain() -> [EngineInput] {
+        queue.withLock { queue in
+            defer { queue.removeAll(keepingCapacity: true) }
+            return queue
+        }
+    }
+
+    /// Sleeps until something is posted or `deadline` (nil: forever) passes.
+    func wait(until deadline: MonotonicInstant?, clock: any MonotonicClock) {
+        guard let deadline else {
+            wakeup.wait()
+            return
+        }
+        let remaining = deadline.nanoseconds - clock.now().nanoseconds
+        guard remaining > 0 else { return }
+        _ = wakeup.wait(timeout: .now() + .nanoseconds(Int(min(remaining, Int64(Int.max)))))
+    }
+}
+
+/// A snapshot of the engine for other threads: the status line, shutdown decisions, tests.
+public struct EngineSnapshot: Sendable, Hashable {
+    public var statistics = EngineStatistics()
+    public var feedsUp: [String: Bool] = [:]
+}
+
+/// Runs the engine on a thread of its own. The engine is not thread-safe, so nothing but this
+/// thread ever touches it; other threads reach it only through the inbox.
+final class EngineLoop: Sendable {
+    private let inbox = EngineInbox()
+    private let clock: any MonotonicClock
+    private let targets: [String: any ActionTarget]
+    private let audit: AuditLogger
+    private let logger: Logger
+    private let stopRequested = Atomic<Bool>(false)
+    private let finished = DispatchSemaphore(value: 0)
+    private let snapshotStore = Mutex(EngineSnapshot())
+    /// Attempts handed to targets and not yet answered.
+    private let attemptsInFlight = Atomic<Int>(0)
+
+    init(
+        targets: [String: any ActionTarget], feeds: [String], clock: any MonotonicClock, audit: AuditLogger,
+        logger: Logger
+    ) {
+        self.targets = targets
+        self.clock = clock
+        self.audit = audit
+        self.logger = logger
+        snapshotStore.withLock { snapshot in
+            for feed in feeds { snapshot.feedsUp[feed] = false }
+        }
+    }
+
+    var snapshot: EngineSnapshot { snapshotStore.withLock { $0 } }
+
+    func post(_ input: EngineInput) { inbox.post(input) }
+
+    /// Starts the thread and returns once the engine is built on it, from Sendable configuration,
+    /// so that the engine never crosses threads. Throws what building it threw.
+    func start(configuration: EngineConfiguration, options: EngineOptions) throws {
+        let started = DispatchSemaphore(value: 0)
+        let failure = Mutex<(any Error)?>(nil)
+        let thread = Thread { [self] in
+            let engine: Engine
+            do {
+                engine = try Engine(configuration: configuration, options: options)
+            } catch {
+                failure.withLock { $0 = error }
+                started.signal()
+                finished.signal()
+                return
+            }
+            started.signal()
+            run(engine)
+        }
+        thread.name = "mutewarden-engine"
+        thread.start()
+        started.wait()
+        if let error = failure.withLock({ $0 }) { throw error }
+    }
+
+    /// Asks the thread to finish its current batch and stop; returns when it has.
+    func stop() {
+        stopRequested.store(true, ordering: .releasing)
+        inbox.nudge()
+        finished.wait()
+    }
+
+    private func run(_ engine: Engine) {
+        while !stopRequested.load(ordering: .acquiring) {
+            let now = clock.now()
+            for input in inbox.drain() { handle(input, engine: engine, now: now) }
+            engine.advance(to: now)
+            perform(engine.takeEffects())
+            publish(engine)
+            inbox.wait(until: engine.nextWakeup, clock: clock)
+        }
+        finished.signal()
+    }
+
+    private func handle(_ input: EngineInput, engine: Engine, now: MonotonicInstant) {
+        switch input {
+        case .update(let update):
+            engine.ingest(update, at: now)
+        case .attemptFinished(let ticket, let result):
+            engine.attemptFinished(ticket, result: result, at: now)
+        case .feedState(let feed, let up, let detail, let expected):
+            snapshotStore.withLock { $0.feedsUp[feed] = up }
+            if expected {
+                audit.emit(AuditRecord(.feedDown, .notice, "feed \(feed) stopped: \(detail)", [.feed: feed, .result: "stopped"]))
+            } else if up {
+                audit.emit(AuditRecord(.feedUp, .notice, "feed \(feed) is up: \(detail)", [.feed: feed, .result: "up"]))
+            } else {
+                audit.emit(
+                    AuditRecord(
+                        .feedDown, .error,
+                        "feed \(feed) is down: \(detail); calls on it get no protection until it is back",
+                        [.feed: feed, .result: "down", .reason: detail]))
+            }
+        }
+        // Effects go out as soon as they exist, so that an action never waits behind a batch.
+        if engine.hasEffects { perform(engine.takeEffects()) }
+    }
+
+    private func perform(_ effects: [EngineEffect]) {
+        for effect in effects {
+            switch effect {
+            case .audit(let record):
+                audit.emit(record)
+            case .send(let request, let ticket):
+                guard let target = targets[request.target] else {
+                    // The configuration loader checks every reference, so this is a bug.
+                    inbox.post(
+                        .attemptFinished(
+                            ticket, .failed(ActionFailure(.permanent, "no target named \(request.target) is running"))))
+                    continue
+                }
+                attemptsInFlight.add(1, ordering: .relaxed)
+                Task.detached { [self] in
+                    let result = await target.perform(request)
+                    attemptsInFlight.subtract(1, ordering: .relaxed)
+                    inbox.post(.attemptFinished(ticket, result))
+                }
+            }
+        }
+    }
+
+    private func publish(_ engine: Engine) {
+        let statistics = engine.statistics
+        snapshotStore.withLock { $0.statistics = statistics }
+    }
+
+    var hasAttemptsInFlight: Bool { attemptsInFlight.load(ordering: .relaxed) > 0 }
+}
+
+/// How feeds reach the engine loop.
+final class EngineSink: CallUpdateSink {
+    let loop: EngineLoop
+    /// Cleared at shutdown: events that arrive after it are dropped, not half-processed.
+    let accepting = Atomic<Bool>(true)
+
+    init(loop: EngineLoop) { self.loop = loop }
+
+    func deliver(_ update: CallUpdate) {
+        guard accepting.load(ordering: .relaxed) else { return }
+        loop.post(.update(update))
+    }
+
+    func feedStateChanged(feed: String, up: Bool, detail: String) {
+        let shuttingDown = !accepting.load(ordering: .relaxed)
+        loop.post(.feedState(feed: feed, up: up, detail: detail, expected: shuttingDown && !up))
+    }
+}
