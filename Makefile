@@ -1,0 +1,57 @@
+# mutewarden: the two set-up commands of the README, and a few more.
+#
+#   make demo   installs what is needed, builds (release) and runs the built-in demo
+#   make test   installs what is needed and runs the whole test suite
+#   make bench  engine throughput benchmark (release build)
+#
+# Needs Debian 12 (bookworm) with the Swift toolchain; installing packages needs root or sudo.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.PHONY: demo test bench build deps check-warnings
+
+# Debian packages: the C libraries behind the transports and the journal.
+BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-dev
+# Packages the test suite's real peers need.
+TEST_PACKAGES :=
+
+DEMO_FOR ?= 20s
+
+demo: deps
+	swift build -c release --product mutewarden
+	.build/release/mutewarden check-config --config config/demo.yaml
+	.build/release/mutewarden run --config config/demo.yaml --for $(DEMO_FOR)
+
+test: deps check-warnings
+	swift test
+
+bench: deps
+	swift build -c release --product mutewarden-bench
+	@echo "== realistic mix: 25% of calls take a card"
+	.build/release/mutewarden-bench --calls 10000 --events 2000000 --rounds 5
+	@echo "== stress mix: every call takes a card"
+	.build/release/mutewarden-bench --calls 10000 --events 1000000 --rounds 3 --capture-ratio 1
+
+build: deps
+	swift build -c release
+
+# Calls apt-get only when a package is missing, so that it is quick on a machine already set up.
+deps:
+	@missing=""; \
+	for package in $(BUILD_PACKAGES) $(TEST_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$package" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+	  echo "installing:$$missing"; \
+	  $$sudo apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# A release build must have no warnings in our own code (dependencies are not ours to fix).
+check-warnings:
+	@log=$$(mktemp); \
+	swift build -c release 2>&1 | tee "$$log" | grep -E "error:|Build complete" || true; \
+	if grep -E "^$(CURDIR)/Sources/.*warning:" "$$log"; then echo "the release build has warnings (above)" >&2; exit 1; fi; \
+	grep -q "Build complete" "$$log" || { cat "$$log"; exit 1; }; \
+	rm -f "$$log"

@@ -1,0 +1,113 @@
+import Foundation
+import Testing
+
+@Suite(.serialized) struct CommandLineTests {
+    @Test func versionPrintsTheVersion() throws {
+        let result = try BinaryRunner.run(["version"])
+        #expect(result.status == 0)
+        #expect(result.stdout.hasPrefix("mutewarden "))
+    }
+
+    @Test(arguments: [[], ["run"], ["check-config"], ["version"]])
+    func everyCommandHasHelp(_ command: [String]) throws {
+        let result = try BinaryRunner.run(command + ["--help"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("USAGE: mutewarden"))
+    }
+
+    @Test func theDefaultConfigurationPathIsTheDocumentedOne() throws {
+        let result = try BinaryRunner.run(["check-config", "--help"])
+        #expect(result.stdout.contains("/etc/mutewarden/mutewarden.yaml"))
+    }
+
+    @Test func aBadOptionIsAUsageError() throws {
+        let result = try BinaryRunner.run(["run", "--for", "ten seconds", "--config", "config/demo.yaml"])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("--for expects a duration"))
+    }
+
+    @Test(arguments: ["config/demo.yaml"])
+    func checkConfigPassesEveryShippedExample(_ path: String) throws {
+        let result = try BinaryRunner.run(["check-config", "--config", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.hasPrefix("configuration OK"))
+    }
+
+    @Test func checkConfigPassesTheExampleInTheDocumentation() throws {
+        let markdown = try String(
+            contentsOf: BinaryRunner.packageRoot.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
+        // The full example is the longest ```yaml block that has all five sections.
+        let blocks = markdown.components(separatedBy: "```yaml\n").dropFirst().map {
+            $0.components(separatedBy: "```")[0]
+        }
+        let example = try #require(
+            blocks.filter { block in ["feeds:", "targets:", "policies:", "logging:", "state:"].allSatisfy(block.contains) }
+                .max { $0.count < $1.count })
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("mutewarden.yaml")
+        try example.write(to: file, atomically: true, encoding: .utf8)
+        let result = try BinaryRunner.run(
+            ["check-config", "--config", file.path],
+            environment: ["GWS_PASSWORD": "not-used", "CREDENTIALS_DIRECTORY": directory.path])
+        #expect(result.status == 0, "\(result.stderr)")
+    }
+
+    @Test func aBrokenConfigurationIsRefusedWithEveryErrorAndExit78() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("mutewarden.yaml")
+        try """
+            feeds:
+              sim:
+                type: simulator
+                call_rat: 2
+            targets:
+              recorder: { type: log }
+            policies:
+              card:
+                feeds: [sim, nowhere]
+                start: { attribute: PCI_STAGE, equals: CARD }
+                max_duration: 10 minutes
+                actions:
+                  - { kind: mute, target: recorder, deadline: 2s }
+            """.write(to: file, atomically: true, encoding: .utf8)
+        let result = try BinaryRunner.run(["check-config", "--config", file.path])
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("\(file.path):4:5: error: unknown key 'call_rat'"))
+        #expect(result.stderr.contains("\(file.path):9:18: error:"))
+        #expect(result.stderr.contains("nowhere"))
+        #expect(result.stderr.contains("\(file.path):11:19: error:"))
+        #expect(result.stderr.contains("3 errors"))
+        #expect(result.stdout.isEmpty)
+    }
+
+    @Test func runRefusesABadConfigurationWithExit78() throws {
+        let result = try BinaryRunner.run(["run", "--config", "/nonexistent/mutewarden.yaml"])
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("/nonexistent/mutewarden.yaml"))
+    }
+
+    @Test func secretsNeverAppearInCheckConfigOutput() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // A secret in an unknown key of a provider that takes none: the error must not echo it.
+        let file = directory.appendingPathComponent("mutewarden.yaml")
+        try """
+            feeds:
+              sim: { type: simulator, password: "${env:MW_TEST_SECRET}" }
+            targets:
+              recorder: { type: log, token: hunter2-literal-secret }
+            policies:
+              card:
+                feeds: [sim]
+                start: { attribute: PCI_STAGE, equals: CARD }
+                actions: [{ kind: mute, target: recorder }]
+            """.write(to: file, atomically: true, encoding: .utf8)
+        let result = try BinaryRunner.run(
+            ["check-config", "--config", file.path], environment: ["MW_TEST_SECRET": "s3cr3t-value-do-not-log"])
+        #expect(result.status == 78)
+        #expect(!result.stderr.contains("s3cr3t-value-do-not-log"))
+        #expect(!result.stderr.contains("hunter2-literal-secret"))
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+
+/// The demo, end to end on the built binary: windows open and close, actions are confirmed,
+/// retried and alarmed, and it stops cleanly.
+@Suite(.serialized) struct DemoRunTests {
+    @Test func theDemoShowsTheWholeControlLoop() throws {
+        let result = try BinaryRunner.run(
+            ["run", "--config", "config/demo.yaml", "--for", "8s"], timeout: .seconds(40))
+        #expect(result.status == 0, "\(result.stderr.suffix(2000))")
+        let lines = result.stderr.split(separator: "\n").map(String.init)
+        func count(_ kind: String) -> Int { lines.filter { $0.contains("audit=\(kind) ") }.count }
+        #expect(count("daemon.started") == 1)
+        #expect(count("feed.up") == 1)
+        #expect(count("window.opened") > 0)
+        #expect(count("window.closed") > 0)
+        #expect(count("action.attempt") > 0)
+        #expect(count("action.confirmed") > 0)
+        #expect(count("action.retry") > 0)
+        // flaky-mute always fails: PCI control failures at CRIT, then the fallback confirms.
+        let failures = lines.filter { $0.contains("audit=action.failed") && $0.contains(" CRIT ") }
+        #expect(!failures.isEmpty)
+        #expect(failures.allSatisfy { $0.contains("target=flaky-mute") })
+        #expect(lines.contains { $0.contains("audit=action.confirmed") && $0.contains("target=backup-mute") })
+        #expect(lines.last?.contains("mutewarden stopped") == true)
+        // Attribute values appear only for allowlisted keys.
+        #expect(lines.contains { $0.contains("PCI_STAGE=CARD") })
+        // Every line is one record with a timestamp and a level.
+        #expect(lines.allSatisfy { $0.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [A-Z]+ "#, options: .regularExpression) != nil })
+    }
+
+    @Test func sigtermStopsWithinFiveSecondsAndExitsZero() throws {
+        let (process, _, err) = try BinaryRunner.start(["run", "--config", "config/demo.yaml"])
+        let stderr = Reader(err)
+        // Wait until it is really running.
+        let ready = ContinuousClock.now + .seconds(20)
+        while !stderr.snapshot().contains("audit=feed.up"), ContinuousClock.now < ready {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(stderr.snapshot().contains("audit=feed.up"))
+        let start = ContinuousClock.now
+        process.terminate()  // SIGTERM
+        while process.isRunning, ContinuousClock.now - start < .seconds(10) { Thread.sleep(forTimeInterval: 0.02) }
+        let elapsed = ContinuousClock.now - start
+        if process.isRunning { process.interrupt() }
+        process.waitUntilExit()
+        #expect(elapsed < .seconds(5))
+        #expect(process.terminationReason == .exit)
+        #expect(process.terminationStatus == 0)
+        #expect(stderr.text().contains("mutewarden stopped"))
+    }
+}
