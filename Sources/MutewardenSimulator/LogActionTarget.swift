@@ -21,7 +21,7 @@ public struct LogTargetSettings: TargetSettings, Hashable {
     }
 
     public func makeTarget(name: String, context: ProviderContext) throws -> any ActionTarget {
-        LogTarget(name: name, settings: self, context: context)
+        LogActionTarget(name: name, settings: self, context: context)
     }
 
     public static let provider = TargetProvider(type: "log") { section in
@@ -47,7 +47,7 @@ public struct LogTargetSettings: TargetSettings, Hashable {
     }
 }
 
-public final class LogTarget: ActionTarget {
+public final class LogActionTarget: ActionTarget {
     public let descriptor: TargetDescriptor
     let settings: LogTargetSettings
     let context: ProviderContext

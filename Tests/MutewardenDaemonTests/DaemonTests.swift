@@ -1,0 +1,142 @@
+import Logging
+import MutewardenConfig
+import MutewardenDaemon
+import MutewardenLogging
+import MutewardenModel
+import MutewardenSimulator
+import Synchronization
+import Testing
+
+/// Delivers a script of updates, then stays quiet until cancelled.
+struct ScriptedFeed: CallFeed, FeedSettings {
+    var name = "desk"
+    var script: [CallUpdate]
+    var summary: String { "scripted" }
+
+    func makeFeed(name: String, context: ProviderContext) throws -> any CallFeed { self }
+
+    func run(delivering sink: any CallUpdateSink) async throws {
+        sink.feedStateChanged(feed: name, up: true, detail: "scripted")
+        for update in script {
+            try await Task.sleep(for: .milliseconds(30))
+            sink.deliver(update)
+        }
+        while true { try await Task.sleep(for: .seconds(60)) }
+    }
+}
+
+/// Fails every run, counting them.
+final class FailingFeed: CallFeed, FeedSettings {
+    let name = "broken"
+    let runs = Atomic<Int>(0)
+    var summary: String { "failing" }
+
+    func makeFeed(name: String, context: ProviderContext) throws -> any CallFeed { self }
+
+    struct Broken: Error, CustomStringConvertible {
+        var description: String { "the platform said no" }
+    }
+
+    func run(delivering sink: any CallUpdateSink) async throws {
+        runs.add(1, ordering: .relaxed)
+        throw Broken()
+    }
+}
+
+private let pan = "4111 1111 1111 1111"
+
+private func update(_ id: String, _ state: CallState = .established, _ attributes: [String: String]? = nil)
+    -> CallUpdate
+{
+    CallUpdate(
+        feed: "desk", ids: CallIdentifiers(primary: id), agentExtension: "3001", direction: .inbound, state: state,
+        attributes: attributes)
+}
+
+private func configuration(feeds: [FeedConfiguration], allowlist: Set<String>) -> DaemonConfiguration {
+    let here = SourceLocation(file: "test.yaml", line: 1, column: 1)
+    var log = LogTargetSettings()
+    log.seed = 1
+    let policy = PolicyDefinition(
+        name: "card", feeds: feeds.map(\.name), start: .attributeEquals(key: "PCI_STAGE", value: "CARD"),
+        actions: [ActionSpec(kind: .pauseRecording, target: "recorder", deadline: .seconds(2))])
+    return DaemonConfiguration(
+        files: ["test.yaml"], feeds: feeds,
+        targets: [TargetConfiguration(name: "recorder", type: "log", settings: log, location: here)],
+        engine: EngineConfiguration(
+            policies: [policy], targets: [TargetDescriptor(name: "recorder", confirmsByEvent: false)]),
+        logging: LoggingConfiguration(level: .debug, target: .stderr, attributeAllowlist: allowlist),
+        state: StateConfiguration())
+}
+
+private func runDaemon(_ configuration: DaemonConfiguration, for duration: Duration) async throws
+    -> (status: Int32, logs: InMemoryLogStore, snapshot: EngineSnapshot)
+{
+    let handler = InMemoryLogHandler(label: "mutewarden", logLevel: .debug)
+    let logger = Logger(label: "mutewarden") { _ in handler }
+    let daemon = try Daemon(configuration: configuration, logger: logger)
+    let (signals, continuation) = AsyncStream<DaemonSignal>.makeStream()
+    let status = try await daemon.run(signals: signals, for: duration)
+    continuation.finish()
+    return (status, handler.store, daemon.snapshot)
+}
+
+@Test func theDaemonProtectsACallAndNeverLogsTheCardNumber() async throws {
+    let here = SourceLocation(file: "test.yaml", line: 1, column: 1)
+    let feed = ScriptedFeed(script: [
+        update("c1", .ringing, [:]),
+        update("c1", .established, ["Queue": "billing"]),
+        update("c1", .established, ["Queue": "billing", "PCI_STAGE": "CARD", "CardNumber": pan]),
+        update("c1", .established, ["Queue": "billing", "PCI_STAGE": "DONE", "CardNumber": pan]),
+        update("c1", .released),
+    ])
+    // CardNumber is allowlisted on purpose: masking must still hold.
+    let (status, logs, snapshot) = try await runDaemon(
+        configuration(
+            feeds: [FeedConfiguration(name: "desk", type: "scripted", settings: feed, location: here)],
+            allowlist: ["PCI_STAGE", "CardNumber"]),
+        for: .seconds(1))
+    #expect(status == 0)
+    let lines = logs.lines()
+    func count(_ kind: String) -> Int { lines.filter { $0.contains("audit=\(kind) ") }.count }
+    #expect(count("window.opened") == 1)
+    #expect(count("window.closed") == 1)
+    #expect(count("action.confirmed") == 2)
+    #expect(count("feed.up") == 1)
+    #expect(snapshot.statistics.trackedCalls == 0)
+    #expect(snapshot.statistics.eventsProcessed == 5)
+    // The attribute shows, masked; the bare digits never do, in any form.
+    #expect(lines.contains { $0.contains("CardNumber=4111 11** **** 1111") })
+    for line in lines {
+        #expect(!PANMasker.containsPAN(line), "\(line)")
+        #expect(!line.contains("4111111111111111"))
+        #expect(!line.contains(pan))
+    }
+    // Values of keys not allowlisted never show.
+    #expect(!lines.contains { $0.contains("billing") })
+}
+
+@Test func aFeedThatFailsIsRestartedWithAnAlarm() async throws {
+    let here = SourceLocation(file: "test.yaml", line: 1, column: 1)
+    let feed = FailingFeed()
+    let (status, logs, _) = try await runDaemon(
+        configuration(
+            feeds: [FeedConfiguration(name: "broken", type: "failing", settings: feed, location: here)],
+            allowlist: []),
+        for: .milliseconds(1600))
+    #expect(status == 0)
+    #expect(feed.runs.load(ordering: .relaxed) >= 2)
+    let alarms = logs.entries.filter { $0.metadata["audit"] == "feed.down" && $0.level == .critical }
+    #expect(alarms.count >= 2)
+    #expect(alarms.first?.message.contains("the platform said no") == true)
+}
+
+@Test func theDemoConfigurationRunsInProcess() async throws {
+    let root = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
+    let configuration = try ConfigurationLoader(registry: BuiltInProviders.registry).load(
+        path: "/\(root)/config/demo.yaml")
+    let (status, logs, snapshot) = try await runDaemon(configuration, for: .seconds(3))
+    #expect(status == 0)
+    #expect(snapshot.statistics.eventsProcessed > 0)
+    #expect(logs.entries.contains { $0.metadata["audit"] == "feed.up" })
+}
