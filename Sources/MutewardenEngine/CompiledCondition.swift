@@ -53,6 +53,17 @@ indirect enum CompiledCondition: @unchecked Sendable {
         }
     }
 
+    /// Attached data is usually a handful of pairs: comparing keys (short strings compare as two
+    /// machine words) is cheaper than hashing the key with SipHash for a dictionary lookup.
+    @inline(__always)
+    static func lookup(_ key: String, in attributes: [String: String]) -> String? {
+        guard attributes.count > 8 else {
+            for (candidate, value) in attributes where candidate == key { return value }
+            return nil
+        }
+        return attributes[key]
+    }
+
     func holds(attributes: [String: String], state: CallState) -> Bool {
         switch self {
         case .all(let items):
@@ -61,16 +72,16 @@ indirect enum CompiledCondition: @unchecked Sendable {
         case .any(let items):
             for item in items where item.holds(attributes: attributes, state: state) { return true }
             return false
-        case .equals(let key, let value): return attributes[key] == value
-        case .notEquals(let key, let value): return attributes[key] != value
+        case .equals(let key, let value): return Self.lookup(key, in: attributes) == value
+        case .notEquals(let key, let value): return Self.lookup(key, in: attributes) != value
         case .oneOf(let key, let values):
-            guard let value = attributes[key] else { return false }
+            guard let value = Self.lookup(key, in: attributes) else { return false }
             return values.contains(value)
         case .matches(let key, let regex):
-            guard let value = attributes[key] else { return false }
+            guard let value = Self.lookup(key, in: attributes) else { return false }
             return (try? regex.wholeMatch(in: value)) != nil
-        case .present(let key): return attributes[key] != nil
-        case .absent(let key): return attributes[key] == nil
+        case .present(let key): return Self.lookup(key, in: attributes) != nil
+        case .absent(let key): return Self.lookup(key, in: attributes) == nil
         case .state(let mask): return mask & Self.bit(state) != 0
         }
     }

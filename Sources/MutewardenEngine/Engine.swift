@@ -148,6 +148,9 @@ public final class Engine {
     var targets: [String: TargetDescriptor] = [:]
     var limits: TrackerLimits
     let options: EngineOptions
+    /// Calls are indexed by extension only when a policy works by extension (extension scope, or
+    /// actions addressed by extension): otherwise the index is upkeep on every call for nothing.
+    var needsExtensionIndex = false
 
     // Call tracking.
     var calls: [CallKey: TrackedCall] = [:]
@@ -186,6 +189,9 @@ public final class Engine {
                     start: try CompiledCondition(definition.start),
                     stop: try definition.stop.map(CompiledCondition.init)))
             for feed in definition.feeds { policiesByFeed[feed, default: []].append(index) }
+            if definition.scope == .agentExtension || definition.actions.contains(where: { $0.addressing == .agentExtension }) {
+                needsExtensionIndex = true
+            }
         }
     }
 
@@ -324,12 +330,14 @@ public final class Engine {
     }
 
     private func indexExtension(_ call: TrackedCall, _ ext: String) {
+        guard needsExtensionIndex else { return }
         let key = ExtensionKey(feed: call.key.feed, agentExtension: ext)
         callsByExtension[key, default: []].append(call.key)
         extendExtensionWindows(to: call, on: key)
     }
 
     private func unindexExtension(_ callKey: CallKey, _ ext: String) {
+        guard needsExtensionIndex else { return }
         let key = ExtensionKey(feed: callKey.feed, agentExtension: ext)
         guard var list = callsByExtension[key] else { return }
         list.removeAll { $0 == callKey }
@@ -353,8 +361,10 @@ public final class Engine {
             call.slots[index].window = nil
             callLeft(window, call: call.key, now: now, reason: reason)
         }
-        for window in extensionWindowsCovering(call) {
-            callLeft(window, call: call.key, now: now, reason: reason)
+        if !extensionWindows.isEmpty {
+            for window in extensionWindowsCovering(call) {
+                callLeft(window, call: call.key, now: now, reason: reason)
+            }
         }
         abandonJobs(forCall: call.key, now: now, reason: "the call ended")
     }

@@ -81,7 +81,7 @@ extension Engine {
     func evaluate(policy index: Int, slot: Int, call: TrackedCall, now: MonotonicInstant) {
         let policy = policies[index]
         let startHolds = policy.start.holds(attributes: call.attributes, state: call.state)
-        if !startHolds { call.slots[slot].armed = true }
+        if !startHolds, !call.slots[slot].armed { call.slots[slot].armed = true }
 
         if let window = call.slots[slot].window {
             let stopHolds = policy.stop?.holds(attributes: call.attributes, state: call.state) ?? !startHolds
@@ -206,7 +206,8 @@ extension Engine {
         guard let ext = call.agentExtension, let routing = policiesByFeed[call.key.feed] else { return [] }
         let extKey = ExtensionKey(feed: call.key.feed, agentExtension: ext)
         return routing.compactMap { index in
-            guard let window = extensionWindows[ExtensionWindowKey(policy: index, ext: extKey)],
+            guard policies[index].definition.scope == .agentExtension,
+                let window = extensionWindows[ExtensionWindowKey(policy: index, ext: extKey)],
                 window.covered.contains(call.key)
             else { return nil }
             return window
