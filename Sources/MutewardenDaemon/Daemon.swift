@@ -86,6 +86,7 @@ public final class Daemon: Sendable {
         sink.accepting.store(false, ordering: .relaxed)
         for task in feedTasks { task.cancel() }
         for task in feedTasks { await task.value }
+        loop.post(.beginShutdown)
         await drainActions()
         loop.stop()
 
@@ -136,6 +137,10 @@ public final class Daemon: Sendable {
             do {
                 try await feed.run(delivering: sink)
                 if Task.isCancelled { return }
+                audit.emit(
+                    AuditRecord(
+                        .feedDown, .error, "feed \(feed.name) stopped by itself; restarting in \(delay.compact)",
+                        [.feed: feed.name, .result: "stopped"]))
             } catch is CancellationError {
                 return
             } catch {

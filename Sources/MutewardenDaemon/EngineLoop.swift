@@ -12,6 +12,8 @@ enum EngineInput: Sendable {
     case attemptFinished(AttemptTicket, ActionAttemptResult)
     /// `expected` marks a feed stopped by the daemon itself, at shutdown: not an alarm.
     case feedState(feed: String, up: Bool, detail: String, expected: Bool)
+    /// The feeds have stopped: see ``Engine/beginShutdown(at:)``.
+    case beginShutdown
 }
 
 /// A multi-producer, single-consumer queue with a wake-up: feeds and action tasks post, the engine
@@ -137,6 +139,8 @@ final class EngineLoop: Sendable {
             engine.ingest(update, at: now)
         case .attemptFinished(let ticket, let result):
             engine.attemptFinished(ticket, result: result, at: now)
+        case .beginShutdown:
+            engine.beginShutdown(at: now)
         case .feedState(let feed, let up, let detail, let expected):
             snapshotStore.withLock { $0.feedsUp[feed] = up }
             if expected {
@@ -153,6 +157,7 @@ final class EngineLoop: Sendable {
         }
         // Effects go out as soon as they exist, so that an action never waits behind a batch.
         if engine.hasEffects { perform(engine.takeEffects()) }
+        if case .beginShutdown = input { publish(engine) }
     }
 
     private func perform(_ effects: [EngineEffect]) {

@@ -62,9 +62,11 @@ extension Engine {
     // MARK: - Starting actions
 
     func startApply(_ window: Window, engagement index: Int, targetIndex: Int, now: MonotonicInstant) {
-        let jobID = dispatch(window, engagement: index, targetIndex: targetIndex, verb: .apply, now: now)
-        window.engagements[index].targets[targetIndex].applyJob = jobID
-        if jobID == nil { window.engagements[index].targets[targetIndex].simulated = true }
+        if let jobID = dispatch(window, engagement: index, targetIndex: targetIndex, verb: .apply, now: now) {
+            window.engagements[index].targets[targetIndex].applyJobs.append(jobID)
+        } else {
+            window.engagements[index].targets[targetIndex].simulated = true
+        }
     }
 
     func startUndo(_ window: Window, engagement index: Int, targetIndex: Int, now: MonotonicInstant) {
@@ -180,7 +182,8 @@ extension Engine {
     /// Full jitter: uniformly random in [0, min(maximum, initial * 2^(attempt-1))].
     private func backoff(after attempt: Int, policy: RetryPolicy) -> Duration {
         let initial = policy.initialBackoff.nanosecondsClamped
-        let ceiling = min(policy.maximumBackoff.nanosecondsClamped, initial << min(attempt - 1, 30))
+        let (grown, overflow) = initial.multipliedReportingOverflow(by: 1 << Int64(min(attempt - 1, 30)))
+        let ceiling = min(policy.maximumBackoff.nanosecondsClamped, overflow ? .max : grown)
         guard ceiling > 0 else { return .zero }
         return .nanoseconds(Int64.random(in: 0...ceiling, using: &random))
     }
@@ -192,7 +195,10 @@ extension Engine {
 
     func deadlinePassed(_ id: UInt64, now: MonotonicInstant) {
         guard let job = jobs[id] else { return }
-        if job.cancelRequested {
+        if shuttingDown, job.phase == .awaitingConfirmation {
+            // The feeds have stopped, so no event can confirm it: not a control failure.
+            finish(job, now: now, outcome: .abandoned("accepted, but the daemon stopped before an event confirmed it"))
+        } else if job.cancelRequested {
             // Its window closed while it was in flight: that is not a control failure.
             finish(job, now: now, outcome: .abandoned("the window closed while the attempt was in flight"))
         } else {

@@ -174,6 +174,8 @@ public final class Engine {
     var stats = EngineStatistics()
     var nextIdleSweep: MonotonicInstant?
     var lastTrackerFullReport: MonotonicInstant?
+    /// Set by ``beginShutdown(at:)``: caps and the idle sweep stop, so that what is in place stays.
+    var shuttingDown = false
 
     /// Compiles the configuration. Throws only for a regex that does not compile, which the
     /// configuration loader has already refused with its location.
@@ -224,10 +226,21 @@ public final class Engine {
         }
     }
 
+    /// The daemon is stopping and its feeds have stopped. Actions under way may finish, but no
+    /// window closes any more (open windows stay in place: muted stays muted), and actions that
+    /// can only be confirmed by an event stop waiting for one.
+    public func beginShutdown(at now: MonotonicInstant) {
+        shuttingDown = true
+        nextIdleSweep = nil
+        for job in jobs.values.sorted(by: { $0.id < $1.id }) where job.phase == .awaitingConfirmation {
+            finish(job, now: now, outcome: .abandoned("accepted, but the daemon stopped before an event confirmed it"))
+        }
+    }
+
     /// Takes one normalized call event.
     public func ingest(_ update: CallUpdate, at now: MonotonicInstant) {
         stats.eventsProcessed &+= 1
-        if nextIdleSweep == nil { nextIdleSweep = now + options.idleSweepInterval }
+        if nextIdleSweep == nil, !shuttingDown { nextIdleSweep = now + options.idleSweepInterval }
         let key = CallKey(feed: update.feed, id: update.ids.primary)
 
         guard let call = calls[key] else {
@@ -298,10 +311,11 @@ public final class Engine {
         if !isNew {
             call.ids = update.ids
             call.direction = update.direction
-            if update.agentExtension != call.agentExtension {
+            // nil means the event does not say: the call keeps the extension it had.
+            if let ext = update.agentExtension, ext != call.agentExtension {
                 if let old = call.agentExtension { unindexExtension(call.key, old) }
-                call.agentExtension = update.agentExtension
-                if let ext = update.agentExtension { indexExtension(call, ext) }
+                call.agentExtension = ext
+                indexExtension(call, ext)
             }
         }
         call.state = update.state
@@ -366,7 +380,9 @@ public final class Engine {
                 callLeft(window, call: call.key, now: now, reason: reason)
             }
         }
-        abandonJobs(forCall: call.key, now: now, reason: "the call ended")
+        abandonJobs(
+            forCall: call.key, now: now,
+            reason: reason == .callExpired ? "the call expired after no event for the idle limit" : "the call ended")
     }
 
     private func rememberReleased(_ key: CallKey, now: MonotonicInstant) {

@@ -16,8 +16,9 @@ struct ExtensionWindowKey: Hashable {
 /// One target an engagement has used: the action's own target, then each fallback tried.
 struct EngagedTarget {
     let target: String
-    /// The latest apply job sent to this target; it may have finished.
-    var applyJob: UInt64?
+    /// Every apply job sent to this target for the engagement (a re-send for a call that joined
+    /// an extension window adds one); each may have finished. All must be settled at close.
+    var applyJobs: [UInt64] = []
     /// A dry-run policy "applied" without sending anything.
     var simulated = false
 }
@@ -41,8 +42,10 @@ struct Engagement {
 final class Window {
     let id: UInt64
     let policy: Int
-    /// How many windows this policy has opened for the same call or extension, this one included.
-    /// Part of the idempotency key, and the same in every replica that sees the same events.
+    /// The provider's sequence number of the event that opened the window or, for providers that
+    /// do not number their events, how many windows this policy has opened for the same call or
+    /// extension. Part of the idempotency key: the same in every replica that sees the same events
+    /// and, when the provider numbers events, across restarts too.
     let sequence: UInt64
     let subject: Engine.CallKey
     let extensionKey: ExtensionWindowKey?
@@ -111,8 +114,9 @@ extension Engine {
                 call.slots[slot].window = existing
                 return
             }
-            let sequence = (extensionWindowsOpened[key] ?? 0) + 1
-            extensionWindowsOpened[key] = sequence
+            let count = (extensionWindowsOpened[key] ?? 0) + 1
+            extensionWindowsOpened[key] = count
+            let sequence = call.lastSequence ?? count
             window = Window(
                 id: nextWindowID, policy: index, sequence: sequence, subject: call.key, extensionKey: key,
                 openedAt: now, agentExtension: ext, covered: activeCalls(on: key.ext))
@@ -120,7 +124,8 @@ extension Engine {
         } else {
             call.slots[slot].windowsOpened += 1
             window = Window(
-                id: nextWindowID, policy: index, sequence: call.slots[slot].windowsOpened, subject: call.key,
+                id: nextWindowID, policy: index, sequence: call.lastSequence ?? call.slots[slot].windowsOpened,
+                subject: call.key,
                 extensionKey: nil, openedAt: now, agentExtension: call.agentExtension, covered: [call.key])
         }
         nextWindowID += 1
@@ -182,7 +187,7 @@ extension Engine {
             audit(
                 .windowOpened, .notice,
                 "\(policies[index].definition.name): window on extension \(key.agentExtension) now covers new call \(call.key.id)",
-                windowFields(window, call: call).overlaid(with: [.result: "extended"]))
+                windowFields(window, call: call).overlaid(with: [.call: call.key.id, .result: "extended"]))
             let now = call.lastEventAt
             for (actionIndex, action) in policies[index].definition.actions.enumerated() {
                 switch action.addressing {
@@ -225,7 +230,8 @@ extension Engine {
     }
 
     func capExpired(_ window: Window, now: MonotonicInstant) {
-        guard window.isOpen else { return }
+        // While stopping, open windows stay as they are: muted stays muted.
+        guard window.isOpen, !shuttingDown else { return }
         close(window, reason: .capExpired, now: now)
     }
 
@@ -288,18 +294,24 @@ extension Engine {
         }
         for targetIndex in engagement.targets.indices {
             let engaged = engagement.targets[targetIndex]
-            var mayHaveTakenEffect = engaged.simulated || engaged.applyJob != nil
-            if let jobID = engaged.applyJob, let job = jobs[jobID] {
+            var mayHaveTakenEffect = engaged.simulated
+            // Newest first, so that stopping a queued job never starts one we are about to stop.
+            for jobID in engaged.applyJobs.reversed() {
+                guard let job = jobs[jobID] else {
+                    mayHaveTakenEffect = true  // finished: sent at least once (or dropped unsent: an extra undo is harmless)
+                    continue
+                }
                 switch job.phase {
                 case .queued:
                     finish(job, now: now, outcome: .abandoned("the window closed before the action was sent"))
-                    mayHaveTakenEffect = false
                 case .backoff, .awaitingConfirmation:
                     finish(job, now: now, outcome: .abandoned("the window closed first"))
+                    mayHaveTakenEffect = true
                 case .inFlight:
                     // Let the attempt answer; the undo queues behind it on the same lane, so it
                     // can never overtake it.
                     job.cancelRequested = true
+                    mayHaveTakenEffect = true
                 }
             }
             if mayHaveTakenEffect, addressLive {

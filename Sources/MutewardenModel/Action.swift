@@ -51,7 +51,8 @@ public struct ActionRequest: Sendable {
     public var feed: String
     public var call: CallIdentifiers
     public var agentExtension: String?
-    /// Stable across retries and across replicas: (policy, call, window sequence, action, verb).
+    /// Stable across retries and across replicas: derived from the policy, the window's subject and
+    /// sequence, the address (and re-send generation), the action, the target and the verb.
     public var idempotencyKey: String
     /// 1 for the first attempt.
     public var attempt: Int

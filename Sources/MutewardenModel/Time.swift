@@ -64,7 +64,8 @@ public struct SystemClock: MonotonicClock {
 }
 
 extension Duration {
-    /// The form configuration files use: `250ms`, `2s`, `1.5s`, `10m`, `4h`.
+    /// Short and readable: `250ms`, `2s`, `10m`, `4h` as configuration files write them, and `1.5s`
+    /// for a measured time that is not a whole number of seconds.
     public var compact: String {
         let nanoseconds = nanosecondsClamped
         for (unit, size) in [("h", Int64(3_600_000_000_000)), ("m", 60_000_000_000), ("s", 1_000_000_000)]

@@ -17,7 +17,7 @@ public struct LogTargetSettings: TargetSettings, Hashable {
     public var confirmsByEvent: Bool { false }
 
     public var summary: String {
-        "log: fails \(Int(failRatio * 100))% of attempts (\(failure.rawValue)), latency \(latency.compact)"
+        "log: fails \(Int((failRatio * 100).rounded()))% of attempts (\(failure.rawValue)), latency \(latency.compact)"
     }
 
     public func makeTarget(name: String, context: ProviderContext) throws -> any ActionTarget {

@@ -30,7 +30,7 @@ public struct SimulatorSettings: FeedSettings, Hashable {
 
     public var summary: String {
         "simulator: \(agents) agents from extension \(firstExtension), \(callRate) calls/s, "
-            + "\(Int(captureRatio * 100))% with card capture on \(captureAttribute)=\(captureValue)"
+            + "\(Int((captureRatio * 100).rounded()))% with card capture on \(captureAttribute)=\(captureValue)"
     }
 
     public func makeFeed(name: String, context: ProviderContext) throws -> any CallFeed {

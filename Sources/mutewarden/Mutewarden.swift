@@ -82,7 +82,13 @@ struct Run: AsyncParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode(ExitStatus.config)
         }
-        let status = try await daemon.run(signals: watcher.signals, for: runFor.flatMap(parseDuration))
+        let status: Int32
+        do {
+            status = try await daemon.run(signals: watcher.signals, for: runFor.flatMap(parseDuration))
+        } catch {
+            logger.critical("mutewarden failed: \(error)")
+            throw ExitCode(ExitStatus.software)
+        }
         if status != 0 { throw ExitCode(status) }
     }
 }

@@ -69,14 +69,21 @@ private func configuration(feeds: [FeedConfiguration], allowlist: Set<String>) -
         state: StateConfiguration())
 }
 
-private func runDaemon(_ configuration: DaemonConfiguration, for duration: Duration) async throws
-    -> (status: Int32, logs: InMemoryLogStore, snapshot: EngineSnapshot)
+/// Runs the daemon until `done` says so (checked every 20 ms, for 20 s at most), then stops it
+/// with the terminate signal, as systemd would.
+private func runDaemon(_ configuration: DaemonConfiguration, until done: @escaping @Sendable (EngineSnapshot) -> Bool)
+    async throws -> (status: Int32, logs: InMemoryLogStore, snapshot: EngineSnapshot)
 {
     let handler = InMemoryLogHandler(label: "mutewarden", logLevel: .debug)
     let logger = Logger(label: "mutewarden") { _ in handler }
     let daemon = try Daemon(configuration: configuration, logger: logger)
     let (signals, continuation) = AsyncStream<DaemonSignal>.makeStream()
-    let status = try await daemon.run(signals: signals, for: duration)
+    let running = Task { try await daemon.run(signals: signals) }
+    let deadline = ContinuousClock.now + .seconds(20)
+    while !done(daemon.snapshot), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+    #expect(done(daemon.snapshot), "the daemon did not get there within 20 s")
+    continuation.yield(.terminate)
+    let status = try await running.value
     continuation.finish()
     return (status, handler.store, daemon.snapshot)
 }
@@ -95,7 +102,7 @@ private func runDaemon(_ configuration: DaemonConfiguration, for duration: Durat
         configuration(
             feeds: [FeedConfiguration(name: "desk", type: "scripted", settings: feed, location: here)],
             allowlist: ["PCI_STAGE", "CardNumber"]),
-        for: .seconds(1))
+        until: { $0.statistics.eventsProcessed == 5 && $0.statistics.jobsInProgress == 0 })
     #expect(status == 0)
     let lines = logs.lines()
     func count(_ kind: String) -> Int { lines.filter { $0.contains("audit=\(kind) ") }.count }
@@ -123,7 +130,7 @@ private func runDaemon(_ configuration: DaemonConfiguration, for duration: Durat
         configuration(
             feeds: [FeedConfiguration(name: "broken", type: "failing", settings: feed, location: here)],
             allowlist: []),
-        for: .milliseconds(1600))
+        until: { _ in feed.runs.load(ordering: .relaxed) >= 2 })
     #expect(status == 0)
     #expect(feed.runs.load(ordering: .relaxed) >= 2)
     let alarms = logs.entries.filter { $0.metadata["audit"] == "feed.down" && $0.level == .critical }
@@ -135,7 +142,7 @@ private func runDaemon(_ configuration: DaemonConfiguration, for duration: Durat
     let root = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
     let configuration = try ConfigurationLoader(registry: BuiltInProviders.registry).load(
         path: "/\(root)/config/demo.yaml")
-    let (status, logs, snapshot) = try await runDaemon(configuration, for: .seconds(3))
+    let (status, logs, snapshot) = try await runDaemon(configuration, until: { $0.statistics.eventsProcessed > 0 })
     #expect(status == 0)
     #expect(snapshot.statistics.eventsProcessed > 0)
     #expect(logs.entries.contains { $0.metadata["audit"] == "feed.up" })
