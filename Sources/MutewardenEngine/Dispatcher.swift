@@ -7,6 +7,15 @@ struct LaneKey: Hashable {
     var kind: ActionKind
     var feed: String
     var address: ActionAddress
+
+    // The address and the target tell lanes apart well enough; equality compares every part.
+    func hash(into hasher: inout Hasher) {
+        switch address {
+        case .call(let id): hasher.combine(id)
+        case .agentExtension(let ext): hasher.combine(ext)
+        }
+        hasher.combine(target)
+    }
 }
 
 /// One action (an apply or an undo, to one target) on its way to confirmation.
@@ -30,6 +39,9 @@ final class ActionJob {
     let confirmsByEvent: Bool
     /// Calls whose reported state must show the result.
     let confirmCalls: [Engine.CallKey]
+    /// Built once: "policy: operation address via target", and the fields of every record.
+    let label: String
+    let fields: AuditFields
     var phase: Phase = .queued
     var attempts = 0
     var activatedAt: MonotonicInstant?
@@ -49,6 +61,13 @@ final class ActionJob {
         self.engagement = engagement
         self.confirmsByEvent = confirmsByEvent
         self.confirmCalls = confirmCalls
+        label = "\(request.policy): \(request.kind.operation(request.verb)) \(request.address) via \(request.target)"
+        var fields = window.fields
+        fields.target = request.target
+        fields.action = request.kind.operation(request.verb)
+        fields.idempotencyKey = request.idempotencyKey
+        if case .call(let id) = request.address { fields.call = id }
+        self.fields = fields
     }
 }
 
@@ -82,8 +101,9 @@ extension Engine {
         let spec = definition.actions[engagement.action]
         let target = engagement.targets[targetIndex].target
         let key = IdempotencyKey.make(
-            policy: definition.name, call: "\(window.subject.id)|\(engagement.address)|\(engagement.generation)",
-            windowSequence: window.sequence, action: engagement.action, target: target, verb: verb.rawValue)
+            policy: definition.name, subject: window.subject.id, address: engagement.address,
+            generation: engagement.generation, windowSequence: window.sequence, action: engagement.action,
+            target: target, verb: verb)
 
         if definition.mode == .dryRun {
             audit(
@@ -132,8 +152,7 @@ extension Engine {
         effects.append(.send(job.request, AttemptTicket(job: job.id, attempt: job.attempts)))
         audit(
             .actionAttempt, .info,
-            "\(job.request.policy): \(job.request.kind.operation(job.request.verb)) \(job.request.address) "
-                + "via \(job.request.target), attempt \(job.attempts)",
+            "\(job.label), attempt \(job.attempts)",
             jobFields(job).overlaid(with: [.result: "sent"]))
     }
 
@@ -171,8 +190,7 @@ extension Engine {
                 timers.schedule(.retry(job.id, attempt: job.attempts), at: retryAt)
                 audit(
                     .actionRetry, .warning,
-                    "\(job.request.policy): \(job.request.kind.operation(job.request.verb)) \(job.request.address) "
-                        + "via \(job.request.target) failed (\(failure)); retrying in \(retryAt.since(now).compact)",
+                    "\(job.label) failed (\(failure)); retrying in \(retryAt.since(now).compact)",
                     jobFields(job).overlaid(with: 
                         [.result: "retry", .error: failure.message, .errorCode: failure.code ?? ""]))
             }
@@ -296,14 +314,12 @@ extension Engine {
             let latency = job.activatedAt.map { now.since($0) } ?? .zero
             audit(
                 .actionConfirmed, .info,
-                "\(job.request.policy): \(job.request.kind.operation(job.request.verb)) \(job.request.address) "
-                    + "via \(job.request.target) confirmed after \(job.attempts) attempt(s)",
+                "\(job.label) confirmed after \(job.attempts) attempt(s)",
                 jobFields(job).overlaid(with: [.result: "confirmed", .latencyMs: formatMilliseconds(latency)]))
         case .abandoned(let reason):
             audit(
                 .actionAbandoned, .info,
-                "\(job.request.policy): \(job.request.kind.operation(job.request.verb)) \(job.request.address) "
-                    + "via \(job.request.target) stopped: \(reason)",
+                "\(job.label) stopped: \(reason)",
                 jobFields(job).overlaid(with: [.result: "abandoned", .reason: reason]))
         case .failed:
             break
@@ -338,12 +354,8 @@ extension Engine {
     }
 
     private func jobFields(_ job: ActionJob) -> AuditFields {
-        var fields = windowFields(job.window, call: calls[job.window.subject])
-        fields[.target] = job.request.target
-        fields[.action] = job.request.kind.operation(job.request.verb)
-        fields[.attempt] = String(job.attempts)
-        fields[.idempotencyKey] = job.request.idempotencyKey
-        if case .call(let id) = job.request.address { fields[.call] = id }
+        var fields = job.fields
+        fields.attempt = String(job.attempts)
         return fields
     }
 }

@@ -48,7 +48,13 @@ public struct EngineOptions: Sendable {
     public init(
         randomSeed: UInt64 = UInt64.random(in: 0...UInt64.max),
         renderAttributes: @escaping @Sendable ([String: String]) -> String = { attributes in
-            attributes.keys.sorted().map { "\($0)=<redacted>" }.joined(separator: ",")
+            var rendered = ""
+            for key in attributes.keys.sorted() {
+                if !rendered.isEmpty { rendered += "," }
+                rendered += key
+                rendered += "=<redacted>"
+            }
+            return rendered
         },
         releasedMemory: Int = 10_000,
         releasedMemoryDuration: Duration = .seconds(600),

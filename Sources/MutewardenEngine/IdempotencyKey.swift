@@ -1,3 +1,5 @@
+import MutewardenModel
+
 /// Derives an action's idempotency key from what identifies it on the platform, never from
 /// anything local to this process, so that retries and a second replica of the daemon that sees
 /// the same events produce the same key.
@@ -5,16 +7,26 @@
 /// The key is FNV-1a over the parts, 128 bits, printed as a UUID (version 8, "custom"): some
 /// platforms (Azure's Repeatability-Request-ID) want a UUID-shaped value.
 enum IdempotencyKey {
-    static func make(policy: String, call: String, windowSequence: UInt64, action: Int, target: String, verb: String)
-        -> String
-    {
+    static func make(
+        policy: String, subject: String, address: ActionAddress, generation: UInt64, windowSequence: UInt64,
+        action: Int, target: String, verb: ActionVerb
+    ) -> String {
         var hash = FNV1a128()
         hash.add(policy)
-        hash.add(call)
-        hash.add(String(windowSequence))
-        hash.add(String(action))
+        hash.add(subject)
+        switch address {
+        case .call(let id):
+            hash.addTag(0x01)
+            hash.add(id)
+        case .agentExtension(let ext):
+            hash.addTag(0x02)
+            hash.add(ext)
+        }
+        hash.add(generation)
+        hash.add(windowSequence)
+        hash.add(UInt64(action))
         hash.add(target)
-        hash.add(verb)
+        hash.addTag(verb == .apply ? 0x0A : 0x0B)
         return hash.uuidString
     }
 }
@@ -30,6 +42,12 @@ struct FNV1a128 {
         mix(0x1F)
     }
 
+    mutating func add(_ value: UInt64) {
+        for shift in stride(from: 0, to: 64, by: 8) { mix(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+    }
+
+    mutating func addTag(_ tag: UInt8) { mix(tag) }
+
     private mutating func mix(_ byte: UInt8) {
         low ^= UInt64(byte)
         // Multiply the 128-bit state by the FNV prime 2^88 + 0x13B (mod 2^128).
@@ -41,20 +59,22 @@ struct FNV1a128 {
     }
 
     var uuidString: String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(16)
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: high >> UInt64(shift))) }
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: low >> UInt64(shift))) }
-        bytes[6] = (bytes[6] & 0x0F) | 0x80  // version 8
-        bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 4122 variant
-        let hex = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(36)
-        for (index, byte) in bytes.enumerated() {
-            if index == 4 || index == 6 || index == 8 || index == 10 { out.append(UInt8(ascii: "-")) }
-            out.append(hex[Int(byte >> 4)])
-            out.append(hex[Int(byte & 0x0F)])
+        let hex: StaticString = "0123456789abcdef"
+        return String(unsafeUninitializedCapacity: 36) { out in
+            var position = 0
+            for index in 0..<16 {
+                if index == 4 || index == 6 || index == 8 || index == 10 {
+                    out[position] = UInt8(ascii: "-")
+                    position += 1
+                }
+                var byte = UInt8(truncatingIfNeeded: (index < 8 ? high : low) >> UInt64(56 - 8 * (index % 8)))
+                if index == 6 { byte = (byte & 0x0F) | 0x80 }  // version 8
+                if index == 8 { byte = (byte & 0x3F) | 0x80 }  // RFC 4122 variant
+                out[position] = hex.utf8Start[Int(byte >> 4)]
+                out[position + 1] = hex.utf8Start[Int(byte & 0x0F)]
+                position += 2
+            }
+            return position
         }
-        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -58,15 +58,23 @@ final class Window {
     var covered: [Engine.CallKey]
     var engagements: [Engagement] = []
     var isOpen = true
+    /// The fields every record about this window carries, built once.
+    let fields: AuditFields
     /// Whether the actions should still hold: true while open, and after a cap expiry with
     /// `on_timeout: keep`. A failed apply falls back to the next target only while this holds.
     var protectionWanted = true
 
     init(
         id: UInt64, policy: Int, sequence: UInt64, subject: Engine.CallKey, extensionKey: ExtensionWindowKey?,
-        openedAt: MonotonicInstant, agentExtension: String?, covered: [Engine.CallKey]
+        openedAt: MonotonicInstant, agentExtension: String?, covered: [Engine.CallKey], definition: PolicyDefinition
     ) {
         self.agentExtension = agentExtension
+        var fields: AuditFields = [
+            .policy: definition.name, .feed: subject.feed, .call: subject.id, .window: String(sequence),
+            .mode: definition.mode.rawValue,
+        ]
+        fields.extension = agentExtension
+        self.fields = fields
         self.id = id
         self.policy = policy
         self.sequence = sequence
@@ -119,14 +127,15 @@ extension Engine {
             let sequence = call.lastSequence ?? count
             window = Window(
                 id: nextWindowID, policy: index, sequence: sequence, subject: call.key, extensionKey: key,
-                openedAt: now, agentExtension: ext, covered: activeCalls(on: key.ext))
+                openedAt: now, agentExtension: ext, covered: activeCalls(on: key.ext), definition: definition)
             extensionWindows[key] = window
         } else {
             call.slots[slot].windowsOpened += 1
             window = Window(
                 id: nextWindowID, policy: index, sequence: call.lastSequence ?? call.slots[slot].windowsOpened,
                 subject: call.key,
-                extensionKey: nil, openedAt: now, agentExtension: call.agentExtension, covered: [call.key])
+                extensionKey: nil, openedAt: now, agentExtension: call.agentExtension, covered: [call.key],
+                definition: definition)
         }
         nextWindowID += 1
         call.slots[slot].window = window
@@ -320,15 +329,7 @@ extension Engine {
         }
     }
 
-    func windowFields(_ window: Window, call: TrackedCall?) -> AuditFields {
-        let definition = policies[window.policy].definition
-        var fields: AuditFields = [
-            .policy: definition.name, .feed: window.subject.feed, .call: window.subject.id,
-            .window: String(window.sequence), .mode: definition.mode.rawValue,
-        ]
-        if let ext = call?.agentExtension ?? window.agentExtension { fields[.extension] = ext }
-        return fields
-    }
+    func windowFields(_ window: Window, call: TrackedCall?) -> AuditFields { window.fields }
 }
 
 func formatMilliseconds(_ duration: Duration) -> String {
