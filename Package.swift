@@ -47,10 +47,20 @@ let package = Package(
         .target(
             name: "MutewardenConfig",
             dependencies: ["MutewardenModel", .product(name: "Yams", package: "Yams")]),
-        // swift-log handlers, audit records and PAN masking.
+        // swift-log handlers (stderr, journald), audit records and PAN masking.
         .target(
             name: "MutewardenLogging",
-            dependencies: ["MutewardenModel", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["MutewardenModel", "CSystemd", .product(name: "Logging", package: "swift-log")]),
+        // Connection supervision shared by every transport: connect, run, back off, reconnect.
+        .target(name: "MutewardenSupervisor", dependencies: ["MutewardenModel"]),
+        // HTTP client on libcurl's multi interface, driven by one thread.
+        .target(
+            name: "MutewardenHTTP",
+            dependencies: ["MutewardenModel", "MutewardenSupervisor", "CCurl", "CMutewardenShims"]),
+        // WebSocket client on libwebsockets 4.1, one service thread per context.
+        .target(
+            name: "MutewardenWebSocket",
+            dependencies: ["MutewardenModel", "MutewardenSupervisor", "CLibWebSockets", "CMutewardenShims"]),
         // The built-in simulated contact center: a `simulator` feed and a `log` target.
         .target(
             name: "MutewardenSimulator",
@@ -87,6 +97,9 @@ let package = Package(
                 "MutewardenLogging", "MutewardenModel",
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .testTarget(name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel"]),
+        .testTarget(name: "MutewardenHTTPTests", dependencies: ["MutewardenHTTP", "MutewardenModel"]),
+        .testTarget(name: "MutewardenWebSocketTests", dependencies: ["MutewardenWebSocket", "MutewardenModel"]),
         .testTarget(
             name: "MutewardenSimulatorTests",
             dependencies: ["MutewardenSimulator", "MutewardenConfig", "MutewardenModel"]),

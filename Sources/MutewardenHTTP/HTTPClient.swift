@@ -1,0 +1,2 @@
+import MutewardenModel
+// The libcurl HTTP client lands here (issue: transports).

@@ -1,0 +1,2 @@
+import MutewardenModel
+// The libwebsockets client lands here (issue: transports).
