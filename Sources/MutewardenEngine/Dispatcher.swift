@@ -84,7 +84,7 @@ extension Engine {
         if let jobID = dispatch(window, engagement: index, targetIndex: targetIndex, verb: .apply, now: now) {
             window.engagements[index].targets[targetIndex].applyJobs.append(jobID)
         } else {
-            window.engagements[index].targets[targetIndex].simulated = true
+            window.engagements[index].targets[targetIndex].assumedApplied = true
         }
     }
 
@@ -96,7 +96,7 @@ extension Engine {
     private func dispatch(_ window: Window, engagement index: Int, targetIndex: Int, verb: ActionVerb, now: MonotonicInstant)
         -> UInt64?
     {
-        let definition = policies[window.policy].definition
+        let definition = window.definition
         let engagement = window.engagements[index]
         let spec = definition.actions[engagement.action]
         let target = engagement.targets[targetIndex].target
@@ -132,6 +132,7 @@ extension Engine {
             confirmsByEvent: targets[target]?.confirmsByEvent ?? false, confirmCalls: confirmCalls)
         nextJobID += 1
         jobs[job.id] = job
+        noteStateChange()
         lanes[job.lane, default: []].append(job.id)
         if lanes[job.lane]?.count == 1 { activate(job, now: now) }
         return job.id
@@ -306,6 +307,7 @@ extension Engine {
     /// Removes the job and starts the next one on its lane.
     func finish(_ job: ActionJob, now: MonotonicInstant, outcome: JobOutcome) {
         jobs[job.id] = nil
+        noteStateChange()
         for key in job.confirmCalls {
             calls[key]?.awaitingConfirmation.removeAll { $0 == job.id }
         }

@@ -168,7 +168,12 @@ public final class Engine {
     // Windows and jobs.
     var extensionWindows: [ExtensionWindowKey: Window] = [:]
     var extensionWindowsOpened: [ExtensionWindowKey: UInt64] = [:]
-    var openWindowCount = 0
+    /// Every open window, by id: what the state file holds.
+    var openWindows: [UInt64: Window] = [:]
+    /// Restored call-scope windows whose call has not been seen since the restart.
+    var restoredWindows: [RestoredKey: Window] = [:]
+    /// Bumped by every change the state file must reflect.
+    public internal(set) var stateVersion: UInt64 = 0
     var nextWindowID: UInt64 = 1
     var jobs: [UInt64: ActionJob] = [:]
     var lanes: [LaneKey: [UInt64]] = [:]
@@ -217,7 +222,7 @@ public final class Engine {
     public var statistics: EngineStatistics {
         var current = stats
         current.trackedCalls = calls.count
-        current.openWindows = openWindowCount
+        current.openWindows = openWindows.count
         current.jobsInProgress = jobs.count
         return current
     }
@@ -299,6 +304,7 @@ public final class Engine {
         call.lastSequence = update.sequence
         calls[key] = call
         if let ext = update.agentExtension { indexExtension(call, ext) }
+        reattachRestoredWindows(to: call)
         apply(update, to: call, now: now, isNew: true)
     }
 

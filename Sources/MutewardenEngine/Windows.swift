@@ -3,6 +3,8 @@ import MutewardenModel
 /// Why a window closed. The raw value is the audit record's `result`.
 enum CloseReason: String {
     case stopped
+    /// A reload removed the policy: its windows close as if the capture had ended.
+    case policyRemoved = "policy-removed"
     case callEnded = "call-ended"
     case capExpired = "cap-expired"
     case callExpired = "call-expired"
@@ -19,8 +21,9 @@ struct EngagedTarget {
     /// Every apply job sent to this target for the engagement (a re-send for a call that joined
     /// an extension window adds one); each may have finished. All must be settled at close.
     var applyJobs: [UInt64] = []
-    /// A dry-run policy "applied" without sending anything.
-    var simulated = false
+    /// Counts as applied without a job of this process: a dry-run policy "applied" it without
+    /// sending anything, or it was applied before a restart.
+    var assumedApplied = false
 }
 
 /// One action of a window, bound to one address (a covered call, or the agent's extension).
@@ -41,14 +44,22 @@ struct Engagement {
 /// An open policy window: the span during which the policy's actions must hold on its calls.
 final class Window {
     let id: UInt64
-    let policy: Int
+    /// The policy's index in the current configuration; remapped by a reload.
+    var policy: Int
+    /// The policy as it was when the window opened. Its actions, and so their undo, stay as they
+    /// were even if a reload changes the policy: a reload never lifts protection mid-capture.
+    let definition: PolicyDefinition
+    /// When the cap closes the window: the open time plus the current policy's `max_duration`.
+    var capAt: MonotonicInstant
+    /// Restored from the state file: its calls may not have been seen since the restart.
+    var restored = false
     /// The provider's sequence number of the event that opened the window or, for providers that
     /// do not number their events, how many windows this policy has opened for the same call or
     /// extension. Part of the idempotency key: the same in every replica that sees the same events
     /// and, when the provider numbers events, across restarts too.
     let sequence: UInt64
     let subject: Engine.CallKey
-    let extensionKey: ExtensionWindowKey?
+    var extensionKey: ExtensionWindowKey?
     let openedAt: MonotonicInstant
     /// The opening call's extension, kept for audit records after that call is gone.
     let agentExtension: String?
@@ -77,6 +88,8 @@ final class Window {
         self.fields = fields
         self.id = id
         self.policy = policy
+        self.definition = definition
+        capAt = openedAt + definition.maxDuration
         self.sequence = sequence
         self.subject = subject
         self.extensionKey = extensionKey
@@ -139,8 +152,7 @@ extension Engine {
         }
         nextWindowID += 1
         call.slots[slot].window = window
-        openWindowCount += 1
-        timers.schedule(.cap(window), at: now + definition.maxDuration)
+        register(window)
         audit(
             .windowOpened, .notice,
             "\(definition.name): window opened on call \(call.key.id)"
@@ -164,14 +176,14 @@ extension Engine {
     /// Binds one action to one address and starts applying it on the action's own target.
     /// `address` nil means "the call's extension".
     private func engage(_ window: Window, action: Int, address: ActionAddress?, call: TrackedCall, now: MonotonicInstant) {
-        let spec = policies[window.policy].definition.actions[action]
+        let spec = window.definition.actions[action]
         guard let resolved = address ?? call.agentExtension.map(ActionAddress.agentExtension) else {
             // Addressing by extension is impossible without one: that is a control failure now,
             // not after a deadline.
             stats.controlFailures += 1
             audit(
                 .actionFailed, .critical,
-                "PCI control failure: \(policies[window.policy].definition.name) cannot \(spec.kind.operation(.apply)) "
+                "PCI control failure: \(window.definition.name) cannot \(spec.kind.operation(.apply)) "
                     + "call \(call.key.id) by extension: the feed reported no extension for it",
                 windowFields(window, call: call).overlaid(with: 
                     [.target: spec.target, .action: spec.kind.operation(.apply), .result: "failed",
@@ -198,7 +210,7 @@ extension Engine {
                 "\(policies[index].definition.name): window on extension \(key.agentExtension) now covers new call \(call.key.id)",
                 windowFields(window, call: call).overlaid(with: [.call: call.key.id, .result: "extended"]))
             let now = call.lastEventAt
-            for (actionIndex, action) in policies[index].definition.actions.enumerated() {
+            for (actionIndex, action) in window.definition.actions.enumerated() {
                 switch action.addressing {
                 case .call:
                     engage(window, action: actionIndex, address: .call(id: call.key.id), call: call, now: now)
@@ -239,16 +251,18 @@ extension Engine {
     }
 
     func capExpired(_ window: Window, now: MonotonicInstant) {
-        // While stopping, open windows stay as they are: muted stays muted.
-        guard window.isOpen, !shuttingDown else { return }
+        // While stopping, open windows stay as they are: muted stays muted. A reload may have
+        // moved the cap: an earlier timer for the same window then finds it not yet due.
+        guard window.isOpen, !shuttingDown, now >= window.capAt else { return }
         close(window, reason: .capExpired, now: now)
     }
 
     func close(_ window: Window, reason: CloseReason, now: MonotonicInstant) {
         guard window.isOpen else { return }
         window.isOpen = false
-        openWindowCount -= 1
+        unregister(window)
         if let key = window.extensionKey { extensionWindows[key] = nil }
+        if window.restored { restoredWindows[RestoredKey(policy: window.policy, call: window.subject)] = nil }
         for trigger in window.triggers {
             guard let call = calls[trigger], let slot = policiesByFeed[trigger.feed]?.firstIndex(of: window.policy)
             else { continue }
@@ -256,11 +270,13 @@ extension Engine {
         }
         window.triggers.removeAll()
 
-        let definition = policies[window.policy].definition
+        let definition = window.definition
+        // The cap's rule is the current policy's, if it still exists.
+        let onTimeout = window.policy >= 0 ? policies[window.policy].definition.onTimeout : definition.onTimeout
         let undo: Bool
         switch reason {
-        case .stopped, .callEnded: undo = true
-        case .capExpired: undo = definition.onTimeout == .resume
+        case .stopped, .callEnded, .policyRemoved: undo = true
+        case .capExpired: undo = onTimeout == .resume
         // The call may still be live and merely quiet: muted stays muted, the safe side.
         case .callExpired: undo = false
         }
@@ -277,7 +293,7 @@ extension Engine {
                 : "its actions stay in place (on_timeout: keep): an operator must undo them"
             audit(
                 .windowClosed, .error,
-                "\(definition.name): window on call \(window.subject.id) reached its cap of \(definition.maxDuration.compact); "
+                "\(definition.name): window on call \(window.subject.id) reached its cap of \(window.capAt.since(window.openedAt).compact); "
                     + consequence, fields)
         } else {
             audit(
@@ -295,15 +311,17 @@ extension Engine {
         let engagement = window.engagements[index]
         let addressLive: Bool
         if let call = engagement.call {
-            addressLive = calls[call] != nil
+            // A restored window's call may simply not have had an event since the restart.
+            addressLive = calls[call] != nil || (window.restored && released[call] == nil)
         } else if case .agentExtension(let ext) = engagement.address {
-            addressLive = !activeCalls(on: ExtensionKey(feed: window.subject.feed, agentExtension: ext)).isEmpty
+            addressLive =
+                window.restored || !activeCalls(on: ExtensionKey(feed: window.subject.feed, agentExtension: ext)).isEmpty
         } else {
             addressLive = false
         }
         for targetIndex in engagement.targets.indices {
             let engaged = engagement.targets[targetIndex]
-            var mayHaveTakenEffect = engaged.simulated
+            var mayHaveTakenEffect = engaged.assumedApplied
             // Newest first, so that stopping a queued job never starts one we are about to stop.
             for jobID in engaged.applyJobs.reversed() {
                 guard let job = jobs[jobID] else {
@@ -338,4 +356,24 @@ func formatMilliseconds(_ duration: Duration) -> String {
     let fraction = micros % 1000
     let padded = String(fraction).count < 3 ? String(repeating: "0", count: 3 - String(fraction).count) + String(fraction) : String(fraction)
     return "\(whole).\(padded)"
+}
+
+struct RestoredKey: Hashable {
+    var policy: Int
+    var call: Engine.CallKey
+}
+
+extension Engine {
+    func register(_ window: Window) {
+        openWindows[window.id] = window
+        timers.schedule(.cap(window), at: window.capAt)
+        noteStateChange()
+    }
+
+    func unregister(_ window: Window) {
+        openWindows[window.id] = nil
+        noteStateChange()
+    }
+
+    func noteStateChange() { stateVersion &+= 1 }
 }

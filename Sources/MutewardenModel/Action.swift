@@ -1,5 +1,5 @@
 /// What a policy holds in place while its window is open.
-public enum ActionKind: String, Sendable, Hashable, CaseIterable {
+public enum ActionKind: String, Sendable, Hashable, CaseIterable, Codable {
     /// Mute the agent (undo: unmute).
     case mute
     /// Pause the call recording (undo: resume).
@@ -17,7 +17,7 @@ public enum ActionKind: String, Sendable, Hashable, CaseIterable {
 }
 
 /// Whether an action puts the protection in place or takes it away.
-public enum ActionVerb: String, Sendable, Hashable {
+public enum ActionVerb: String, Sendable, Hashable, Codable {
     case apply, undo
 }
 
@@ -28,7 +28,7 @@ public enum Addressing: String, Sendable, Hashable {
 }
 
 /// The concrete thing an action is sent to.
-public enum ActionAddress: Sendable, Hashable, CustomStringConvertible {
+public enum ActionAddress: Sendable, Hashable, Codable, CustomStringConvertible {
     case call(id: String)
     case agentExtension(String)
 

@@ -19,7 +19,7 @@ public enum ReportedRecording: String, Sendable, Hashable {
 }
 
 /// How a provider names one call: its primary id, plus secondary ids such as `connId` or `callUuid`.
-public struct CallIdentifiers: Sendable, Hashable {
+public struct CallIdentifiers: Sendable, Hashable, Codable {
     /// The id the provider's call-control API takes.
     public var primary: String
     /// Other names of the same call, by kind (`connId`, `callUuid`, `ivrid`...).

@@ -13,6 +13,11 @@ final class EngineHarness {
     /// Answers each attempt as it is sent; nil leaves it pending.
     var autoAnswer: (ActionRequest) -> ActionAttemptResult? = { _ in .accepted }
 
+    /// Wall-clock nanoseconds at `now`: the harness's wall clock starts at an arbitrary date and
+    /// moves with the monotonic one.
+    var wallNow: Int64 { 1_800_000_000_000_000_000 + now.nanoseconds + wallOffset }
+    var wallOffset: Int64 = 0
+
     init(policies: [PolicyDefinition], targets: [TargetDescriptor] = [
         TargetDescriptor(name: "recorder", confirmsByEvent: false),
         TargetDescriptor(name: "platform", confirmsByEvent: true),
@@ -47,6 +52,22 @@ final class EngineHarness {
         drain()
     }
 
+    /// Moves the monotonic clock without firing timers: a process that was down, say.
+    func jump(_ duration: Duration) { now = now + duration }
+
+    /// A restart: a new engine with `policies`, restored from this one's state, whose wall clock
+    /// is `downtime` later and whose monotonic clock starts elsewhere.
+    func restarted(after downtime: Duration, policies: [PolicyDefinition]) -> EngineHarness {
+        let state = engine.snapshot(now: now, wallNow: wallNow)
+        let next = EngineHarness(policies: policies)
+        next.now = MonotonicInstant(nanoseconds: 5_000_000_000_000)
+        next.wallOffset = wallNow + downtime.nanosecondsClamped - next.wallNow
+        next.autoAnswer = autoAnswer
+        next.engine.restore(state, now: next.now, wallNow: next.wallNow)
+        next.drain()
+        return next
+    }
+
     /// Answers the oldest pending attempt.
     func answer(_ result: ActionAttemptResult) {
         guard !pending.isEmpty else { return }
@@ -55,7 +76,7 @@ final class EngineHarness {
         drain()
     }
 
-    private func drain() {
+    func drain() {
         while engine.hasEffects {
             for effect in engine.takeEffects() {
                 switch effect {

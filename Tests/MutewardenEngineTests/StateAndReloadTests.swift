@@ -1,0 +1,146 @@
+import Foundation
+import MutewardenModel
+import Testing
+
+@testable import MutewardenEngine
+
+private let card = ["PCI_STAGE": "CARD"]
+
+@Test func aRestoredWindowKeepsItsCapFromTheOriginalOpenTime() {
+    let policy = Policies.pause(maxDuration: .seconds(60), onTimeout: .resume)
+    let before = EngineHarness(policies: [policy])
+    before.event("c1", attributes: card)
+    before.wait(.seconds(20))
+    // Killed at t=20 s, back 10 s later: the window has 30 s of its cap left.
+    let after = before.restarted(after: .seconds(10), policies: [policy])
+    #expect(after.count(.stateRestored) == 1)
+    #expect(after.engine.statistics.openWindows == 1)
+    #expect(after.sent.isEmpty)  // the pause was confirmed before the kill: not sent again
+    after.wait(.seconds(29))
+    #expect(after.count(.windowClosed) == 0)
+    after.wait(.seconds(2))
+    #expect(after.records(.windowClosed).first?[.result] == "cap-expired")
+    #expect(after.sends == ["resume-recording call c1 via recorder #1"])
+}
+
+@Test func anActionStillUnderWayIsSentAgainWithTheSameIdempotencyKey() {
+    let policy = Policies.pause()
+    let before = EngineHarness(policies: [policy])
+    before.autoAnswer = { _ in nil }
+    before.event("c1", attributes: card)
+    let key = before.sent[0].request.idempotencyKey
+    let after = before.restarted(after: .seconds(1), policies: [policy])
+    #expect(after.sends == ["pause-recording call c1 via recorder #1"])
+    #expect(after.sent[0].request.idempotencyKey == key)
+}
+
+@Test func aRestoredWindowClosesNormallyWhenItsCallComesBack() {
+    let policy = Policies.pause()
+    let before = EngineHarness(policies: [policy])
+    before.event("c1", attributes: card)
+    let after = before.restarted(after: .seconds(1), policies: [policy])
+    after.event("c1", attributes: card)  // still capturing: no second window
+    #expect(after.count(.windowOpened) == 0)
+    after.event("c1", attributes: [:])
+    #expect(after.count(.windowClosed) == 1)
+    #expect(after.sends == ["resume-recording call c1 via recorder #1"])
+}
+
+@Test func anUnconfirmedUndoIsSentAgainAfterARestart() {
+    let policy = Policies.pause()
+    let before = EngineHarness(policies: [policy])
+    before.event("c1", attributes: card)
+    before.autoAnswer = { _ in nil }
+    before.event("c1", attributes: [:])  // resume sent, no answer: killed now
+    let after = before.restarted(after: .seconds(1), policies: [policy])
+    #expect(after.sends == ["resume-recording call c1 via recorder #1"])
+    #expect(after.sent[0].request.idempotencyKey == before.sent[1].request.idempotencyKey)
+}
+
+@Test func aWindowWhosePolicyIsGoneAfterARestartIsClosedAndUndone() {
+    let before = EngineHarness(policies: [Policies.pause()])
+    before.event("c1", attributes: card)
+    let other = PolicyDefinition(
+        name: "other", feeds: ["sim"], start: .attributePresent(key: "X"), actions: [ActionSpec(kind: .mute, target: "recorder")])
+    let after = before.restarted(after: .seconds(1), policies: [other])
+    #expect(after.records(.windowClosed).first?[.result] == "policy-removed")
+    #expect(after.sends == ["resume-recording call c1 via recorder #1"])
+}
+
+@Test func theStateSurvivesAJSONRoundTrip() throws {
+    let harness = EngineHarness(policies: [Policies.pause(scope: .agentExtension)])
+    harness.autoAnswer = { _ in nil }
+    harness.event("c1", ext: "3001", attributes: card)
+    harness.event("c2", ext: "3001", attributes: [:])
+    let state = harness.engine.snapshot(now: harness.now, wallNow: harness.wallNow)
+    let decoded = try JSONDecoder().decode(EngineState.self, from: JSONEncoder().encode(state))
+    #expect(decoded == state)
+    #expect(state.windows.count == 1)
+    #expect(state.windows[0].covered == ["c1", "c2"])
+    #expect(state.windows[0].engagements.flatMap(\.targets).allSatisfy { $0.status == .pending })
+}
+
+@Test func theStateVersionMovesWithEveryChangeToPersist() {
+    let harness = EngineHarness(policies: [Policies.pause()])
+    let start = harness.engine.stateVersion
+    harness.event("c1", attributes: [:])
+    #expect(harness.engine.stateVersion == start)  // a plain event changes nothing to persist
+    harness.event("c1", attributes: card)
+    #expect(harness.engine.stateVersion > start)
+}
+
+// MARK: - Reload
+
+@Test func aReloadKeepsWindowsOfPoliciesThatStayAndAppliesTheirNewCap() throws {
+    let harness = EngineHarness(policies: [Policies.pause(maxDuration: .seconds(600))])
+    harness.event("c1", attributes: card)
+    harness.wait(.seconds(30))
+    let outcome = try harness.engine.reconfigure(
+        EngineConfiguration(
+            policies: [Policies.pause(maxDuration: .seconds(60))],
+            targets: [TargetDescriptor(name: "recorder", confirmsByEvent: false)]),
+        at: harness.now)
+    #expect(outcome == ReloadOutcome(windowsKept: 1, windowsClosed: 0))
+    harness.event("c1", attributes: card)  // still the same capture: no second window
+    #expect(harness.count(.windowOpened) == 1)
+    harness.wait(.seconds(29))
+    #expect(harness.count(.windowClosed) == 0)
+    harness.wait(.seconds(2))  // 60 s from the original open
+    #expect(harness.records(.windowClosed).first?[.result] == "cap-expired")
+}
+
+@Test func aReloadThatRemovesAPolicyClosesItsWindowsAndUndoes() throws {
+    let harness = EngineHarness(policies: [Policies.pause()])
+    harness.event("c1", attributes: card)
+    let replacement = PolicyDefinition(
+        name: "other", feeds: ["sim"], start: .attributePresent(key: "X"), actions: [ActionSpec(kind: .mute, target: "recorder")])
+    let outcome = try harness.engine.reconfigure(
+        EngineConfiguration(policies: [replacement], targets: [TargetDescriptor(name: "recorder", confirmsByEvent: false)]),
+        at: harness.now)
+    harness.drain()
+    #expect(outcome == ReloadOutcome(windowsKept: 0, windowsClosed: 1))
+    #expect(harness.records(.windowClosed).first?[.result] == "policy-removed")
+    #expect(harness.sends.last == "resume-recording call c1 via recorder #1")
+    harness.event("c1", attributes: ["X": "1"])
+    #expect(harness.sends.last == "mute call c1 via recorder #1")
+}
+
+@Test func aReloadThatChangesActionsNeverLiftsProtectionMidCapture() throws {
+    let harness = EngineHarness(policies: [Policies.pause()])
+    harness.event("c1", attributes: card)
+    _ = try harness.engine.reconfigure(
+        EngineConfiguration(
+            policies: [Policies.pause(actions: [ActionSpec(kind: .mute, target: "backup")])],
+            targets: [
+                TargetDescriptor(name: "recorder", confirmsByEvent: false),
+                TargetDescriptor(name: "backup", confirmsByEvent: false),
+            ]),
+        at: harness.now)
+    harness.drain()
+    #expect(harness.sends == ["pause-recording call c1 via recorder #1"])  // nothing undone by the reload
+    harness.event("c1", attributes: [:])
+    // The window undoes what it applied; the new actions apply to the next capture.
+    #expect(harness.sends.last == "resume-recording call c1 via recorder #1")
+    harness.event("c1", attributes: card)
+    #expect(harness.sends.last == "mute call c1 via backup #1")
+}
