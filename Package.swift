@@ -70,7 +70,7 @@ let package = Package(
             name: "MutewardenDaemon",
             dependencies: [
                 "MutewardenModel", "MutewardenEngine", "MutewardenConfig", "MutewardenLogging",
-                "MutewardenSimulator", "CMutewardenShims",
+                "MutewardenSimulator", "CMutewardenShims", "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(

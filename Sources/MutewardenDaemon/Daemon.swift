@@ -7,7 +7,7 @@ import MutewardenModel
 import Synchronization
 
 /// The running daemon: providers built from the configuration, the engine on its thread, feeds on
-/// tasks, and an orderly stop.
+/// tasks, reload on SIGHUP, state kept across restarts, and an orderly stop.
 public final class Daemon: Sendable {
     public struct Options: Sendable {
         /// How long a stop waits for actions already under way.
@@ -19,73 +19,131 @@ public final class Daemon: Sendable {
         public init() {}
     }
 
-    private let configuration: DaemonConfiguration
+    /// Loads the configuration again, for a reload.
+    public typealias Reloader = @Sendable () throws(ConfigurationError) -> DaemonConfiguration
+
+    private let configuration: Mutex<DaemonConfiguration>
     private let logger: Logger
     private let audit: AuditLogger
     private let options: Options
     private let clock: any MonotonicClock
+    private let notifier: SystemdNotifier
     private let loop: EngineLoop
     private let sink: EngineSink
-    private let feeds: [any CallFeed]
+    private let context: ProviderContext
+    private let feeds: Mutex<[String: any CallFeed]>
+    private let reloader: Reloader?
+    private let stateStore: StateStore?
+    /// The engine renders attributes through this, so a reload can change the allowlist at once:
+    /// taking a key off the list must stop its values reaching the log without a restart.
+    private let redactor: Mutex<AttributeRedactor>
 
-    /// Builds every feed and target. Throws when a provider cannot be built.
+    /// Builds every feed and target and prepares the state directory. Throws when a provider
+    /// cannot be built.
     public init(
         configuration: DaemonConfiguration, logger: Logger, options: Options = Options(),
-        clock: any MonotonicClock = SystemClock()
+        clock: any MonotonicClock = SystemClock(), notifier: SystemdNotifier = SystemdNotifier(),
+        reloader: Reloader? = nil
     ) throws {
-        self.configuration = configuration
+        self.configuration = Mutex(configuration)
         self.logger = logger
         self.options = options
         self.clock = clock
+        self.notifier = notifier
+        self.reloader = reloader
         let audit = AuditLogger(logger: logger)
         self.audit = audit
-        let context = ProviderContext { severity, message, fields in
+        context = ProviderContext { severity, message, fields in
             audit.logger.log(
                 level: AuditLogger.level(for: severity), Logger.Message(stringLiteral: PANMasker.mask(message)),
                 metadata: AuditLogger.metadata(for: AuditRecord(.feedUp, severity, message, fields))
                     .filter { $0.key != AuditLogger.kindKey })
         }
+        redactor = Mutex(AttributeRedactor(allowlist: configuration.logging.attributeAllowlist))
+        let targets = try Self.makeTargets(configuration, context: context)
+        feeds = Mutex(try Self.makeFeeds(configuration, context: context))
+
+        let store = StateStore(directory: configuration.state.directory)
+        do {
+            try store.prepare()
+            stateStore = store
+        } catch {
+            stateStore = nil
+            audit.emit(
+                AuditRecord(
+                    .stateRestored, .error,
+                    "\(error.description): open windows will not survive a restart", [.result: "unavailable"]))
+        }
+        let writer = stateStore.map { store in
+            StateWriter(store: store) { message in
+                audit.emit(
+                    AuditRecord(
+                        .stateRestored, .error, "cannot save the state: \(message); a restart would lose open windows",
+                        [.result: "save-failed", .error: message]))
+            }
+        }
+        loop = EngineLoop(
+            targets: targets, feeds: configuration.feeds.map(\.name), clock: clock, audit: audit, logger: logger,
+            notifier: notifier, stateWriter: writer)
+        sink = EngineSink(loop: loop)
+    }
+
+    private static func makeTargets(_ configuration: DaemonConfiguration, context: ProviderContext) throws
+        -> [String: any ActionTarget]
+    {
         var targets: [String: any ActionTarget] = [:]
         for target in configuration.targets {
             targets[target.name] = try target.settings.makeTarget(name: target.name, context: context)
         }
-        feeds = try configuration.feeds.map { try $0.settings.makeFeed(name: $0.name, context: context) }
-        loop = EngineLoop(
-            targets: targets, feeds: configuration.feeds.map(\.name), clock: clock, audit: audit, logger: logger)
-        sink = EngineSink(loop: loop)
+        return targets
+    }
+
+    private static func makeFeeds(_ configuration: DaemonConfiguration, context: ProviderContext) throws
+        -> [String: any CallFeed]
+    {
+        var feeds: [String: any CallFeed] = [:]
+        for feed in configuration.feeds { feeds[feed.name] = try feed.settings.makeFeed(name: feed.name, context: context) }
+        return feeds
     }
 
     /// What the engine looks like now, for status lines and tests.
     public var snapshot: EngineSnapshot { loop.snapshot }
 
-    /// Runs until a terminate signal arrives or `duration` (if any) has passed. Returns the exit
-    /// status: 0 after an orderly stop.
+    /// Runs until a terminate signal arrives or `duration` (if any) has passed, reloading on
+    /// SIGHUP. Returns the exit status: 0 after an orderly stop.
     public func run(signals: AsyncStream<DaemonSignal>, for duration: Duration? = nil) async throws -> Int32 {
-        let redactor = AttributeRedactor(allowlist: configuration.logging.attributeAllowlist)
+        let started = clock.now()
+        let current = configuration.withLock { $0 }
+        let restored = loadState()
         try loop.start(
-            configuration: configuration.engine,
-            options: EngineOptions(renderAttributes: { redactor.render($0) }))
-        let engine = configuration.engine
+            configuration: current.engine,
+            options: EngineOptions(renderAttributes: { [self] attributes in redactor.withLock { $0 }.render(attributes) }),
+            restoring: restored)
         audit.emit(
             AuditRecord(
                 .daemonStarted, .notice,
-                "mutewarden \(MutewardenVersion.current) started: \(configuration.feeds.count) feed(s), "
-                    + "\(configuration.targets.count) target(s), \(engine.policies.count) polic"
-                    + (engine.policies.count == 1 ? "y" : "ies") + " from \(configuration.files.joined(separator: ", "))",
+                "mutewarden \(MutewardenVersion.current) started: \(current.feeds.count) feed(s), "
+                    + "\(current.targets.count) target(s), \(current.engine.policies.count) polic"
+                    + (current.engine.policies.count == 1 ? "y" : "ies") + " from \(current.files.joined(separator: ", "))",
                 [.result: "started"]))
 
-        let feedTasks = feeds.map { feed in
-            Task { [sink, audit, options] in
-                await Self.supervise(feed, sink: sink, audit: audit, options: options)
-            }
+        var feedTasks: [String: Task<Void, Never>] = [:]
+        for (name, feed) in feeds.withLock({ $0 }) { feedTasks[name] = startFeed(feed) }
+        notifier.notify("READY=1\nSTATUS=" + loop.statusLine(now: clock.now()))
+        audit.emit(
+            AuditRecord(
+                .daemonStarted, .info, "ready after \(clock.now().since(started).compact)",
+                [.result: "ready", .latencyMs: String(clock.now().since(started).milliseconds)]))
+
+        await waitForStop(signals: signals, duration: duration) {
+            await self.reload(feedTasks: &feedTasks)
         }
 
-        await waitForStop(signals: signals, duration: duration)
-
+        notifier.notify("STOPPING=1")
         audit.emit(AuditRecord(.daemonStopping, .notice, "mutewarden stopping: no new events are taken", [.result: "stopping"]))
         sink.accepting.store(false, ordering: .relaxed)
-        for task in feedTasks { task.cancel() }
-        for task in feedTasks { await task.value }
+        for task in feedTasks.values { task.cancel() }
+        for task in feedTasks.values { await task.value }
         loop.post(.beginShutdown)
         await drainActions()
         loop.stop()
@@ -96,22 +154,138 @@ public final class Daemon: Sendable {
             AuditRecord(
                 .daemonStopping, stillOpen > 0 ? .warning : .notice,
                 "mutewarden stopped: \(statistics.eventsProcessed) events, \(statistics.controlFailures) control "
-                    + "failure(s); \(stillOpen) window(s) still open, their actions left in place (muted stays muted)",
+                    + "failure(s); \(stillOpen) window(s) still open, their actions left in place (muted stays muted)"
+                    + (stillOpen > 0 && stateStore != nil ? " and saved for the next start" : ""),
                 [.result: "stopped"]))
         return 0
     }
 
-    private func waitForStop(signals: AsyncStream<DaemonSignal>, duration: Duration?) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await signal in signals where signal == .terminate { return }
-            }
-            if let duration {
-                group.addTask { try? await Task.sleep(for: duration) }
-            }
-            await group.next()
-            group.cancelAll()
+    private func loadState() -> EngineState? {
+        guard let stateStore else { return nil }
+        switch stateStore.load() {
+        case .none:
+            return nil
+        case .loaded(let state):
+            return state
+        case .corrupt(let reason, let movedTo):
+            audit.emit(
+                AuditRecord(
+                    .stateRestored, .error,
+                    "the state file \(stateStore.path) is corrupt (\(reason)); moved to \(movedTo) and starting "
+                        + "without it: windows open before the restart are not restored",
+                    [.result: "corrupt", .reason: reason]))
+            return nil
         }
+    }
+
+    private func startFeed(_ feed: any CallFeed) -> Task<Void, Never> {
+        Task { [sink, audit, options] in
+            await Self.supervise(feed, sink: sink, audit: audit, options: options)
+        }
+    }
+
+    /// Waits for a terminate signal or the duration, running `onReload` for each SIGHUP.
+    private func waitForStop(
+        signals: AsyncStream<DaemonSignal>, duration: Duration?, onReload: @escaping () async -> Void
+    ) async {
+        // Signals and the timer meet in one stream, so that reloads run one at a time, in order.
+        let (events, continuation) = AsyncStream<DaemonSignal>.makeStream()
+        let forward = Task {
+            for await signal in signals { continuation.yield(signal) }
+        }
+        let expire = duration.map { duration in
+            Task {
+                guard (try? await Task.sleep(for: duration)) != nil else { return }
+                continuation.yield(.terminate)
+            }
+        }
+        for await event in events {
+            if event == .terminate { break }
+            await onReload()
+        }
+        forward.cancel()
+        expire?.cancel()
+    }
+
+    /// SIGHUP: load the configuration again; if it is valid, apply it without losing a window.
+    private func reload(feedTasks: inout [String: Task<Void, Never>]) async {
+        let started = clock.now()
+        notifier.notify("RELOADING=1")
+        defer { notifier.notify("READY=1") }
+        guard let reloader else {
+            audit.emit(AuditRecord(.configurationRejected, .warning, "reload requested, but this daemon cannot reload", [.result: "rejected"]))
+            return
+        }
+        let next: DaemonConfiguration
+        do {
+            next = try reloader()
+        } catch {
+            for diagnostic in error.diagnostics {
+                audit.emit(AuditRecord(.configurationRejected, .error, "\(diagnostic)", [.result: "rejected"]))
+            }
+            audit.emit(
+                AuditRecord(
+                    .configurationRejected, .error,
+                    "reload refused: \(error.diagnostics.count) error(s) in the new configuration; the running one stays in force",
+                    [.result: "rejected"]))
+            return
+        }
+        let previous = configuration.withLock { $0 }
+        let newTargets: [String: any ActionTarget]
+        let newFeeds: [String: any CallFeed]
+        do {
+            newTargets = try Self.makeTargets(next, context: context)
+            newFeeds = try Self.makeFeeds(next, context: context)
+        } catch {
+            audit.emit(
+                AuditRecord(
+                    .configurationRejected, .error, "reload refused: \(error); the running configuration stays in force",
+                    [.result: "rejected", .error: "\(error)"]))
+            return
+        }
+
+        // The engine first: once it has the new policies, the new targets must exist.
+        loop.replaceTargets(newTargets)
+        let outcome: Result<ReloadOutcome, any Error> = await withCheckedContinuation { continuation in
+            loop.post(.reconfigure(next.engine, reply: { continuation.resume(returning: $0) }))
+        }
+        guard case .success(let result) = outcome else {
+            audit.emit(
+                AuditRecord(.configurationRejected, .error, "reload refused by the engine: \(outcome)", [.result: "rejected"]))
+            return
+        }
+        redactor.withLock { $0 = AttributeRedactor(allowlist: next.logging.attributeAllowlist) }
+
+        // Feeds: removed ones stop, new ones start, changed ones restart.
+        let before = Dictionary(uniqueKeysWithValues: previous.feeds.map { ($0.name, "\($0.type) \($0.settings)") })
+        let after = Dictionary(uniqueKeysWithValues: next.feeds.map { ($0.name, "\($0.type) \($0.settings)") })
+        var restarted: [String] = []
+        for (name, task) in feedTasks where after[name] == nil || after[name] != before[name] {
+            task.cancel()
+            await task.value
+            feedTasks[name] = nil
+            if after[name] != nil { restarted.append(name) }
+        }
+        for (name, feed) in newFeeds where feedTasks[name] == nil { feedTasks[name] = startFeed(feed) }
+        feeds.withLock { $0 = newFeeds }
+        configuration.withLock { $0 = next }
+
+        var notes: [String] = []
+        if next.logging.level != previous.logging.level || next.logging.target != previous.logging.target {
+            notes.append("logging level and target changes take effect at the next start")
+        }
+        if next.state.directory != previous.state.directory {
+            notes.append("the state directory change takes effect at the next start")
+        }
+        let elapsed = clock.now().since(started)
+        audit.emit(
+            AuditRecord(
+                .configurationLoaded, .notice,
+                "configuration reloaded in \(elapsed.compact): \(result.windowsKept) open window(s) kept, "
+                    + "\(result.windowsClosed) closed with their policy"
+                    + (restarted.isEmpty ? "" : "; feeds restarted: \(restarted.sorted().joined(separator: ", "))")
+                    + (notes.isEmpty ? "" : "; " + notes.joined(separator: "; ")),
+                [.result: "reloaded", .latencyMs: String(elapsed.milliseconds)]))
     }
 
     /// Gives actions already sent a bounded time to answer.

@@ -14,6 +14,8 @@ enum EngineInput: Sendable {
     case feedState(feed: String, up: Bool, detail: String, expected: Bool)
     /// The feeds have stopped: see ``Engine/beginShutdown(at:)``.
     case beginShutdown
+    /// A reload: the engine takes the new configuration and says what it did.
+    case reconfigure(EngineConfiguration, reply: @Sendable (Result<ReloadOutcome, any Error>) -> Void)
 }
 
 /// A multi-producer, single-consumer queue with a wake-up: feeds and action tasks post, the engine
@@ -64,7 +66,6 @@ public struct EngineSnapshot: Sendable, Hashable {
 final class EngineLoop: Sendable {
     private let inbox = EngineInbox()
     private let clock: any MonotonicClock
-    private let targets: [String: any ActionTarget]
     private let audit: AuditLogger
     private let logger: Logger
     private let stopRequested = Atomic<Bool>(false)
@@ -72,12 +73,20 @@ final class EngineLoop: Sendable {
     private let snapshotStore = Mutex(EngineSnapshot())
     /// Attempts handed to targets and not yet answered.
     private let attemptsInFlight = Atomic<Int>(0)
+    private let notifier: SystemdNotifier
+    private let stateWriter: StateWriter?
+    /// Targets can be replaced by a reload; the engine thread reads them for every send.
+    private let targetTable: Mutex<[String: any ActionTarget]>
+    /// PCI control failures (CRIT `action.failed`), for the status line's "last hour".
+    private let controlFailureTimes = Mutex<[MonotonicInstant]>([])
 
     init(
         targets: [String: any ActionTarget], feeds: [String], clock: any MonotonicClock, audit: AuditLogger,
-        logger: Logger
+        logger: Logger, notifier: SystemdNotifier, stateWriter: StateWriter?
     ) {
-        self.targets = targets
+        targetTable = Mutex(targets)
+        self.notifier = notifier
+        self.stateWriter = stateWriter
         self.clock = clock
         self.audit = audit
         self.logger = logger
@@ -92,7 +101,7 @@ final class EngineLoop: Sendable {
 
     /// Starts the thread and returns once the engine is built on it, from Sendable configuration,
     /// so that the engine never crosses threads. Throws what building it threw.
-    func start(configuration: EngineConfiguration, options: EngineOptions) throws {
+    func start(configuration: EngineConfiguration, options: EngineOptions, restoring state: EngineState?) throws {
         let started = DispatchSemaphore(value: 0)
         let failure = Mutex<(any Error)?>(nil)
         let thread = Thread { [self] in
@@ -104,6 +113,9 @@ final class EngineLoop: Sendable {
                 started.signal()
                 finished.signal()
                 return
+            }
+            if let state {
+                engine.restore(state, now: clock.now(), wallNow: wallClockNanoseconds())
             }
             started.signal()
             run(engine)
@@ -122,15 +134,66 @@ final class EngineLoop: Sendable {
     }
 
     private func run(_ engine: Engine) {
+        let watchdogInterval = notifier.watchdogPingInterval
+        var nextPing = clock.now()
+        var persistedVersion: UInt64 = .max
+        var lastStatus = ""
+        var nextStatus = clock.now()
         while !stopRequested.load(ordering: .acquiring) {
             let now = clock.now()
             for input in inbox.drain() { handle(input, engine: engine, now: now) }
             engine.advance(to: now)
             perform(engine.takeEffects())
             publish(engine)
-            inbox.wait(until: engine.nextWakeup, clock: clock)
+            if engine.stateVersion != persistedVersion, let stateWriter {
+                persistedVersion = engine.stateVersion
+                stateWriter.submit(engine.snapshot(now: now, wallNow: wallClockNanoseconds()), version: persistedVersion)
+            }
+            // The ping comes from this loop, so a stuck engine stops it and systemd restarts us.
+            if let watchdogInterval, now >= nextPing {
+                notifier.notify("WATCHDOG=1")
+                nextPing = now + watchdogInterval
+            }
+            if now >= nextStatus {
+                let status = statusLine(now: now)
+                if status != lastStatus {
+                    notifier.notify("STATUS=" + status)
+                    lastStatus = status
+                }
+                nextStatus = now + .seconds(1)
+            }
+            var wake = engine.nextWakeup
+            if watchdogInterval != nil { wake = min(wake ?? nextPing, nextPing) }
+            wake = min(wake ?? nextStatus, nextStatus)
+            inbox.wait(until: wake, clock: clock)
+        }
+        // The last word on state: what the engine holds as it stops.
+        if let stateWriter {
+            stateWriter.submit(engine.snapshot(now: clock.now(), wallNow: wallClockNanoseconds()), version: engine.stateVersion)
+            stateWriter.finish()
         }
         finished.signal()
+    }
+
+    /// One line for `systemctl status`: calls, windows, feeds, and recent control failures.
+    func statusLine(now: MonotonicInstant) -> String {
+        let snapshot = self.snapshot
+        let failures = controlFailureTimes.withLock { times in
+            times.removeAll { now.since($0) > .seconds(3600) }
+            return times.count
+        }
+        let feeds = snapshot.feedsUp.keys.sorted().map { "\($0) \(snapshot.feedsUp[$0] == true ? "up" : "DOWN")" }
+        return "\(snapshot.statistics.trackedCalls) calls, \(snapshot.statistics.openWindows) windows open; feeds: "
+            + (feeds.isEmpty ? "none" : feeds.joined(separator: ", "))
+            + "; control failures in the last hour: \(failures)"
+    }
+
+    /// Replaces targets after a reload. Targets removed from the configuration stay reachable:
+    /// a window kept by the reload may still need one to undo what it applied.
+    func replaceTargets(_ replacements: [String: any ActionTarget]) {
+        targetTable.withLock { table in
+            for (name, target) in replacements { table[name] = target }
+        }
     }
 
     private func handle(_ input: EngineInput, engine: Engine, now: MonotonicInstant) {
@@ -141,6 +204,8 @@ final class EngineLoop: Sendable {
             engine.attemptFinished(ticket, result: result, at: now)
         case .beginShutdown:
             engine.beginShutdown(at: now)
+        case .reconfigure(let configuration, let reply):
+            reply(Result { try engine.reconfigure(configuration, at: now) })
         case .feedState(let feed, let up, let detail, let expected):
             snapshotStore.withLock { $0.feedsUp[feed] = up }
             if expected {
@@ -164,9 +229,13 @@ final class EngineLoop: Sendable {
         for effect in effects {
             switch effect {
             case .audit(let record):
+                if record.kind == .actionFailed, record.severity == .critical {
+                    let now = clock.now()
+                    controlFailureTimes.withLock { $0.append(now) }
+                }
                 audit.emit(record)
             case .send(let request, let ticket):
-                guard let target = targets[request.target] else {
+                guard let target = targetTable.withLock({ $0[request.target] }) else {
                     // The configuration loader checks every reference, so this is a bug.
                     inbox.post(
                         .attemptFinished(

@@ -80,3 +80,11 @@ extension Duration {
         return "\(nanoseconds / 1000)µs"
     }
 }
+
+/// Wall-clock nanoseconds since the Unix epoch (CLOCK_REALTIME): for what must mean the same
+/// after a restart, such as a window's open time in the state file.
+public func wallClockNanoseconds() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+}

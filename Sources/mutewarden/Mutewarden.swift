@@ -77,7 +77,12 @@ struct Run: AsyncParsableCommand {
         let watcher = SignalWatcher()
         let daemon: Daemon
         do {
-            daemon = try Daemon(configuration: configuration, logger: logger)
+            let path = options.config
+            daemon = try Daemon(
+                configuration: configuration, logger: logger,
+                reloader: { () throws(ConfigurationError) -> DaemonConfiguration in
+                    try ConfigurationLoader(registry: BuiltInProviders.registry).load(path: path)
+                })
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(ExitStatus.config)

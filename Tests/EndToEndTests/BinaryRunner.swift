@@ -94,3 +94,17 @@ func temporaryDirectory() throws -> URL {
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
 }
+
+/// config/demo.yaml with its state directory moved to a fresh temporary one, so that runs never
+/// restore each other's windows.
+func privateDemoConfiguration(stateDirectory: URL? = nil) throws -> (config: URL, state: URL) {
+    let directory = try temporaryDirectory()
+    let state = stateDirectory ?? directory.appendingPathComponent("state")
+    let demo = try String(contentsOf: BinaryRunner.packageRoot.appendingPathComponent("config/demo.yaml"), encoding: .utf8)
+    let rewritten = demo.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+        line.hasPrefix("  directory: ") ? "  directory: \(state.path)" : String(line)
+    }.joined(separator: "\n")
+    let config = directory.appendingPathComponent("mutewarden.yaml")
+    try rewritten.write(to: config, atomically: true, encoding: .utf8)
+    return (config, state)
+}

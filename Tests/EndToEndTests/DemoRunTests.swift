@@ -5,12 +5,13 @@ import Testing
 /// retried and alarmed, and it stops cleanly.
 @Suite(.serialized) struct DemoRunTests {
     @Test func theDemoShowsTheWholeControlLoop() throws {
-        let result = try BinaryRunner.run(
-            ["run", "--config", "config/demo.yaml", "--for", "8s"], timeout: .seconds(40))
+        let demo = try privateDemoConfiguration()
+        let result = try BinaryRunner.run(["run", "--config", demo.config.path, "--for", "8s"], timeout: .seconds(40))
         #expect(result.status == 0, "\(result.stderr.suffix(2000))")
         let lines = result.stderr.split(separator: "\n").map(String.init)
         func count(_ kind: String) -> Int { lines.filter { $0.contains("audit=\(kind) ") }.count }
-        #expect(count("daemon.started") == 1)
+        #expect(lines.filter { $0.contains("audit=daemon.started") && $0.contains("result=started") }.count == 1)
+        #expect(lines.filter { $0.contains("audit=daemon.started") && $0.contains("result=ready") }.count == 1)
         #expect(count("feed.up") == 1)
         #expect(count("window.opened") > 0)
         #expect(count("window.closed") > 0)
@@ -30,7 +31,8 @@ import Testing
     }
 
     @Test func sigtermStopsWithinFiveSecondsAndExitsZero() throws {
-        let (process, _, err) = try BinaryRunner.start(["run", "--config", "config/demo.yaml"])
+        let demo = try privateDemoConfiguration()
+        let (process, _, err) = try BinaryRunner.start(["run", "--config", demo.config.path])
         let stderr = Reader(err)
         // Wait until it is really running.
         let ready = ContinuousClock.now + .seconds(20)

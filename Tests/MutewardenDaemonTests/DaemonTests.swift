@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import MutewardenConfig
 import MutewardenDaemon
@@ -66,7 +67,7 @@ private func configuration(feeds: [FeedConfiguration], allowlist: Set<String>) -
         engine: EngineConfiguration(
             policies: [policy], targets: [TargetDescriptor(name: "recorder", confirmsByEvent: false)]),
         logging: LoggingConfiguration(level: .debug, target: .stderr, attributeAllowlist: allowlist),
-        state: StateConfiguration())
+        state: StateConfiguration(directory: FileManager.default.temporaryDirectory.appendingPathComponent("mw-daemon-\(UUID().uuidString)").path))
 }
 
 /// Runs the daemon until `done` says so (checked every 20 ms, for 20 s at most), then stops it
@@ -140,8 +141,9 @@ private func runDaemon(_ configuration: DaemonConfiguration, until done: @escapi
 
 @Test func theDemoConfigurationRunsInProcess() async throws {
     let root = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
-    let configuration = try ConfigurationLoader(registry: BuiltInProviders.registry).load(
+    var configuration = try ConfigurationLoader(registry: BuiltInProviders.registry).load(
         path: "/\(root)/config/demo.yaml")
+    configuration.state.directory = FileManager.default.temporaryDirectory.appendingPathComponent("mw-demo-\(UUID().uuidString)").path
     let (status, logs, snapshot) = try await runDaemon(configuration, until: { $0.statistics.eventsProcessed > 0 })
     #expect(status == 0)
     #expect(snapshot.statistics.eventsProcessed > 0)

@@ -1,0 +1,178 @@
+import Foundation
+import MutewardenEngine
+import MutewardenModel
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The state file: `<state directory>/state.json`, replaced atomically (write a temporary file,
+/// fsync it, rename it over the old one, fsync the directory), so a crash at any instant leaves
+/// either the old state or the new one, never a torn file.
+public struct StateStore: Sendable {
+    public enum LoadResult: Sendable {
+        case none
+        case loaded(EngineState)
+        /// The file could not be read as state; it was moved to `movedTo` so the daemon can start.
+        case corrupt(reason: String, movedTo: String)
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public let directory: String
+    public var path: String { directory + "/state.json" }
+
+    public init(directory: String) {
+        self.directory = directory
+    }
+
+    /// Creates the directory if needed (0700: the state names calls and extensions).
+    public func prepare() throws(Failure) {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw Failure(description: "\(directory) is not a directory") }
+        } else {
+            do {
+                try FileManager.default.createDirectory(
+                    atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw Failure(description: "cannot create the state directory \(directory): \(error.localizedDescription)")
+            }
+        }
+        guard access(directory, W_OK) == 0 else {
+            throw Failure(description: "the state directory \(directory) is not writable: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    public func load() -> LoadResult {
+        guard let data = FileManager.default.contents(atPath: path) else { return .none }
+        do {
+            let state = try JSONDecoder().decode(EngineState.self, from: data)
+            guard state.version == EngineState.currentVersion else {
+                return moveAside(reason: "unknown state version \(state.version)")
+            }
+            return .loaded(state)
+        } catch {
+            return moveAside(reason: "not valid state: \(error)")
+        }
+    }
+
+    private func moveAside(reason: String) -> LoadResult {
+        let target = "\(path).corrupt-\(wallClockNanoseconds() / 1_000_000_000)"
+        if rename(path, target) != 0 {
+            // Could not move it: remove it, or the daemon would trip on it at every start.
+            unlink(path)
+            return .corrupt(reason: reason, movedTo: "(removed: \(String(cString: strerror(errno))))")
+        }
+        return .corrupt(reason: reason, movedTo: target)
+    }
+
+    public func save(_ state: EngineState) throws(Failure) {
+        let data: Data
+        do {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            data = try encoder.encode(state)
+        } catch {
+            throw Failure(description: "cannot encode the state: \(error)")
+        }
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw Failure(description: "cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        var ok = data.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
+                offset += written
+            }
+            return true
+        }
+        ok = ok && fsync(fd) == 0
+        let writeError = errno
+        close(fd)
+        guard ok else {
+            unlink(temporary)
+            throw Failure(description: "cannot write \(temporary): \(String(cString: strerror(writeError)))")
+        }
+        guard rename(temporary, path) == 0 else {
+            throw Failure(description: "cannot replace \(path): \(String(cString: strerror(errno)))")
+        }
+        // The rename is durable only once the directory entry is.
+        let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directoryFD >= 0 {
+            fsync(directoryFD)
+            close(directoryFD)
+        }
+    }
+}
+
+/// Writes the latest state off the engine thread, coalescing: an fsync must never delay an
+/// action, and only the newest state matters.
+final class StateWriter: Sendable {
+    private let store: StateStore
+    private let latest = Mutex<(state: EngineState, version: UInt64)?>(nil)
+    private let wakeup = DispatchSemaphore(value: 0)
+    private let stopped = Atomic<Bool>(false)
+    private let done = DispatchSemaphore(value: 0)
+    private let onError: @Sendable (String) -> Void
+    private let lastFailure = Mutex<String?>(nil)
+
+    init(store: StateStore, onError: @escaping @Sendable (String) -> Void) {
+        self.store = store
+        self.onError = onError
+        let thread = Thread { [self] in run() }
+        thread.name = "mutewarden-state"
+        thread.start()
+    }
+
+    func submit(_ state: EngineState, version: UInt64) {
+        latest.withLock { $0 = (state, version) }
+        wakeup.signal()
+    }
+
+    /// Writes what is pending and stops the thread.
+    func finish() {
+        stopped.store(true, ordering: .releasing)
+        wakeup.signal()
+        done.wait()
+    }
+
+    private func run() {
+        while true {
+            wakeup.wait()
+            if let pending = latest.withLock({ value in
+                defer { value = nil }
+                return value
+            }) {
+                write(pending.state)
+            }
+            if stopped.load(ordering: .acquiring) {
+                if let pending = latest.withLock({ $0 }) { write(pending.state) }
+                done.signal()
+                return
+            }
+        }
+    }
+
+    private func write(_ state: EngineState) {
+        do {
+            try store.save(state)
+            lastFailure.withLock { $0 = nil }
+        } catch {
+            // One report per distinct failure, not one per write.
+            let message = error.description
+            let isNew = lastFailure.withLock { last in
+                defer { last = message }
+                return last != message
+            }
+            if isNew { onError(message) }
+        }
+    }
+}
