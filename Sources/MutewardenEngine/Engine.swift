@@ -294,6 +294,10 @@ public final class Engine {
             }
             released[key] = nil
         }
+        if isStaleForRestoredWindow(update, key: key) {
+            stats.staleEventsDropped &+= 1
+            return
+        }
         // A call first seen as released needs nothing from us.
         if update.state == .released { return }
         guard calls.count < limits.maxCalls else {

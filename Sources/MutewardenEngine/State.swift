@@ -27,6 +27,8 @@ public struct WindowState: Codable, Sendable, Hashable {
     /// True for an extension-scope window.
     public var extensionScope: Bool
     public var sequence: UInt64
+    /// The provider's sequence number of the opening event, if the provider numbers events.
+    public var openingSequence: UInt64?
     /// Wall-clock nanoseconds since the Unix epoch.
     public var openedAtWallNanoseconds: Int64
     public var triggers: [String]
@@ -99,7 +101,7 @@ extension Engine {
             call: calls[window.subject]?.ids ?? window.engagements.first { $0.call == window.subject }?.context
                 ?? CallIdentifiers(primary: window.subject.id),
             agentExtension: window.agentExtension, extensionScope: window.extensionKey != nil,
-            sequence: window.sequence,
+            sequence: window.sequence, openingSequence: window.openingSequence,
             openedAtWallNanoseconds: wallNow - now.since(window.openedAt).nanosecondsClamped,
             triggers: window.triggers.map(\.id), covered: window.covered.map(\.id),
             engagements: window.engagements.map { engagement in
@@ -202,6 +204,7 @@ extension Engine {
         nextWindowID += 1
         window.triggers = saved.triggers.map { CallKey(feed: saved.feed, id: $0) }
         window.restored = true
+        window.openingSequence = saved.openingSequence
         for engagement in saved.engagements where engagement.action < actions.count {
             window.engagements.append(
                 Engagement(
@@ -216,6 +219,21 @@ extension Engine {
         return window
     }
 
+    /// The restored windows a call held before the restart, by its policy routing.
+    func restoredWindowsHeld(by key: CallKey) -> [Window] {
+        guard !restoredWindows.isEmpty, let routing = policiesByFeed[key.feed] else { return [] }
+        return routing.compactMap { restoredWindows[RestoredKey(policy: $0, call: key)] }
+    }
+
+    /// An event a feed replays after a restart (a resync, say) that is not newer than the event
+    /// that opened a restored window says nothing new: applying it could close the window.
+    func isStaleForRestoredWindow(_ update: CallUpdate, key: CallKey) -> Bool {
+        guard let sequence = update.sequence else { return false }
+        return restoredWindowsHeld(by: key).contains { window in
+            window.openingSequence.map { sequence <= $0 } ?? false
+        }
+    }
+
     /// A call seen for the first time since a restart takes back the windows it held.
     func reattachRestoredWindows(to call: TrackedCall) {
         guard !restoredWindows.isEmpty || !extensionWindows.isEmpty else { return }
@@ -225,6 +243,7 @@ extension Engine {
             {
                 call.slots[slot].window = window
                 call.slots[slot].armed = false
+                if let opening = window.openingSequence { call.lastSequence = max(call.lastSequence ?? 0, opening) }
             } else if policies[policy].definition.scope == .agentExtension, let ext = call.agentExtension,
                 let window = extensionWindows[
                     ExtensionWindowKey(policy: policy, ext: ExtensionKey(feed: call.key.feed, agentExtension: ext))],

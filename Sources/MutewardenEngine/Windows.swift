@@ -53,6 +53,9 @@ final class Window {
     var capAt: MonotonicInstant
     /// Restored from the state file: its calls may not have been seen since the restart.
     var restored = false
+    /// The provider's sequence number of the event that opened the window, when the provider
+    /// numbers events: after a restart, older or replayed events of the call are stale.
+    var openingSequence: UInt64?
     /// The provider's sequence number of the event that opened the window or, for providers that
     /// do not number their events, how many windows this policy has opened for the same call or
     /// extension. Part of the idempotency key: the same in every replica that sees the same events
@@ -151,6 +154,7 @@ extension Engine {
                 definition: definition)
         }
         nextWindowID += 1
+        window.openingSequence = call.lastSequence
         call.slots[slot].window = window
         register(window)
         audit(

@@ -96,14 +96,14 @@ private func runDaemon(_ configuration: DaemonConfiguration, until done: @escapi
         update("c1", .established, ["Queue": "billing"]),
         update("c1", .established, ["Queue": "billing", "PCI_STAGE": "CARD", "CardNumber": pan]),
         update("c1", .established, ["Queue": "billing", "PCI_STAGE": "DONE", "CardNumber": pan]),
-        update("c1", .released),
     ])
     // CardNumber is allowlisted on purpose: masking must still hold.
     let (status, logs, snapshot) = try await runDaemon(
         configuration(
             feeds: [FeedConfiguration(name: "desk", type: "scripted", settings: feed, location: here)],
             allowlist: ["PCI_STAGE", "CardNumber"]),
-        until: { $0.statistics.eventsProcessed == 5 && $0.statistics.jobsInProgress == 0 })
+        // After the fourth event the resume is under way; no job left means it was answered.
+        until: { $0.statistics.eventsProcessed == 4 && $0.statistics.jobsInProgress == 0 })
     #expect(status == 0)
     let lines = logs.lines()
     func count(_ kind: String) -> Int { lines.filter { $0.contains("audit=\(kind) ") }.count }
@@ -111,8 +111,8 @@ private func runDaemon(_ configuration: DaemonConfiguration, until done: @escapi
     #expect(count("window.closed") == 1)
     #expect(count("action.confirmed") == 2)
     #expect(count("feed.up") == 1)
-    #expect(snapshot.statistics.trackedCalls == 0)
-    #expect(snapshot.statistics.eventsProcessed == 5)
+    #expect(snapshot.statistics.trackedCalls == 1)
+    #expect(snapshot.statistics.eventsProcessed == 4)
     // The attribute shows, masked; the bare digits never do, in any form.
     #expect(lines.contains { $0.contains("CardNumber=4111 11** **** 1111") })
     for line in lines {

@@ -144,3 +144,18 @@ private let card = ["PCI_STAGE": "CARD"]
     harness.event("c1", attributes: card)
     #expect(harness.sends.last == "mute call c1 via backup #1")
 }
+
+@Test func eventsReplayedAfterARestartDoNotCloseARestoredWindow() {
+    let policy = Policies.pause()
+    let before = EngineHarness(policies: [policy])
+    before.event("c1", .ringing, attributes: [:], sequence: 1)
+    before.event("c1", attributes: card, sequence: 2)
+    let after = before.restarted(after: .seconds(1), policies: [policy])
+    // A feed that replays the call from its start after the restart.
+    after.event("c1", .ringing, attributes: [:], sequence: 1)
+    after.event("c1", attributes: card, sequence: 2)
+    #expect(after.count(.windowClosed) == 0)
+    #expect(after.count(.windowOpened) == 0)
+    after.event("c1", attributes: [:], sequence: 3)  // genuinely new: the capture ended
+    #expect(after.records(.windowClosed).first?[.result] == "stopped")
+}
