@@ -401,7 +401,7 @@ public final class Engine {
             reason: reason == .callExpired ? "the call expired after no event for the idle limit" : "the call ended")
     }
 
-    private func rememberReleased(_ key: CallKey, now: MonotonicInstant) {
+    func rememberReleased(_ key: CallKey, now: MonotonicInstant) {
         released[key] = now
         releasedOrder.append((key, now))
         while released.count > options.releasedMemory, releasedOrderHead < releasedOrder.count {
