@@ -51,6 +51,10 @@ let package = Package(
         .target(
             name: "MutewardenLogging",
             dependencies: ["MutewardenModel", "CSystemd", .product(name: "Logging", package: "swift-log")]),
+        // A small JSON value type with a fast UTF-8 parser: platform events arrive by the thousand.
+        .target(name: "MutewardenJSON"),
+        // Bayeux (CometD) client: handshake, connect, subscribe, advice; transport-agnostic.
+        .target(name: "MutewardenBayeux", dependencies: ["MutewardenJSON", "MutewardenModel", "MutewardenSupervisor"]),
         // Connection supervision shared by every transport: connect, run, back off, reconnect.
         .target(name: "MutewardenSupervisor", dependencies: ["MutewardenModel"]),
         // HTTP client on libcurl's multi interface, driven by one thread.
@@ -97,6 +101,8 @@ let package = Package(
                 "MutewardenLogging", "MutewardenModel",
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .testTarget(name: "MutewardenJSONTests", dependencies: ["MutewardenJSON"]),
+        .testTarget(name: "MutewardenBayeuxTests", dependencies: ["MutewardenBayeux", "MutewardenJSON", "MutewardenModel"]),
         .testTarget(name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel"]),
         .testTarget(name: "MutewardenHTTPTests", dependencies: ["MutewardenHTTP", "MutewardenModel"]),
         .testTarget(name: "MutewardenWebSocketTests", dependencies: ["MutewardenWebSocket", "MutewardenModel"]),

@@ -1,0 +1,88 @@
+import Testing
+
+@testable import MutewardenJSON
+
+@Test(arguments: [
+    ("null", JSONValue.null),
+    ("true", .bool(true)),
+    (" false ", .bool(false)),
+    ("0", .number(0)),
+    ("-12", .number(-12)),
+    ("3.25", .number(3.25)),
+    ("1e3", .number(1000)),
+    ("-2.5E-1", .number(-0.25)),
+    ("\"plain\"", .string("plain")),
+    ("\"a\\\"b\\\\c\\/d\\n\"", .string("a\"b\\c/d\n")),
+    ("\"\\u00e9t\\u00E9\"", .string("été")),
+    ("\"\\ud83d\\ude00\"", .string("😀")),
+    ("\"déjà vu\"", .string("déjà vu")),
+    ("[]", .array([])),
+    ("[1, [2], {}]", .array([.number(1), .array([.number(2)]), .object([])])),
+    ("{\"b\":1,\"a\":{\"c\":null}}", .object([("b", .number(1)), ("a", .object([("c", .null)]))])),
+])
+func parsesValidDocuments(_ text: String, _ expected: JSONValue) throws {
+    #expect(try JSONValue.parse(text) == expected)
+}
+
+@Test(arguments: [
+    ("", "unexpected end of document"),
+    ("{", "expected a member name"),
+    ("{\"a\" 1}", "expected ':'"),
+    ("{\"a\":1,}", "expected a member name"),
+    ("[1 2]", "expected ',' or ']'"),
+    ("[1,]", "unexpected character"),
+    ("01", "unexpected data after the document"),
+    ("1.", "invalid number"),
+    ("-", "invalid number"),
+    ("tru", "unexpected end of document"),
+    ("nul1", "invalid literal"),
+    ("\"abc", "unterminated string"),
+    ("\"a\u{01}b\"", "control character in a string"),
+    ("\"\\x\"", "invalid escape"),
+    ("\"\\u12zz\"", "invalid \\u escape"),
+    ("\"\\ud800\"", "unpaired surrogate"),
+    ("{} {}", "unexpected data after the document"),
+])
+func refusesInvalidDocumentsWithTheReason(_ text: String, _ reason: String) {
+    #expect {
+        _ = try JSONValue.parse(text)
+    } throws: { error in
+        "\(error)".contains(reason)
+    }
+}
+
+@Test func refusesInvalidUTF8() {
+    #expect(throws: JSONError.self) { _ = try JSONValue.parse([0x22, 0xC3, 0x28, 0x22]) }
+}
+
+@Test func boundsTheNesting() {
+    let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+    #expect {
+        _ = try JSONValue.parse(deep)
+    } throws: { error in
+        "\(error)".contains("nested deeper than 64 levels")
+    }
+    #expect((try? JSONValue.parse(deep, maximumDepth: 200)) != nil)
+}
+
+@Test(arguments: [
+    "{\"channel\":\"/meta/connect\",\"id\":\"7\",\"advice\":{\"timeout\":30000,\"reconnect\":\"retry\"},\"successful\":true}",
+    "[{\"a\":[1,2.5,-3,true,false,null,\"x\\ny\\\"z\\u0001\"]}]",
+])
+func writesBackWhatItRead(_ text: String) throws {
+    let value = try JSONValue.parse(text)
+    #expect(try JSONValue.parse(value.serialized) == value)
+}
+
+@Test func accessorsAndScalarText() throws {
+    let value = try JSONValue.parse("{\"s\":\"x\",\"n\":42,\"f\":1.5,\"b\":true,\"o\":{\"k\":1}}")
+    #expect(value["s"]?.string == "x")
+    #expect(value["n"]?.int == 42)
+    #expect(value["f"]?.int == nil)
+    #expect(value["n"]?.scalarText == "42")
+    #expect(value["f"]?.scalarText == "1.5")
+    #expect(value["b"]?.scalarText == "true")
+    #expect(value["o"]?["k"]?.int == 1)
+    #expect(value["missing"] == nil)
+    #expect(value["o"]?.scalarText == nil)
+}
