@@ -55,6 +55,8 @@ let package = Package(
         .target(name: "MutewardenJSON"),
         // Bayeux (CometD) client: handshake, connect, subscribe, advice; transport-agnostic.
         .target(name: "MutewardenBayeux", dependencies: ["MutewardenJSON", "MutewardenModel", "MutewardenSupervisor"]),
+        // Genesys Web Services: CometD call events to normalized updates, actions to voice API calls.
+        .target(name: "MutewardenGenesys", dependencies: ["MutewardenModel", "MutewardenJSON", "MutewardenBayeux"]),
         // Connection supervision shared by every transport: connect, run, back off, reconnect.
         .target(name: "MutewardenSupervisor", dependencies: ["MutewardenModel"]),
         // HTTP client on libcurl's multi interface, driven by one thread.
@@ -103,6 +105,9 @@ let package = Package(
             ]),
         .testTarget(name: "MutewardenJSONTests", dependencies: ["MutewardenJSON"]),
         .testTarget(name: "MutewardenBayeuxTests", dependencies: ["MutewardenBayeux", "MutewardenJSON", "MutewardenModel"]),
+        .testTarget(
+            name: "MutewardenGenesysTests", dependencies: ["MutewardenGenesys", "MutewardenJSON", "MutewardenModel"],
+            resources: [.copy("Fixtures")]),
         .testTarget(name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel"]),
         .testTarget(name: "MutewardenHTTPTests", dependencies: ["MutewardenHTTP", "MutewardenModel"]),
         .testTarget(name: "MutewardenWebSocketTests", dependencies: ["MutewardenWebSocket", "MutewardenModel"]),

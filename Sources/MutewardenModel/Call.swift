@@ -32,7 +32,7 @@ public struct CallIdentifiers: Sendable, Hashable, Codable {
 }
 
 /// One normalized call event: what a feed turns each platform event into.
-public struct CallUpdate: Sendable {
+public struct CallUpdate: Sendable, Hashable {
     /// The name of the feed (from the configuration) that saw the event.
     public var feed: String
     public var ids: CallIdentifiers
@@ -45,6 +45,8 @@ public struct CallUpdate: Sendable {
     public var attributes: [String: String]?
     public var mute: ReportedMute?
     public var recording: ReportedRecording?
+    /// The other parties' numbers, when the platform lists them; kept for the audit trail.
+    public var participants: [String]?
     /// A provider-supplied, per-call increasing number (event sequence or timestamp). When present,
     /// an update whose sequence is not above the last one seen for the call is stale and dropped.
     public var sequence: UInt64?
@@ -58,6 +60,7 @@ public struct CallUpdate: Sendable {
         attributes: [String: String]? = nil,
         mute: ReportedMute? = nil,
         recording: ReportedRecording? = nil,
+        participants: [String]? = nil,
         sequence: UInt64? = nil
     ) {
         self.feed = feed
@@ -68,6 +71,7 @@ public struct CallUpdate: Sendable {
         self.attributes = attributes
         self.mute = mute
         self.recording = recording
+        self.participants = participants
         self.sequence = sequence
     }
 }
