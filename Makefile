@@ -8,12 +8,14 @@
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: demo test bench build deps check-warnings
+.PHONY: demo test bench bench-journal build deps check-warnings
 
 # Debian packages: the C libraries behind the transports and the journal.
 BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-dev
-# Packages the test suite's real peers need.
-TEST_PACKAGES :=
+# Packages the test suite's real peers need: systemd for systemd-journald, journalctl and
+# systemd-analyze (Tests/SystemdTests), util-linux and mount for the private mount namespaces
+# the journald tests run in.
+TEST_PACKAGES := systemd util-linux mount
 
 DEMO_FOR ?= 20s
 
@@ -31,6 +33,14 @@ bench: deps
 	.build/release/mutewarden-bench --calls 10000 --events 2000000 --rounds 5
 	@echo "== stress mix: every call takes a card"
 	.build/release/mutewarden-bench --calls 10000 --events 1000000 --rounds 3 --capture-ratio 1
+
+# Journal backend throughput against a private systemd-journald (needs root: mount namespaces).
+bench-journal: deps
+	swift build -c release --product mutewarden-journal-bench
+	@echo "== handler cost alone: sanitize and encode, no journal"
+	.build/release/mutewarden-journal-bench --sink null --records 200000 --rounds 3
+	@echo "== into systemd-journald"
+	bench/journal.sh .build/release/mutewarden-journal-bench --records 100000 --rounds 3
 
 build: deps
 	swift build -c release
