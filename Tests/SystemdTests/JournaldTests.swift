@@ -199,6 +199,36 @@ import Testing
         #expect(failed.contains { $0["PRIORITY"] == "2" && $0["MW_TARGET"] == "flaky-mute" && $0["MW_RESULT"] == "failed" })
     }
 
+    /// `auto` under a journal stream, as systemd starts a service: systemd-cat connects the
+    /// daemon's stdout and stderr to journald's stream socket, and `JOURNAL_STREAM` names that
+    /// socket's device and inode. The daemon must then send natively, not stream lines.
+    @Test func daemonInAutoModeUsesTheJournalWhenStderrIsAJournalStream() throws {
+        guard Peers.require(Peers.missingForJournald) else { return }
+        let journal = try PrivateJournal()
+        let config = try DaemonConfig(target: "auto")
+        let result = try journal.runMounted(
+            [(journal.runDirectory, "/run")], Peers.systemdCat!,
+            [
+                "-t", "mutewarden-stream", "/bin/sh", "-c",
+                #"JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec "$0" "$@""#,
+                DaemonConfig.binary, "run", "--config", config.path, "--for", "1s",
+            ])
+        #expect(result.status == 0, "\(result.output)")
+        let started = try journal.waitForEntries(["MESSAGE_ID=\(JournalMessageID.of(.daemonStarted))"], count: 1)
+        #expect(started.first?["_TRANSPORT"] == "journal")
+        #expect(started.first?["SYSLOG_IDENTIFIER"] == "mutewarden")
+        // Nothing of the audit trail came through the stream as plain lines.
+        let streamed = try journal.entries(["SYSLOG_IDENTIFIER=mutewarden-stream"])
+        #expect(!streamed.contains { $0["MESSAGE"]?.contains("audit=") == true }, "\(streamed.map { $0["MESSAGE"] ?? "" })")
+
+        // The same daemon with its stderr elsewhere but the variable inherited: lines on stderr.
+        let redirected = try journal.runMounted(
+            [(journal.runDirectory, "/run")], "/bin/sh",
+            ["-c", #"JOURNAL_STREAM=1:1 exec "$0" "$@""#, DaemonConfig.binary, "run", "--config", config.path, "--for", "1s"])
+        #expect(redirected.status == 0, "\(redirected.output)")
+        #expect(redirected.stderr.contains("audit=daemon.started"))
+    }
+
     /// `journal` configured where no journal listens: the daemon says so once and keeps its
     /// audit trail on stderr rather than losing it.
     @Test func daemonFallsBackToStderrWithoutAJournal() throws {

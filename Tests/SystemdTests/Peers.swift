@@ -17,6 +17,7 @@ enum Peers {
     static let journalctl = find(["/usr/bin/journalctl", "/bin/journalctl"])
     static let journald = find(["/lib/systemd/systemd-journald", "/usr/lib/systemd/systemd-journald"])
     static let unshare = find(["/usr/bin/unshare", "/bin/unshare"])
+    static let systemdCat = find(["/usr/bin/systemd-cat", "/bin/systemd-cat"])
     static let isRoot = geteuid() == 0
 
     /// What the journald tests need that this machine lacks; empty when they can run.
@@ -25,6 +26,7 @@ enum Peers {
         if journald == nil { missing.append("systemd-journald (Debian package systemd)") }
         if journalctl == nil { missing.append("journalctl (Debian package systemd)") }
         if unshare == nil { missing.append("unshare (Debian package util-linux)") }
+        if systemdCat == nil { missing.append("systemd-cat (Debian package systemd)") }
         if !isRoot { missing.append("root, to start journald in a private mount namespace") }
         return missing
     }
@@ -66,8 +68,8 @@ func runProgram(
     let directory = try TemporaryDirectory()
     let outPath = directory.path + "/stdout"
     let errPath = directory.path + "/stderr"
-    FileManager.default.createFile(atPath: outPath, contents: nil)
-    FileManager.default.createFile(atPath: errPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
