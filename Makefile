@@ -3,6 +3,7 @@
 #   make demo   installs what is needed, builds (release) and runs the built-in demo
 #   make test   installs what is needed and runs the whole test suite
 #   make bench  engine throughput benchmark (release build)
+#   make bench-journal  journal backend throughput into a private journald (root)
 #
 # Needs Debian 12 (bookworm) with the Swift toolchain; installing packages needs root or sudo.
 
