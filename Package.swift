@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .executable(name: "mutewarden", targets: ["mutewarden"]),
         .executable(name: "mutewarden-bench", targets: ["mutewarden-bench"]),
+        .executable(name: "mutewarden-journal-bench", targets: ["mutewarden-journal-bench"]),
         .library(name: "MutewardenModel", targets: ["MutewardenModel"]),
         .library(name: "MutewardenEngine", targets: ["MutewardenEngine"]),
         .library(name: "MutewardenConfig", targets: ["MutewardenConfig"]),
@@ -92,6 +93,11 @@ let package = Package(
         .executableTarget(
             name: "mutewarden-bench",
             dependencies: ["MutewardenModel", "MutewardenEngine", "CAllocationCounter"]),
+        .executableTarget(
+            name: "mutewarden-journal-bench",
+            dependencies: [
+                "MutewardenLogging", "MutewardenModel", .product(name: "Logging", package: "swift-log"),
+            ]),
 
         .testTarget(name: "MutewardenEngineTests", dependencies: ["MutewardenEngine", "MutewardenModel"]),
         .testTarget(
@@ -121,6 +127,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "EndToEndTests", dependencies: ["mutewarden"]),
+        // The systemd unit, the journal catalog and the journald backend against real systemd
+        // tools and a private systemd-journald (root only; see PrivateJournal.swift).
+        .testTarget(
+            name: "SystemdTests",
+            dependencies: [
+                "mutewarden", "MutewardenLogging", "MutewardenModel",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

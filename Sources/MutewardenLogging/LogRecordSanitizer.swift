@@ -50,12 +50,14 @@ public struct LogRecordSanitizer: Sendable, Hashable {
         "privatekey", "credential",
     ]
 
-    private let markers: [String]
+    /// The markers as UTF-8: `String.contains(_:)` on a string builds a search table per call,
+    /// which made this check most of a log record's cost (126 searches for an audit record).
+    private let markers: [[UInt8]]
 
     /// - Parameter additionalSecretKeyMarkers: more key substrings to treat as secret, such as a
     ///   platform's own header names; normalized like ``secretKeyMarkers``.
     public init(additionalSecretKeyMarkers: [String] = []) {
-        markers = Self.secretKeyMarkers + additionalSecretKeyMarkers.map(Self.normalizedKey)
+        markers = (Self.secretKeyMarkers + additionalSecretKeyMarkers.map(Self.normalizedKey)).map { Array($0.utf8) }
     }
 
     /// Sanitizes one swift-log event as a handler with `handlerMetadata` and `metadataProvider`
@@ -129,7 +131,29 @@ public struct LogRecordSanitizer: Sendable, Hashable {
     /// Whether `key` names a value that must never be logged.
     public func isSecretKey(_ key: String) -> Bool {
         let normalized = Self.normalizedKey(key)
-        return markers.contains { normalized.contains($0) }
+        return normalized.utf8.withContiguousStorageIfAvailable { text in
+            markers.contains { Self.occurs($0, in: text) }
+        } ?? markers.contains { Self.occurs($0, in: Array(normalized.utf8)) }
+    }
+
+    /// Whether `marker` occurs in `text`. Keys and markers are a few bytes long, so the plain
+    /// scan beats any precomputed search.
+    static func occurs<Text: RandomAccessCollection<UInt8>>(_ marker: [UInt8], in text: Text) -> Bool
+    where Text.Index == Int {
+        guard !marker.isEmpty else { return true }
+        guard text.count >= marker.count else { return false }
+        let first = marker[0]
+        var start = text.startIndex
+        let lastStart = text.endIndex - marker.count
+        while start <= lastStart {
+            if text[start] == first {
+                var matched = 1
+                while matched < marker.count && text[start + matched] == marker[matched] { matched += 1 }
+                if matched == marker.count { return true }
+            }
+            start += 1
+        }
+        return false
     }
 
     static func normalizedKey(_ key: String) -> String {

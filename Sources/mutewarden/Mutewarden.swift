@@ -69,11 +69,13 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         let configuration = try loadConfiguration(options.config)
         let level = AuditLogger.level(for: configuration.logging.level)
-        LoggingSystem.bootstrap { label in StderrLogHandler(label: label, logLevel: level) }
+        let backend = LogBackend.select(configured: LogBackend.Request(configuration.logging.target))
+        let factory = backend.backend.factory(logLevel: level)
+        LoggingSystem.bootstrap { label in factory(label, nil) }
         let logger = Logger(label: "mutewarden")
-        if configuration.logging.target == .journal {
-            logger.warning("logging.target journal: this build writes to stderr, which systemd forwards to the journal")
-        }
+        // Once, after bootstrap, so that it reaches the log it is about.
+        if let warning = backend.warning { logger.warning("\(warning)") }
+        logger.debug("logging to \(backend.backend.rawValue): \(backend.reason)")
         let watcher = SignalWatcher()
         let daemon: Daemon
         do {
@@ -95,6 +97,16 @@ struct Run: AsyncParsableCommand {
             throw ExitCode(ExitStatus.software)
         }
         if status != 0 { throw ExitCode(status) }
+    }
+}
+
+extension LogBackend.Request {
+    init(_ target: LogTarget) {
+        switch target {
+        case .auto: self = .auto
+        case .stderr: self = .stderr
+        case .journal: self = .journal
+        }
     }
 }
 
