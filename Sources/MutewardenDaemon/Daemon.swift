@@ -148,6 +148,25 @@ public final class Daemon: Sendable {
         await drainActions()
         loop.stop()
 
+        // Each window left in place goes on the record: an auditor must be able to see which
+        // agents stay muted and which recordings stay paused while the daemon is down.
+        for window in loop.finalState?.windows ?? [] {
+            let actions = window.engagements.flatMap { engagement in
+                engagement.targets.map { "\(window.actions[engagement.action].kind.rawValue) \(engagement.address) via \($0.target)" }
+            }
+            var fields: AuditFields = [
+                .policy: window.policy, .feed: window.feed, .call: window.call.primary, .window: String(window.sequence),
+                .mode: window.mode, .result: "left-in-place",
+            ]
+            fields.extension = window.agentExtension
+            audit.emit(
+                AuditRecord(
+                    .daemonStopping, .warning,
+                    "window left in place at shutdown: \(window.policy) on call \(window.call.primary)"
+                        + (window.agentExtension.map { " (extension \($0))" } ?? "") + ", holding "
+                        + (actions.isEmpty ? "no action" : actions.joined(separator: ", ")),
+                    fields))
+        }
         let statistics = loop.snapshot.statistics
         let stillOpen = statistics.openWindows
         audit.emit(

@@ -79,6 +79,8 @@ final class EngineLoop: Sendable {
     private let targetTable: Mutex<[String: any ActionTarget]>
     /// PCI control failures (CRIT `action.failed`), for the status line's "last hour".
     private let controlFailureTimes = Mutex<[MonotonicInstant]>([])
+    /// What the engine held when the loop stopped, for the shutdown record of each open window.
+    private let finalStateStore = Mutex<EngineState?>(nil)
 
     init(
         targets: [String: any ActionTarget], feeds: [String], clock: any MonotonicClock, audit: AuditLogger,
@@ -168,8 +170,10 @@ final class EngineLoop: Sendable {
             inbox.wait(until: wake, clock: clock)
         }
         // The last word on state: what the engine holds as it stops.
+        let final = engine.snapshot(now: clock.now(), wallNow: wallClockNanoseconds())
+        finalStateStore.withLock { $0 = final }
         if let stateWriter {
-            stateWriter.submit(engine.snapshot(now: clock.now(), wallNow: wallClockNanoseconds()), version: engine.stateVersion)
+            stateWriter.submit(final, version: engine.stateVersion)
             stateWriter.finish()
         }
         finished.signal()
@@ -256,6 +260,9 @@ final class EngineLoop: Sendable {
         let statistics = engine.statistics
         snapshotStore.withLock { $0.statistics = statistics }
     }
+
+    /// The engine's state as the loop stopped; nil before.
+    var finalState: EngineState? { finalStateStore.withLock { $0 } }
 
     var hasAttemptsInFlight: Bool { attemptsInFlight.load(ordering: .relaxed) > 0 }
 }

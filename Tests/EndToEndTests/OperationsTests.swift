@@ -61,6 +61,12 @@ import Glibc
         #expect(notify.wait { $0 == "STOPPING=1" })
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
+        // Every window still open is on the record, with what it holds.
+        let text = stderr.text()
+        let stillOpen = text.split(separator: "\n").last { $0.contains("mutewarden stopped") }
+            .flatMap { line in line.range(of: #"(\d+) window\(s\) still open"#, options: .regularExpression).map { line[$0] } }
+        let leftInPlace = text.components(separatedBy: "result=left-in-place").count - 1
+        #expect(stillOpen.map { $0.hasPrefix("\(leftInPlace) ") } == true, "\(String(describing: stillOpen)) vs \(leftInPlace)")
     }
 
     @Test func aValidReloadAppliesAndAnInvalidOneIsRefusedWithTheOldConfigurationKept() throws {
