@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <libwebsockets.h>
 #include <stddef.h>
+#include <stdint.h>
 
 // curl_easy_setopt, one function per argument type the option takes.
 CURLcode mw_curl_easy_setopt_long(CURL *handle, CURLoption option, long value);
@@ -26,5 +27,45 @@ CURLMcode mw_curl_multi_setopt_long(CURLM *handle, CURLMoption option, long valu
 
 // libwebsockets: the write padding every buffer handed to lws_write must reserve in front.
 size_t mw_lws_pre(void);
+
+// libwebsockets client side. The structs these fill have fields that depend on how the library was
+// built (`#if defined(LWS_WITH_...)`), so they are filled in C, against the headers of the library
+// we link, and never laid out by Swift.
+
+// The protocol table of a context: one handler, `callback`, receiving in chunks of up to
+// `rx_buffer_size` bytes. Free it only after the context is destroyed.
+const struct lws_protocols *mw_ws_protocols_create(lws_callback_function *callback, size_t rx_buffer_size);
+void mw_ws_protocols_free(const struct lws_protocols *protocols);
+
+// A client-only context: no listening socket, no vhost until mw_ws_vhost_create, OpenSSL set up
+// for wss, and the Origin header sent exactly as given. `protocols` must outlive the context.
+struct lws_context *mw_ws_context_create(const struct lws_protocols *protocols, void *user);
+
+// One client vhost per TLS configuration: the client SSL_CTX (CA bundle, client certificate and
+// key) belongs to the vhost in lws 4.1. NULL paths mean the system's CAs and no client certificate.
+struct lws_vhost *mw_ws_vhost_create(
+    struct lws_context *context, const struct lws_protocols *protocols, const char *name,
+    const char *ca_file, const char *certificate_file, const char *key_file);
+
+// Starts a ws/wss connection to a numeric `address`; `host` is the Host header and the name the
+// server certificate is checked against (and SNI). `insecure` turns every certificate check off.
+// `connection_id` comes back from mw_ws_connection_id on every callback of this connection.
+struct lws *mw_ws_connect(
+    struct lws_context *context, struct lws_vhost *vhost, const char *address, int port, int tls,
+    int insecure, const char *path, const char *host, const char *origin, const char *subprotocols,
+    uint64_t connection_id);
+
+uint64_t mw_ws_connection_id(struct lws *wsi);
+
+// Appends `name: value` in LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER (`in`, `len` as given to
+// the callback). Nonzero when the header does not fit.
+int mw_ws_append_header(struct lws *wsi, void *in, size_t len, const char *name, const char *value);
+
+// Closes the connection from the next service pass, without a close handshake: for a peer that
+// has stopped answering, and for a connection that never got established.
+void mw_ws_kill(struct lws *wsi);
+
+// Bounds the close handshake: lws drops the connection if it is still open after `usecs`.
+void mw_ws_close_deadline(struct lws *wsi, int64_t usecs);
 
 #endif
