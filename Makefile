@@ -12,8 +12,9 @@ SHELL := /bin/bash
 
 # Debian packages: the C libraries behind the transports and the journal.
 BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-dev
-# Packages the test suite's real peers need.
-TEST_PACKAGES :=
+# Packages the test suite's real peers need: the WebSocket tests run a Python `websockets` server
+# and libwebsockets-test-server, and make their TLS certificates with openssl.
+TEST_PACKAGES := python3-websockets libwebsockets-test-server openssl
 
 DEMO_FOR ?= 20s
 

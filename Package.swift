@@ -99,7 +99,11 @@ let package = Package(
             ]),
         .testTarget(name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel"]),
         .testTarget(name: "MutewardenHTTPTests", dependencies: ["MutewardenHTTP", "MutewardenModel"]),
-        .testTarget(name: "MutewardenWebSocketTests", dependencies: ["MutewardenWebSocket", "MutewardenModel"]),
+        .testTarget(
+            name: "MutewardenWebSocketTests",
+            dependencies: ["MutewardenWebSocket", "MutewardenModel", "MutewardenSupervisor"],
+            // The peers are scripts the tests run from the source tree, not resources to bundle.
+            exclude: ["Peers"]),
         .testTarget(
             name: "MutewardenSimulatorTests",
             dependencies: ["MutewardenSimulator", "MutewardenConfig", "MutewardenModel"]),

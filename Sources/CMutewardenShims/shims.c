@@ -154,7 +154,3 @@ int mw_ws_append_header(struct lws *wsi, void *in, size_t len, const char *name,
 }
 
 void mw_ws_kill(struct lws *wsi) { lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC); }
-
-void mw_ws_close_deadline(struct lws *wsi, int64_t usecs) {
-    lws_set_timeout_us(wsi, PENDING_TIMEOUT_USER_OK, (lws_usec_t)usecs);
-}

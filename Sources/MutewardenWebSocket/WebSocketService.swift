@@ -459,6 +459,15 @@ final class ServiceLoop {
                 return -1
             }
             return 0
+        case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
+            // The response headers are gone by ESTABLISHED; this is the last look at them.
+            guard let connection = connection(wsi) else { return -1 }
+            var buffer = [CChar](repeating: 0, count: 128)
+            let length = lws_hdr_copy(wsi, &buffer, Int32(buffer.count), WSI_TOKEN_PROTOCOL)
+            if length > 0 {
+                connection.subprotocol = String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            }
+            return 0
         case LWS_CALLBACK_CLIENT_ESTABLISHED:
             guard let connection = connection(wsi) else { return -1 }
             established(connection, wsi)
@@ -507,11 +516,9 @@ final class ServiceLoop {
         let now = clock.now()
         connection.lastReceived = now
         if let interval = connection.request.pingInterval { connection.nextPing = now + interval }
-        var buffer = [CChar](repeating: 0, count: 128)
-        let length = lws_hdr_copy(wsi, &buffer, Int32(buffer.count), WSI_TOKEN_PROTOCOL)
-        let subprotocol = length > 0 ? String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
         connection.request.sink.established(
-            WebSocketConnectionInfo(id: connection.request.id, subprotocol: subprotocol, address: connection.request.address))
+            WebSocketConnectionInfo(
+                id: connection.request.id, subprotocol: connection.subprotocol, address: connection.request.address))
         if connection.request.sink.readingPaused { pause(connection, wsi) }
         if connection.closeCode != nil {
             // close() arrived while connecting.
@@ -737,6 +744,7 @@ private final class LiveConnection {
     var closeCode: UInt16?
     var closeDeadline: MonotonicInstant?
     var peerCloseCode: UInt16?
+    var subprotocol: String?
     var message: [UInt8] = []
     var messageIsBinary = false
     var outgoing: [OutgoingMessage] = []

@@ -65,7 +65,4 @@ int mw_ws_append_header(struct lws *wsi, void *in, size_t len, const char *name,
 // has stopped answering, and for a connection that never got established.
 void mw_ws_kill(struct lws *wsi);
 
-// Bounds the close handshake: lws drops the connection if it is still open after `usecs`.
-void mw_ws_close_deadline(struct lws *wsi, int64_t usecs);
-
 #endif
