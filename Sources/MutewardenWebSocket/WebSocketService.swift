@@ -581,19 +581,25 @@ final class ServiceLoop {
     }
 
     /// Closes with `code` for a protocol violation by the peer, and remembers why.
+    ///
+    /// The close frame goes out from the next WRITEABLE rather than by returning -1 here: lws
+    /// 4.1.6 corrupts its heap ("double free or corruption") when RECEIVE returns -1 with the rest
+    /// of a large frame still buffered (found with a 10 MiB message). Until the close is written,
+    /// the rest of the message is dropped unread by `receive`.
     private func protocolClose(_ connection: LiveConnection, _ wsi: OpaquePointer, code: UInt16, reason: String) -> Int32 {
         connection.endReason = connection.endReason ?? reason
         connection.closeCode = code
+        connection.message = []
         connection.closeDeadline = clock.now() + connection.request.closeTimeout
-        var text = Array((code == 1009 ? "message too big" : "invalid utf-8").utf8)
-        lws_close_reason(wsi, lws_close_status(rawValue: UInt32(code)), &text, text.count)
+        lws_callback_on_writable(wsi)
         scheduleTimer(connection)
-        return -1
+        return 0
     }
 
     private func writeable(_ connection: LiveConnection, _ wsi: OpaquePointer) -> Int32 {
         if let code = connection.closeCode {
-            var text = Array((code == 1000 ? "bye" : "closing").utf8)
+            let words = [1000: "bye", 1007: "invalid utf-8", 1009: "message too big"]
+            var text = Array((words[Int(code)] ?? "closing").utf8)
             lws_close_reason(wsi, lws_close_status(rawValue: UInt32(code)), &text, text.count)
             return -1
         }

@@ -42,9 +42,14 @@ final class PeerProcess: Sendable {
     private let partial = Mutex<String>("")
     let port: Int
 
-    private init(process: Process, port: Int) {
+    /// Whether SIGTERM stops it cleanly. The test process starts children from threads that
+    /// block SIGTERM, and they inherit that: peer.py unblocks it, libwebsockets-test-server does not.
+    private let graceful: Bool
+
+    private init(process: Process, port: Int, graceful: Bool) {
         self.process = process
         self.port = port
+        self.graceful = graceful
     }
 
     var lines: [String] { output.withLock { $0 } }
@@ -110,7 +115,7 @@ final class PeerProcess: Sendable {
             guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("PORT ") }) else { return nil }
             return Int(line.dropFirst(5))
         }
-        let peer = PeerProcess(process: process, port: first)
+        let peer = PeerProcess(process: process, port: first, graceful: true)
         let early = box.text.withLock { text -> String in
             defer { text = "" }
             return text
@@ -128,7 +133,7 @@ final class PeerProcess: Sendable {
             var arguments = ["-p", String(port), "-i", "lo", "-d", "0"]
             if let tls { arguments += ["-s", "-C", tls.certificate, "-K", tls.key] }
             let (process, box) = try launch("/usr/bin/libwebsockets-test-server", arguments)
-            let peer = PeerProcess(process: process, port: port)
+            let peer = PeerProcess(process: process, port: port, graceful: false)
             box.target.withLock { $0 = peer }
             do {
                 try await eventually("libwebsockets-test-server to listen", timeout: .seconds(10)) { () -> Bool? in
@@ -150,10 +155,10 @@ final class PeerProcess: Sendable {
         }
     }
 
-    /// SIGTERM (servers close their connections cleanly), then SIGKILL if it lingers.
+    /// SIGTERM (the Python peer closes its connections with 1001), then SIGKILL if it lingers.
     func stop() async {
         guard process.isRunning else { return }
-        process.terminate()
+        if graceful { process.terminate() } else { kill(process.processIdentifier, SIGKILL) }
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(5)
         while process.isRunning && clock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }

@@ -105,6 +105,9 @@ async def handler(ws):
 
 
 async def main():
+    # The test process starts us from a thread that blocks SIGTERM (libdispatch's workers do), and
+    # a blocked mask is inherited: unblock it, or the graceful stop the tests rely on never comes.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--cert")
