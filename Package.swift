@@ -32,7 +32,10 @@ let package = Package(
             name: "CSystemd", pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]),
         // Typed wrappers for what Swift cannot import: variadic C functions and macros.
-        .target(name: "CMutewardenShims", dependencies: ["CCurl", "CLibWebSockets", "CSystemd"]),
+        .target(
+            name: "CMutewardenShims", dependencies: ["CCurl", "CLibWebSockets", "CSystemd"],
+            // OpenSSL (which libwebsockets is built on) explains why a server certificate failed.
+            linkerSettings: [.linkedLibrary("crypto")]),
 
         // The contract between the engine and the providers: normalized calls, actions, policies.
         .target(name: "MutewardenModel"),

@@ -1,5 +1,6 @@
 #include "CMutewardenShims.h"
 
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,3 +155,8 @@ int mw_ws_append_header(struct lws *wsi, void *in, size_t len, const char *name,
 }
 
 void mw_ws_kill(struct lws *wsi) { lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC); }
+
+const char *mw_ws_certificate_error(void *store_context) {
+    int error = X509_STORE_CTX_get_error((X509_STORE_CTX *)store_context);
+    return error == X509_V_OK ? NULL : X509_verify_cert_error_string(error);
+}

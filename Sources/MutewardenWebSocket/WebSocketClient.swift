@@ -2,6 +2,10 @@ import MutewardenModel
 import MutewardenSupervisor
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A WebSocket connection that stays up: it connects, reconnects with backoff when the connection
 /// fails or goes quiet, and delivers every message of every connection through ``events``.
 ///
@@ -180,6 +184,7 @@ public final class WebSocketClient: Sendable {
     private func attempt(_ handle: ConnectionHandle) async throws {
         if state.withLock({ $0.closing }) { throw CancellationError() }
         let url = configuration.url
+        if url.secure { try checkTLSFiles() }
         let deadline = clock.now() + configuration.connectTimeout
         let addresses: [String]
         if isNumericAddress(url.host) {
@@ -203,6 +208,20 @@ public final class WebSocketClient: Sendable {
             throw WebSocketError.connection(redact(end.reason))
         }
         throw WebSocketError.connection("connecting to \(url) took longer than \(configuration.connectTimeout.compact)")
+    }
+
+    /// lws 4.1 creates a vhost even when the CA bundle cannot be read (it then verifies against
+    /// nothing useful and says only "SSL err 1"), so unreadable files are caught here, by name.
+    private func checkTLSFiles() throws {
+        let tls = configuration.tls
+        for (what, path) in [
+            ("CA bundle", tls.caBundlePath), ("client certificate", tls.clientCertificatePath),
+            ("client key", tls.clientKeyPath),
+        ] {
+            if let path, access(path, R_OK) != 0 {
+                throw WebSocketError.connection("could not set up TLS: cannot read the \(what) \(path)")
+            }
+        }
     }
 
     /// Connects to one address and waits for the connection to end. Nil when it ended because

@@ -233,7 +233,7 @@ private func serviceCallback(
     _ input: UnsafeMutableRawPointer?, _ length: Int
 ) -> Int32 {
     guard let wsi, let context = lws_get_context(wsi), let loop = lws_context_user(context) else { return 0 }
-    return Unmanaged<ServiceLoop>.fromOpaque(loop).takeUnretainedValue().handle(wsi, reason, input, length)
+    return Unmanaged<ServiceLoop>.fromOpaque(loop).takeUnretainedValue().handle(wsi, reason, user, input, length)
 }
 
 /// Everything owned by the service thread: the context, its vhosts and every live connection.
@@ -431,9 +431,20 @@ final class ServiceLoop {
     // MARK: Callbacks
 
     fileprivate func handle(
-        _ wsi: OpaquePointer, _ reason: lws_callback_reasons, _ input: UnsafeMutableRawPointer?, _ length: Int
+        _ wsi: OpaquePointer, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?,
+        _ input: UnsafeMutableRawPointer?, _ length: Int
     ) -> Int32 {
         switch reason {
+        case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+            // Only to remember why: returning 0 leaves OpenSSL's verdict as it is (lws returns a
+            // failed verification as failed whatever we answer, and 0 means "no objection").
+            if length == 0, let user, let connection = connection(wsi), connection.endReason == nil,
+                let error = mw_ws_certificate_error(user)
+            {
+                connection.endReason =
+                    "the server certificate of \(connection.request.hostHeader) did not verify: \(String(cString: error))"
+            }
+            return 0
         case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
             drainInbox()
             return 0

@@ -61,6 +61,11 @@ uint64_t mw_ws_connection_id(struct lws *wsi);
 // the callback). Nonzero when the header does not fit.
 int mw_ws_append_header(struct lws *wsi, void *in, size_t len, const char *name, const char *value);
 
+// In LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION (`user` is the X509_STORE_CTX): why
+// the server certificate failed to verify, in OpenSSL's words, or NULL. lws 4.1's own connection
+// error for this case is only "connect SSL err 1: error:00000001:lib(0)::reason(1)".
+const char *mw_ws_certificate_error(void *store_context);
+
 // Closes the connection from the next service pass, without a close handshake: for a peer that
 // has stopped answering, and for a connection that never got established.
 void mw_ws_kill(struct lws *wsi);
