@@ -110,6 +110,9 @@ final class ReceiveFlow: Sendable {
 
     var isPaused: Bool { paused.load(ordering: .sequentiallyConsistent) }
 
+    /// What the consumer has yet to take, as counted by `WebSocketEvent.bufferedSize`.
+    var bufferedBytes: Int { buffered.load(ordering: .sequentiallyConsistent) }
+
     /// Consumer, for each event taken.
     func consumed(_ size: Int) {
         guard size > 0 else { return }

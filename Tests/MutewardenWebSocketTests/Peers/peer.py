@@ -62,6 +62,13 @@ async def handler(ws):
                 await ws.send(str(count))
                 count += 1
                 await asyncio.sleep(every)
+        elif route == "/flood":
+            # `count` numbered messages of `size` bytes as fast as the client takes them.
+            size = int(params.get("size", "1024"))
+            for index in range(int(params.get("count", "1000"))):
+                await ws.send(str(index).ljust(size, "."))
+            log("flooded", route)
+            await ws.wait_closed()
         elif route == "/big":
             await ws.send("x" * int(params.get("size", str(10 << 20))))
             await ws.wait_closed()
