@@ -90,6 +90,10 @@ let package = Package(
             name: "mutewarden-bench",
             dependencies: ["MutewardenModel", "MutewardenEngine", "CAllocationCounter"]),
 
+        // WebSocket client throughput against a local flooding server; also an executable.
+        .executableTarget(
+            name: "mutewarden-ws-bench", dependencies: ["MutewardenWebSocket", "MutewardenModel"]),
+
         .testTarget(name: "MutewardenEngineTests", dependencies: ["MutewardenEngine", "MutewardenModel"]),
         .testTarget(
             name: "MutewardenConfigTests",

@@ -40,7 +40,7 @@ public final class WebSocketClient: Sendable {
     private let report: @Sendable (String) -> Void
     private let onStatus: @Sendable (ConnectionStatus) -> Void
     private let redact: Redactor
-    private let continuation: AsyncStream<WebSocketEvent>.Continuation
+    private let continuation: AsyncStream<[WebSocketEvent]>.Continuation
     private let flow: ReceiveFlow
     private let state: Mutex<State>
 
@@ -83,7 +83,7 @@ public final class WebSocketClient: Sendable {
         self.report = report
         self.onStatus = onStatus
         redact = Redactor(secrets: configuration.secrets)
-        let (stream, continuation) = AsyncStream<WebSocketEvent>.makeStream(bufferingPolicy: .unbounded)
+        let (stream, continuation) = AsyncStream<[WebSocketEvent]>.makeStream(bufferingPolicy: .unbounded)
         self.continuation = continuation
         flow = ReceiveFlow(limit: configuration.receiveBufferLimit)
         events = WebSocketEvents(stream: stream, flow: flow)
@@ -275,7 +275,7 @@ public final class WebSocketClient: Sendable {
 /// and the attempt task waits on it.
 final class AttemptChannel: ConnectionSink {
     let id: WebSocketConnectionID
-    private let events: AsyncStream<WebSocketEvent>.Continuation
+    private let events: AsyncStream<[WebSocketEvent]>.Continuation
     private let flow: ReceiveFlow
     private let redact: Redactor
     private let onUp: @Sendable () -> Void
@@ -289,7 +289,7 @@ final class AttemptChannel: ConnectionSink {
     }
 
     init(
-        id: WebSocketConnectionID, events: AsyncStream<WebSocketEvent>.Continuation, flow: ReceiveFlow,
+        id: WebSocketConnectionID, events: AsyncStream<[WebSocketEvent]>.Continuation, flow: ReceiveFlow,
         redact: Redactor, onUp: @escaping @Sendable () -> Void
     ) {
         self.id = id
@@ -324,14 +324,14 @@ final class AttemptChannel: ConnectionSink {
 
     func established(_ info: WebSocketConnectionInfo) {
         state.withLock { $0.up = true }
-        // Yielded here, on the service thread, so that it precedes the connection's messages.
-        events.yield(.connected(info))
         onUp()
     }
 
-    func received(_ event: WebSocketEvent) -> Bool {
-        events.yield(event)
-        return flow.delivered(event.bufferedSize)
+    func deliver(_ batch: [WebSocketEvent]) -> Bool {
+        var size = 0
+        for event in batch { size += event.bufferedSize }
+        events.yield(batch)
+        return flow.delivered(size)
     }
 
     func drainedWhilePausing() -> Bool { flow.drainedWhilePausing() }
@@ -346,7 +346,7 @@ final class AttemptChannel: ConnectionSink {
             defer { state.waiter = nil }
             return (state.waiter, state.up)
         }
-        if wasUp { events.yield(.disconnected(id, reason: redact(end.reason))) }
+        if wasUp { events.yield([.disconnected(id, reason: redact(end.reason))]) }
         waiter?.resume(returning: end)
     }
 }

@@ -43,21 +43,34 @@ public struct WebSocketEvents: AsyncSequence, Sendable {
     public typealias Element = WebSocketEvent
     public typealias Failure = Never
 
-    let stream: AsyncStream<WebSocketEvent>
+    /// Batches, one per service pass, so that a busy connection wakes its consumer once per
+    /// socket read rather than once per message.
+    let stream: AsyncStream<[WebSocketEvent]>
     let flow: ReceiveFlow
 
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: AsyncStream<WebSocketEvent>.AsyncIterator
+        var base: AsyncStream<[WebSocketEvent]>.AsyncIterator
         let flow: ReceiveFlow
+        var batch: [WebSocketEvent] = []
+        var index = 0
 
         public mutating func next() async -> WebSocketEvent? {
-            guard let event = await base.next() else { return nil }
-            flow.consumed(event.bufferedSize)
-            return event
+            await next(isolation: nil)
         }
 
         public mutating func next(isolation actor: isolated (any Actor)?) async -> WebSocketEvent? {
-            guard let event = await base.next(isolation: actor) else { return nil }
+            while index == batch.count {
+                guard let next = await base.next(isolation: actor) else { return nil }
+                batch = next
+                index = 0
+            }
+            let event = batch[index]
+            index += 1
+            if index == batch.count {
+                // Drop the batch now rather than at the next call, which may be much later.
+                batch = []
+                index = 0
+            }
             flow.consumed(event.bufferedSize)
             return event
         }

@@ -70,4 +70,8 @@ const char *mw_ws_certificate_error(void *store_context);
 // has stopped answering, and for a connection that never got established.
 void mw_ws_kill(struct lws *wsi);
 
+// Names the calling thread, as `top -H` and /proc show it (Linux keeps the first 15 bytes).
+// pthread_setname_np is a GNU extension that Swift's Glibc module does not export.
+void mw_set_thread_name(const char *name);
+
 #endif
