@@ -130,6 +130,25 @@ public final class WebSocketClient: Sendable {
         state.withLock { $0.supervisor = task }
     }
 
+    /// Starts, hands ``events`` to `body`, and closes when `body` returns or throws or the calling
+    /// task is cancelled: the structured way to hold a client for as long as a feed runs.
+    public func run<Result>(_ body: (WebSocketEvents) async throws -> Result) async rethrows -> Result {
+        start()
+        do {
+            let result = try await withTaskCancellationHandler {
+                try await body(events)
+            } onCancel: {
+                // Finishing the events lets `body` see the end; close() below does the rest.
+                self.continuation.finish()
+            }
+            await close()
+            return result
+        } catch {
+            await close()
+            throw error
+        }
+    }
+
     /// Queues a text message for the connection that is up, or for `connection` only (so that a
     /// message meant for a connection that went down is not sent on the next one).
     public func send(text: String, on connection: WebSocketConnectionID? = nil) throws {

@@ -650,13 +650,18 @@ final class ServiceLoop {
                 connection.endReason = connection.endReason ?? "writing a ping failed"
                 return -1
             }
-            if !connection.outgoing.isEmpty { lws_callback_on_writable(wsi) }
+            if connection.hasOutgoing { lws_callback_on_writable(wsi) }
             return 0
         }
-        guard !connection.outgoing.isEmpty else { return 0 }
+        guard connection.hasOutgoing else { return 0 }
         // One write per WRITEABLE, as lws asks: a partial write is buffered by lws and finished
         // before the next WRITEABLE.
-        let message = connection.outgoing.removeFirst()
+        let message = connection.outgoing[connection.outgoingHead]
+        connection.outgoingHead += 1
+        if connection.outgoingHead == connection.outgoing.count {
+            connection.outgoing.removeAll(keepingCapacity: true)
+            connection.outgoingHead = 0
+        }
         let ok =
             switch message {
             case .text(let bytes): write(wsi, bytes: bytes, LWS_WRITE_TEXT)
@@ -667,7 +672,7 @@ final class ServiceLoop {
             connection.endReason = connection.endReason ?? "writing a message failed"
             return -1
         }
-        if !connection.outgoing.isEmpty { lws_callback_on_writable(wsi) }
+        if connection.hasOutgoing { lws_callback_on_writable(wsi) }
         return 0
     }
 
@@ -763,9 +768,10 @@ final class ServiceLoop {
 
     private func finish(_ connection: LiveConnection, reason: String, beforeHTTPResponse: Bool = false) {
         guard connections.removeValue(forKey: connection.request.id.rawValue) != nil else { return }
-        // Its last messages go before its `.disconnected`.
-        flush(connection)
+        // Finished first, so that the flush cannot pause a wsi that lws is tearing down (or, after
+        // the loop, one whose context is gone); its last messages go before its `.disconnected`.
         connection.finished = true
+        flush(connection)
         if let wsi = connection.wsi, !connection.killed, context != nil { lws_set_timer_usecs(wsi, -1) }
         connection.request.sink.ended(
             ConnectionEnd(
@@ -800,7 +806,10 @@ private final class LiveConnection {
     var subprotocol: String?
     var message: [UInt8] = []
     var messageIsBinary = false
+    /// A queue: `outgoing[outgoingHead...]` is still to be written.
     var outgoing: [OutgoingMessage] = []
+    var outgoingHead = 0
+    var hasOutgoing: Bool { outgoingHead < outgoing.count }
     var pingDue = false
     var nextPing: MonotonicInstant?
     var pongDeadline: MonotonicInstant?

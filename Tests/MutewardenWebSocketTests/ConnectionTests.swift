@@ -125,4 +125,33 @@ extension WebSocketTests {
         await counter.close()
         await mirror.close()
     }
+
+    @Test func runClosesWhenTheBodyReturnsOrTheTaskIsCancelled() async throws {
+        let peer = try await PeerProcess.python()
+        defer { Task { await peer.stop() } }
+        let client = try WebSocketClient(
+            name: "run", configuration: try testConfiguration("ws://127.0.0.1:\(peer.port)/tick?every=0.02"),
+            report: { _ in })
+        let first = await client.run { events -> String? in
+            for await event in events { if case .text(let text) = event { return text } }
+            return nil
+        }
+        #expect(first == "0")
+        try await peer.waitForLine("closed /tick 1000")
+        #expect(client.status?.phase == .stopped)
+
+        let cancelled = try WebSocketClient(
+            name: "cancelled", configuration: try testConfiguration("ws://127.0.0.1:\(peer.port)/quiet"),
+            report: { _ in })
+        let task = Task {
+            await cancelled.run { events in
+                for await _ in events {}
+            }
+        }
+        try await eventually("connected") { cancelled.status?.phase == .up ? true : nil }
+        task.cancel()
+        await task.value
+        try await peer.waitForLine("closed /quiet 1000")
+        #expect(cancelled.status?.phase == .stopped)
+    }
 }
