@@ -76,7 +76,7 @@ func isNumericAddress(_ host: String) -> Bool {
 func resolveOffThread(
     _ resolver: any HostResolver, host: String, port: Int, timeout: Duration
 ) async throws -> [String] {
-    let outcome = Mutex<CheckedContinuation<[String], any Error>?>(nil)
+    let outcome = Locked<CheckedContinuation<[String], any Error>?>(nil)
     let settle: @Sendable (Result<[String], any Error>) -> Void = { result in
         outcome.withLock { $0.take() }?.resume(with: result)
     }

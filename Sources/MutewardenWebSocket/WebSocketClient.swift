@@ -42,7 +42,7 @@ public final class WebSocketClient: Sendable {
     private let redact: Redactor
     private let continuation: AsyncStream<[WebSocketEvent]>.Continuation
     private let flow: ReceiveFlow
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     /// At most this much may wait to be written on one connection before `send` refuses more.
     public static let sendQueueLimit = 16 << 20
@@ -87,7 +87,7 @@ public final class WebSocketClient: Sendable {
         self.continuation = continuation
         flow = ReceiveFlow(limit: configuration.receiveBufferLimit)
         events = WebSocketEvents(stream: stream, flow: flow)
-        state = Mutex(State())
+        state = Locked(State())
         flow.onResume { [weak self] in
             guard let self, let id = self.state.withLock({ $0.current?.id }) else { return }
             self.service.submit(.resumeReading(id))
@@ -298,7 +298,7 @@ final class AttemptChannel: ConnectionSink {
     private let flow: ReceiveFlow
     private let redact: Redactor
     private let onUp: @Sendable () -> Void
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let queuedBytes = Atomic<Int>(0)
 
     private struct State {

@@ -100,7 +100,7 @@ final class ReceiveFlow: Sendable {
     private let buffered = Atomic<Int>(0)
     private let paused = Atomic<Bool>(false)
     /// Asks the service thread to read again; set once by the client.
-    private let resume = Mutex<(@Sendable () -> Void)?>(nil)
+    private let resume = Locked<(@Sendable () -> Void)?>(nil)
 
     init(limit: Int) { self.limit = limit }
 

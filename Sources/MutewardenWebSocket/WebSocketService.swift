@@ -26,7 +26,7 @@ public final class WebSocketService: Sendable {
         LWSLogging.configureOnce()
         let inbox = ServiceInbox()
         let finished = ServiceCompletion()
-        let started = Mutex<Result<Void, WebSocketError>?>(nil)
+        let started = Locked<Result<Void, WebSocketError>?>(nil)
         let startedSignal = DispatchSemaphore(value: 0)
         let thread = Thread {
             mw_set_thread_name("mw-lws-\(name)")
@@ -152,7 +152,7 @@ final class ServiceInbox: Sendable {
         var closed = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     func post(_ command: Command) -> Bool {
         state.withLock { state in
@@ -192,7 +192,7 @@ final class ServiceCompletion: Sendable {
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     var isFinished: Bool { state.withLock { $0.finished } }
 

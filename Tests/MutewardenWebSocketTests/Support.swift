@@ -38,8 +38,8 @@ let peersDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 /// A server process the test started: its stdout lines are kept for the test to check.
 final class PeerProcess: Sendable {
     private let process: Process
-    private let output = Mutex<[String]>([])
-    private let partial = Mutex<String>("")
+    private let output = Locked<[String]>([])
+    private let partial = Locked<String>("")
     let port: Int
 
     /// Whether SIGTERM stops it cleanly. The test process starts children from threads that
@@ -80,8 +80,8 @@ final class PeerProcess: Sendable {
 
     /// Collects output before the PeerProcess exists (the port line comes first).
     final class Box: Sendable {
-        let text = Mutex("")
-        let target = Mutex<PeerProcess?>(nil)
+        let text = Locked("")
+        let target = Locked<PeerProcess?>(nil)
         func append(_ chunk: String) {
             if let peer = target.withLock({ $0 }) {
                 peer.receive(chunk)
@@ -202,10 +202,10 @@ func canConnect(port: Int) -> Bool {
 
 /// What one client did: its events, its status changes and its reports.
 final class Recorder: Sendable {
-    let events = Mutex<[WebSocketEvent]>([])
-    let statuses = Mutex<[ConnectionStatus]>([])
-    let reports = Mutex<[String]>([])
-    private let consumer = Mutex<Task<Void, Never>?>(nil)
+    let events = Locked<[WebSocketEvent]>([])
+    let statuses = Locked<[ConnectionStatus]>([])
+    let reports = Locked<[String]>([])
+    private let consumer = Locked<Task<Void, Never>?>(nil)
 
     func consume(_ client: WebSocketClient) {
         let task = Task {
@@ -347,7 +347,7 @@ struct TestCertificates {
 final class ScriptedResolver: HostResolver {
     let delay: Duration
     let addresses: [String: [String]]
-    let calls = Mutex<Int>(0)
+    let calls = Locked<Int>(0)
 
     init(delay: Duration = .zero, _ addresses: [String: [String]]) {
         self.delay = delay
