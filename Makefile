@@ -3,12 +3,13 @@
 #   make demo   installs what is needed, builds (release) and runs the built-in demo
 #   make test   installs what is needed and runs the whole test suite
 #   make bench  engine throughput benchmark (release build)
+#   make bench-websocket  WebSocket client throughput from a local flooding server (release build)
 #
 # Needs Debian 12 (bookworm) with the Swift toolchain; installing packages needs root or sudo.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: demo test bench build deps check-warnings
+.PHONY: demo test bench bench-websocket build deps check-warnings
 
 # Debian packages: the C libraries behind the transports and the journal.
 BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-dev
@@ -32,6 +33,10 @@ bench: deps
 	.build/release/mutewarden-bench --calls 10000 --events 2000000 --rounds 5
 	@echo "== stress mix: every call takes a card"
 	.build/release/mutewarden-bench --calls 10000 --events 1000000 --rounds 3 --capture-ratio 1
+
+bench-websocket: deps
+	swift build -c release --product mutewarden-ws-bench
+	.build/release/mutewarden-ws-bench --messages 1000000 --size 1024 --rounds 3
 
 build: deps
 	swift build -c release
