@@ -3,7 +3,6 @@ import CMutewardenShims
 import Dispatch
 import Foundation
 import MutewardenModel
-import Synchronization
 
 /// One libwebsockets context and the one thread that services it.
 ///
@@ -115,7 +114,6 @@ struct ConnectRequest: Sendable {
 /// How a connection ended, in an operator's words, never with a secret in it.
 struct ConnectionEnd: Sendable {
     var reason: String
-    var wasEstablished: Bool
     /// Ended by a close this side asked for (shutdown), not by a failure.
     var requested: Bool
     /// Failed before any HTTP answer (refused, unreachable, TLS): another address may do better.
@@ -305,7 +303,10 @@ final class ServiceLoop {
         while loop.running {
             // The timeout is ignored since lws 3.2: lws_service sleeps until its next event,
             // timer or lws_cancel_service.
-            if lws_service(context, 0) < 0 { break }
+            if lws_service(context, 0) < 0 {
+                report("ERROR: the libwebsockets service loop failed; its WebSocket connections stop")
+                break
+            }
             loop.flushAll()
         }
         let leftovers = inbox.close()
@@ -323,7 +324,7 @@ final class ServiceLoop {
         if case .connect(let request) = command {
             request.sink.ended(
                 ConnectionEnd(
-                    reason: "the WebSocket service stopped", wasEstablished: false, requested: false,
+                    reason: "the WebSocket service stopped", requested: false,
                     beforeHTTPResponse: false))
         }
     }
@@ -367,6 +368,9 @@ final class ServiceLoop {
                 for connection in connections.values { requestClose(connection, code: 1000) }
                 if connections.isEmpty { running = false }
             case .forceStop:
+                if !connections.isEmpty {
+                    report("websocket service: \(connections.count) connection(s) had not closed in time; dropping them")
+                }
                 running = false
             }
         }
@@ -381,7 +385,7 @@ final class ServiceLoop {
             request.sink.ended(
                 ConnectionEnd(
                     reason: "could not set up TLS (\(request.tls)): check that the files exist, are PEM and match",
-                    wasEstablished: false, requested: false, beforeHTTPResponse: true))
+                    requested: false, beforeHTTPResponse: false))
             return
         }
         let connection = LiveConnection(request: request, now: clock.now())
@@ -772,10 +776,11 @@ final class ServiceLoop {
         // the loop, one whose context is gone); its last messages go before its `.disconnected`.
         connection.finished = true
         flush(connection)
-        if let wsi = connection.wsi, !connection.killed, context != nil { lws_set_timer_usecs(wsi, -1) }
+        // No lws call here: this may run inside WSI_DESTROY or context destruction. lws drops the
+        // wsi's timer with the wsi, and a TIMER that still fires finds no connection.
         connection.request.sink.ended(
             ConnectionEnd(
-                reason: reason, wasEstablished: connection.established,
+                reason: reason,
                 requested: connection.requested && connection.endReason == nil,
                 beforeHTTPResponse: beforeHTTPResponse && !connection.established))
         if stopping && connections.isEmpty { running = false }
