@@ -1,6 +1,6 @@
+import CMutewardenShims
 import Foundation
 import MutewardenModel
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -76,24 +76,50 @@ func isNumericAddress(_ host: String) -> Bool {
 func resolveOffThread(
     _ resolver: any HostResolver, host: String, port: Int, timeout: Duration
 ) async throws -> [String] {
-    let outcome = Locked<CheckedContinuation<[String], any Error>?>(nil)
+    struct Pending: Sendable {
+        var continuation: CheckedContinuation<[String], any Error>?
+        var timer: Task<Void, Never>?
+        /// Cancelled before the continuation existed: it is settled as soon as it does.
+        var cancelled = false
+    }
+    let pending = Locked(Pending())
     let settle: @Sendable (Result<[String], any Error>) -> Void = { result in
-        outcome.withLock { $0.take() }?.resume(with: result)
+        let (continuation, timer) = pending.withLock { pending in
+            defer {
+                pending.continuation = nil
+                pending.timer = nil
+            }
+            return (pending.continuation, pending.timer)
+        }
+        timer?.cancel()
+        continuation?.resume(with: result)
     }
     return try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[String], any Error>) in
-            outcome.withLock { $0 = continuation }
-            let thread = Thread {
-                settle(Result { try resolver.resolve(host: host, port: port) })
+            let cancelled = pending.withLock { pending in
+                if !pending.cancelled { pending.continuation = continuation }
+                return pending.cancelled
             }
-            thread.name = "mutewarden-resolve"
-            thread.start()
-            Task {
+            if cancelled {
+                continuation.resume(throwing: CancellationError())
+                return
+            }
+            let timer = Task {
                 try? await Task.sleep(for: timeout)
+                if Task.isCancelled { return }
                 settle(.failure(WebSocketError.connection("resolving \(host) took longer than \(timeout.compact)")))
             }
+            pending.withLock { pending in
+                if pending.continuation != nil { pending.timer = timer } else { timer.cancel() }
+            }
+            let thread = Thread {
+                mw_set_thread_name("mw-resolve")
+                settle(Result { try resolver.resolve(host: host, port: port) })
+            }
+            thread.start()
         }
     } onCancel: {
+        pending.withLock { $0.cancelled = true }
         settle(.failure(CancellationError()))
     }
 }
