@@ -5,19 +5,22 @@
 #   make bench  engine throughput benchmark (release build)
 #   make bench-ops  start-to-READY and reload times (release build)
 #   make bench-journal  journal backend throughput into a private journald (root)
+#   make bench-websocket  WebSocket client throughput from a local flooding server (release build)
 #
 # Needs Debian 12 (bookworm) with the Swift toolchain; installing packages needs root or sudo.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: demo test bench bench-ops bench-journal build deps check-warnings
+.PHONY: demo test bench bench-ops bench-journal bench-websocket build deps check-warnings
 
 # Debian packages: the C libraries behind the transports and the journal.
 BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-dev
-# Packages the test suite's real peers need: systemd for systemd-journald, journalctl and
-# systemd-analyze (Tests/SystemdTests), util-linux and mount for the private mount namespaces
-# the journald tests run in.
-TEST_PACKAGES := systemd util-linux mount
+# Packages the test suite's real peers need:
+# - systemd for systemd-journald, journalctl and systemd-analyze (Tests/SystemdTests), util-linux
+#   and mount for the private mount namespaces the journald tests run in;
+# - the WebSocket tests run a Python `websockets` server and libwebsockets-test-server, and make
+#   their TLS certificates with openssl.
+TEST_PACKAGES := systemd util-linux mount python3-websockets libwebsockets-test-server openssl
 
 DEMO_FOR ?= 20s
 
@@ -50,6 +53,11 @@ bench-journal: deps
 	.build/release/mutewarden-journal-bench --sink null --records 200000 --rounds 3
 	@echo "== into systemd-journald"
 	bench/journal.sh .build/release/mutewarden-journal-bench --records 100000 --rounds 3
+
+# WebSocket client throughput from a local flooding server (release build).
+bench-websocket: deps
+	swift build -c release --product mutewarden-ws-bench
+	.build/release/mutewarden-ws-bench --messages 1000000 --size 1024 --rounds 3
 
 build: deps
 	swift build -c release

@@ -33,7 +33,10 @@ let package = Package(
             name: "CSystemd", pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]),
         // Typed wrappers for what Swift cannot import: variadic C functions and macros.
-        .target(name: "CMutewardenShims", dependencies: ["CCurl", "CLibWebSockets", "CSystemd"]),
+        .target(
+            name: "CMutewardenShims", dependencies: ["CCurl", "CLibWebSockets", "CSystemd"],
+            // OpenSSL (which libwebsockets is built on) explains why a server certificate failed.
+            linkerSettings: [.linkedLibrary("crypto")]),
 
         // The contract between the engine and the providers: normalized calls, actions, policies.
         .target(name: "MutewardenModel"),
@@ -99,6 +102,10 @@ let package = Package(
                 "MutewardenLogging", "MutewardenModel", .product(name: "Logging", package: "swift-log"),
             ]),
 
+        // WebSocket client throughput against a local flooding server; also an executable.
+        .executableTarget(
+            name: "mutewarden-ws-bench", dependencies: ["MutewardenWebSocket", "MutewardenModel"]),
+
         .testTarget(name: "MutewardenEngineTests", dependencies: ["MutewardenEngine", "MutewardenModel"]),
         .testTarget(
             name: "MutewardenConfigTests",
@@ -116,7 +123,11 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel"]),
         .testTarget(name: "MutewardenHTTPTests", dependencies: ["MutewardenHTTP", "MutewardenModel"]),
-        .testTarget(name: "MutewardenWebSocketTests", dependencies: ["MutewardenWebSocket", "MutewardenModel"]),
+        .testTarget(
+            name: "MutewardenWebSocketTests",
+            dependencies: ["MutewardenWebSocket", "MutewardenModel", "MutewardenSupervisor"],
+            // The peers are scripts the tests run from the source tree, not resources to bundle.
+            exclude: ["Peers"]),
         .testTarget(
             name: "MutewardenSimulatorTests",
             dependencies: ["MutewardenSimulator", "MutewardenConfig", "MutewardenModel"]),

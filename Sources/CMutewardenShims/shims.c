@@ -1,4 +1,14 @@
+#define _GNU_SOURCE
 #include "CMutewardenShims.h"
+
+#include <openssl/x509.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// The one local protocol handler; the subprotocols the server may pick are separate.
+#define MW_WS_PROTOCOL_NAME "mutewarden-ws"
 
 CURLcode mw_curl_easy_setopt_long(CURL *handle, CURLoption option, long value) {
     return curl_easy_setopt(handle, option, value);
@@ -39,3 +49,125 @@ CURLMcode mw_curl_multi_setopt_long(CURLM *handle, CURLMoption option, long valu
 }
 
 size_t mw_lws_pre(void) { return LWS_PRE; }
+
+// lws's own liveness checks stay out of the way: the Swift side runs pings, pong deadlines and the
+// idle timeout itself, with sub-second resolution and its own error messages. 65535 s is the
+// largest value the 16-bit fields hold.
+static const lws_retry_bo_t mw_ws_no_lws_validity = {
+    .secs_since_valid_ping = 0xffff,
+    .secs_since_valid_hangup = 0xffff,
+};
+
+const struct lws_protocols *mw_ws_protocols_create(lws_callback_function *callback, size_t rx_buffer_size) {
+    struct lws_protocols *protocols = calloc(2, sizeof *protocols);
+    if (!protocols)
+        return NULL;
+    protocols[0].name = MW_WS_PROTOCOL_NAME;
+    protocols[0].callback = callback;
+    protocols[0].rx_buffer_size = rx_buffer_size;
+    return protocols;
+}
+
+void mw_ws_protocols_free(const struct lws_protocols *protocols) { free((void *)protocols); }
+
+struct lws_context *mw_ws_context_create(const struct lws_protocols *protocols, void *user) {
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protocols;
+    info.user = user;
+    info.gid = -1;
+    info.uid = -1;
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_EXPLICIT_VHOSTS
+        | LWS_SERVER_OPTION_JUST_USE_RAW_ORIGIN;
+    // The Swift side bounds connecting and closing with its own, configurable deadlines; these
+    // are only a backstop so that nothing inside lws can hang forever.
+    info.timeout_secs = 120;
+    info.connect_timeout_secs = 120;
+    info.retry_and_idle_policy = &mw_ws_no_lws_validity;
+    // lws reads at most this much per socket per service pass (default 4 KiB, four 1 KiB
+    // messages): a larger read means fewer passes, system calls and consumer wake-ups under load.
+    info.pt_serv_buf_size = 256 * 1024;
+    return lws_create_context(&info);
+}
+
+struct lws_vhost *mw_ws_vhost_create(
+    struct lws_context *context, const struct lws_protocols *protocols, const char *name,
+    const char *ca_file, const char *certificate_file, const char *key_file) {
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protocols;
+    info.vhost_name = name;
+    info.gid = -1;
+    info.uid = -1;
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.client_ssl_ca_filepath = ca_file;
+    info.client_ssl_cert_filepath = certificate_file;
+    info.client_ssl_private_key_filepath = key_file;
+    info.timeout_secs = 120;
+    info.connect_timeout_secs = 120;
+    info.retry_and_idle_policy = &mw_ws_no_lws_validity;
+    return lws_create_vhost(context, &info);
+}
+
+struct lws *mw_ws_connect(
+    struct lws_context *context, struct lws_vhost *vhost, const char *address, int port, int tls,
+    int insecure, const char *path, const char *host, const char *origin, const char *subprotocols,
+    uint64_t connection_id) {
+    struct lws_client_connect_info info;
+    struct lws *wsi = NULL;
+    memset(&info, 0, sizeof info);
+    info.context = context;
+    info.vhost = vhost;
+    info.address = address;
+    info.port = port;
+    info.path = path;
+    info.host = host;
+    info.origin = origin;
+    info.protocol = subprotocols;
+    // The callback's first protocol (our only one) handles the connection whatever subprotocol
+    // the server picks.
+    info.local_protocol_name = MW_WS_PROTOCOL_NAME;
+    info.retry_and_idle_policy = &mw_ws_no_lws_validity;
+    info.opaque_user_data = (void *)(uintptr_t)connection_id;
+    info.pwsi = &wsi;
+    if (tls) {
+        info.ssl_connection = LCCSCF_USE_SSL;
+        if (insecure)
+            info.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK
+                | LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
+    }
+    if (!lws_client_connect_via_info(&info))
+        return NULL;
+    return wsi;
+}
+
+uint64_t mw_ws_connection_id(struct lws *wsi) {
+    return (uint64_t)(uintptr_t)lws_get_opaque_user_data(wsi);
+}
+
+int mw_ws_append_header(struct lws *wsi, void *in, size_t len, const char *name, const char *value) {
+    unsigned char **position = (unsigned char **)in;
+    unsigned char *end = *position + len - 1;
+    char field[256];
+    int written = snprintf(field, sizeof field, "%s:", name);
+    if (written < 0 || (size_t)written >= sizeof field)
+        return 1;
+    return lws_add_http_header_by_name(
+        wsi, (const unsigned char *)field, (const unsigned char *)value, (int)strlen(value),
+        position, end);
+}
+
+void mw_ws_kill(struct lws *wsi) { lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC); }
+
+const char *mw_ws_certificate_error(void *store_context) {
+    int error = X509_STORE_CTX_get_error((X509_STORE_CTX *)store_context);
+    return error == X509_V_OK ? NULL : X509_verify_cert_error_string(error);
+}
+
+void mw_set_thread_name(const char *name) {
+    char truncated[16];
+    snprintf(truncated, sizeof truncated, "%s", name);
+    pthread_setname_np(pthread_self(), truncated);
+}

@@ -133,10 +133,14 @@ import Testing
         let spellings = [pan, "4111 1111 1111 1111", "5555-5555-5555-4444", "5555555555554444"]
         let secrets = ["hunter2", "sk-live-abc123", "eyJhbGciOi", "tok-987"]
         for entry in entries {
+            // Fields starting with "_" are journald's own (timestamps, cursors, boot id): their digits
+            // are not ours, and a 16-digit timestamp passes the Luhn check one time in ten. Every
+            // planted spelling must still be absent from them.
             for (name, values) in entry.fields {
+                let ours = !name.hasPrefix("_")
                 #expect(!PANMasker.containsPAN(name), "PAN in field name \(name)")
                 for value in values {
-                    #expect(!PANMasker.containsPAN(value), "PAN in \(name)=\(value)")
+                    if ours { #expect(!PANMasker.containsPAN(value), "PAN in \(name)=\(value)") }
                     for leaked in spellings + secrets { #expect(!value.contains(leaked), "\(leaked) in \(name)") }
                 }
             }

@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <libwebsockets.h>
 #include <stddef.h>
+#include <stdint.h>
 
 // curl_easy_setopt, one function per argument type the option takes.
 CURLcode mw_curl_easy_setopt_long(CURL *handle, CURLoption option, long value);
@@ -26,5 +27,51 @@ CURLMcode mw_curl_multi_setopt_long(CURLM *handle, CURLMoption option, long valu
 
 // libwebsockets: the write padding every buffer handed to lws_write must reserve in front.
 size_t mw_lws_pre(void);
+
+// libwebsockets client side. The structs these fill have fields that depend on how the library was
+// built (`#if defined(LWS_WITH_...)`), so they are filled in C, against the headers of the library
+// we link, and never laid out by Swift.
+
+// The protocol table of a context: one handler, `callback`, receiving in chunks of up to
+// `rx_buffer_size` bytes. Free it only after the context is destroyed.
+const struct lws_protocols *mw_ws_protocols_create(lws_callback_function *callback, size_t rx_buffer_size);
+void mw_ws_protocols_free(const struct lws_protocols *protocols);
+
+// A client-only context: no listening socket, no vhost until mw_ws_vhost_create, OpenSSL set up
+// for wss, and the Origin header sent exactly as given. `protocols` must outlive the context.
+struct lws_context *mw_ws_context_create(const struct lws_protocols *protocols, void *user);
+
+// One client vhost per TLS configuration: the client SSL_CTX (CA bundle, client certificate and
+// key) belongs to the vhost in lws 4.1. NULL paths mean the system's CAs and no client certificate.
+struct lws_vhost *mw_ws_vhost_create(
+    struct lws_context *context, const struct lws_protocols *protocols, const char *name,
+    const char *ca_file, const char *certificate_file, const char *key_file);
+
+// Starts a ws/wss connection to a numeric `address`; `host` is the Host header and the name the
+// server certificate is checked against (and SNI). `insecure` turns every certificate check off.
+// `connection_id` comes back from mw_ws_connection_id on every callback of this connection.
+struct lws *mw_ws_connect(
+    struct lws_context *context, struct lws_vhost *vhost, const char *address, int port, int tls,
+    int insecure, const char *path, const char *host, const char *origin, const char *subprotocols,
+    uint64_t connection_id);
+
+uint64_t mw_ws_connection_id(struct lws *wsi);
+
+// Appends `name: value` in LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER (`in`, `len` as given to
+// the callback). Nonzero when the header does not fit.
+int mw_ws_append_header(struct lws *wsi, void *in, size_t len, const char *name, const char *value);
+
+// In LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION (`user` is the X509_STORE_CTX): why
+// the server certificate failed to verify, in OpenSSL's words, or NULL. lws 4.1's own connection
+// error for this case is only "connect SSL err 1: error:00000001:lib(0)::reason(1)".
+const char *mw_ws_certificate_error(void *store_context);
+
+// Closes the connection from the next service pass, without a close handshake: for a peer that
+// has stopped answering, and for a connection that never got established.
+void mw_ws_kill(struct lws *wsi);
+
+// Names the calling thread, as `top -H` and /proc show it (Linux keeps the first 15 bytes).
+// pthread_setname_np is a GNU extension that Swift's Glibc module does not export.
+void mw_set_thread_name(const char *name);
 
 #endif
