@@ -14,6 +14,8 @@ enum EngineInput: Sendable {
     case feedState(feed: String, up: Bool, detail: String, expected: Bool)
     /// The feeds have stopped: see ``Engine/beginShutdown(at:)``.
     case beginShutdown
+    /// A feed's list of current calls after a reconnection: see ``Engine/resync(feed:current:at:)``.
+    case resync(feed: String, current: [CallUpdate])
     /// A reload: the engine takes the new configuration and says what it did.
     case reconfigure(EngineConfiguration, reply: @Sendable (Result<ReloadOutcome, any Error>) -> Void)
 }
@@ -208,6 +210,14 @@ final class EngineLoop: Sendable {
             engine.attemptFinished(ticket, result: result, at: now)
         case .beginShutdown:
             engine.beginShutdown(at: now)
+        case .resync(let feed, let current):
+            let outcome = engine.resync(feed: feed, current: current, at: now)
+            audit.emit(
+                AuditRecord(
+                    .feedUp, .notice,
+                    "feed \(feed) resynchronized: \(current.count) current call(s), \(outcome.callsEnded) ended while "
+                        + "it was down, \(outcome.actionsReapplied) action(s) applied again",
+                    [.feed: feed, .result: "resynced"]))
         case .reconfigure(let configuration, let reply):
             reply(Result { try engine.reconfigure(configuration, at: now) })
         case .feedState(let feed, let up, let detail, let expected):
@@ -278,6 +288,11 @@ final class EngineSink: CallUpdateSink {
     func deliver(_ update: CallUpdate) {
         guard accepting.load(ordering: .relaxed) else { return }
         loop.post(.update(update))
+    }
+
+    func resync(feed: String, current: [CallUpdate]) {
+        guard accepting.load(ordering: .relaxed) else { return }
+        loop.post(.resync(feed: feed, current: current))
     }
 
     func feedStateChanged(feed: String, up: Bool, detail: String) {

@@ -4,6 +4,9 @@ public protocol CallUpdateSink: Sendable {
     func deliver(_ update: CallUpdate)
     /// The feed's connection went up or down; `detail` is an operator-readable reason.
     func feedStateChanged(feed: String, up: Bool, detail: String)
+    /// After a (re)connection: the platform's complete list of the feed's current calls, so that
+    /// calls that ended unseen leave and captures under way are protected (see `Engine.resync`).
+    func resync(feed: String, current: [CallUpdate])
 }
 
 /// An event source: turns one platform's real-time feed into normalized call updates.

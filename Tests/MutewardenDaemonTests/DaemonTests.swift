@@ -149,3 +149,31 @@ private func runDaemon(_ configuration: DaemonConfiguration, until done: @escapi
     #expect(snapshot.statistics.eventsProcessed > 0)
     #expect(logs.entries.contains { $0.metadata["audit"] == "feed.up" })
 }
+
+/// Connects, then hands the engine the platform's list of current calls, as a provider does
+/// after every (re)connection.
+struct ResyncingFeed: CallFeed, FeedSettings {
+    var name = "desk"
+    var summary: String { "resyncing" }
+    func makeFeed(name: String, context: ProviderContext) throws -> any CallFeed { self }
+
+    func run(delivering sink: any CallUpdateSink) async throws {
+        sink.feedStateChanged(feed: name, up: true, detail: "connected")
+        sink.deliver(update("gone", .established, [:]))
+        try await Task.sleep(for: .milliseconds(50))
+        sink.resync(feed: name, current: [update("live", .established, ["PCI_STAGE": "CARD"])])
+        while true { try await Task.sleep(for: .seconds(60)) }
+    }
+}
+
+@Test func aFeedsResyncReachesTheEngine() async throws {
+    let here = SourceLocation(file: "test.yaml", line: 1, column: 1)
+    let (status, logs, snapshot) = try await runDaemon(
+        configuration(
+            feeds: [FeedConfiguration(name: "desk", type: "resyncing", settings: ResyncingFeed(), location: here)],
+            allowlist: []),
+        until: { $0.statistics.openWindows == 1 && $0.statistics.trackedCalls == 1 })
+    #expect(status == 0)
+    #expect(snapshot.statistics.trackedCalls == 1)
+    #expect(logs.lines().contains { $0.contains("feed desk resynchronized: 1 current call(s), 1 ended while it was down") })
+}
