@@ -38,4 +38,10 @@ CURLMcode mw_curl_multi_setopt_long(CURLM *handle, CURLMoption option, long valu
     return curl_multi_setopt(handle, option, value);
 }
 
+CURLSHcode mw_curl_share_setopt_long(CURLSH *share, CURLSHoption option, long value) {
+    return curl_share_setopt(share, option, value);
+}
+
+CURLcode mw_curl_msg_result(const CURLMsg *message) { return message->data.result; }
+
 size_t mw_lws_pre(void) { return LWS_PRE; }
