@@ -12,8 +12,9 @@ SHELL := /bin/bash
 
 # Debian packages: the C libraries behind the transports and the journal.
 BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-dev
-# Packages the test suite's real peers need.
-TEST_PACKAGES :=
+# Packages the test suite's real peers need: the HTTP tests run a Python server, make their
+# certificates with the openssl CLI, and check HTTP/2 against nghttpd.
+TEST_PACKAGES := python3 openssl nghttp2-server
 
 DEMO_FOR ?= 20s
 

@@ -98,7 +98,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel"]),
-        .testTarget(name: "MutewardenHTTPTests", dependencies: ["MutewardenHTTP", "MutewardenModel"]),
+        // Peers/ holds the test servers, run with python3 from the source tree.
+        .testTarget(name: "MutewardenHTTPTests", dependencies: ["MutewardenHTTP", "MutewardenModel"], exclude: ["Peers"]),
         .testTarget(name: "MutewardenWebSocketTests", dependencies: ["MutewardenWebSocket", "MutewardenModel"]),
         .testTarget(
             name: "MutewardenSimulatorTests",
