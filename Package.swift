@@ -87,6 +87,11 @@ let package = Package(
             name: "mutewarden-bench",
             dependencies: ["MutewardenModel", "MutewardenEngine", "CAllocationCounter"]),
 
+        // HTTP client throughput: the Swift layer, and the same requests on libcurl in plain C
+        // (plus the C keep-alive server both are measured against), so the overhead is a ratio.
+        .executableTarget(name: "mutewarden-http-bench", dependencies: ["MutewardenHTTP", "MutewardenModel"]),
+        .executableTarget(name: "mutewarden-http-cbench", dependencies: ["CCurl"]),
+
         .testTarget(name: "MutewardenEngineTests", dependencies: ["MutewardenEngine", "MutewardenModel"]),
         .testTarget(
             name: "MutewardenConfigTests",

@@ -447,7 +447,7 @@ final class CurlLoop {
         var list: UnsafeMutablePointer<curl_slist>?
         var hasContentType = false
         for header in request.headers {
-            if header.name.lowercased() == "content-type" { hasContentType = true }
+            if Redaction.namesEqual(header.name, "content-type") { hasContentType = true }
             // "Name;" is libcurl's spelling of a header with an empty value.
             let line = header.value.isEmpty ? "\(header.name);" : "\(header.name): \(header.value)"
             list = curl_slist_append(list, line)

@@ -124,7 +124,7 @@ public struct ProxySettings: Sendable, Hashable, CustomStringConvertible, Custom
 
 /// Whether a URL's scheme is `https`, without allocating: this runs for every request.
 func isHTTPS(_ url: String) -> Bool {
-    url.utf8.prefix(6).lazy.map { $0 | 0x20 }.elementsEqual("https:".utf8)
+    Redaction.hasPrefixIgnoringCase(url, "https:")
 }
 
 /// Which HTTP version to ask for.

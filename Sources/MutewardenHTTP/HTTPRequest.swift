@@ -98,8 +98,7 @@ public struct HTTPRequest: Sendable, CustomStringConvertible, CustomDebugStringC
 
     /// Why this request cannot be sent as it is, before it reaches libcurl.
     func validationProblem() -> String? {
-        let lowered = url.lowercased()
-        guard lowered.hasPrefix("http://") || lowered.hasPrefix("https://") else {
+        guard Redaction.hasPrefixIgnoringCase(url, "http://") || Redaction.hasPrefixIgnoringCase(url, "https://") else {
             return "the URL must start with http:// or https://"
         }
         if url.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) {
@@ -157,6 +156,20 @@ enum Redaction {
         let path = afterAuthority[..<pathEnd]
         let hasQuery = afterAuthority[pathEnd...].first == "?"
         return prefix + authority + path + (hasQuery ? "?\(placeholder)" : "")
+    }
+
+    /// ASCII case-insensitive equality, without the allocation of `lowercased()`: header names
+    /// are compared on every request.
+    static func namesEqual(_ name: String, _ lowercase: String) -> Bool {
+        name.utf8.count == lowercase.utf8.count
+            && zip(name.utf8, lowercase.utf8).allSatisfy { pair in
+                pair.0 == pair.1 || (pair.0 >= 0x41 && pair.0 <= 0x5A && pair.0 | 0x20 == pair.1)
+            }
+    }
+
+    /// For schemes: `prefix` is lower case, and `|0x20` folds only letters among its characters.
+    static func hasPrefixIgnoringCase(_ text: String, _ prefix: String) -> Bool {
+        text.utf8.count >= prefix.utf8.count && zip(text.utf8, prefix.utf8).allSatisfy { $0.0 | 0x20 == $0.1 }
     }
 
     /// RFC 9110 `tchar`.
