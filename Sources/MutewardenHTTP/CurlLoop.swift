@@ -59,7 +59,7 @@ final class LoopMailbox: Sendable {
         var closed = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let multi: MultiHandle
 
     init(multi: MultiHandle) { self.multi = multi }
@@ -245,7 +245,7 @@ final class CurlLoop {
 
     /// Our own deadline fires this long after libcurl's: libcurl's timer normally wins and says
     /// more, ours catches what libcurl does not time (a transfer queued for a free connection).
-    private static let backstopGrace: Int64 = 50_000_000
+    private static let backstopGrace: Int64 = 100_000_000
 
     init(multi: MultiHandle, mailbox: LoopMailbox, counters: TransportCounters) {
         self.multi = multi.pointer

@@ -218,10 +218,10 @@ public final class HTTPClient: Sendable {
 /// Orders a request's start and its cancellation: the cancellation handler can run before, during
 /// or after the start is queued, on another thread.
 final class RequestTicket: Sendable {
-    enum Phase { case created, posted, cancelled }
+    enum Phase: Sendable { case created, posted, cancelled }
     enum SubmitOutcome { case posted, refused, alreadyCancelled }
 
-    private let phase = Mutex(Phase.created)
+    private let phase = Locked(Phase.created)
 
     /// Posts the start unless the task was cancelled first. Holding the ticket's lock across the
     /// post means a cancel that follows is queued behind the start, never ahead of it.

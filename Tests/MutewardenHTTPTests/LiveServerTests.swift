@@ -98,7 +98,9 @@ struct LiveServerTests {
         }
         let elapsed = ContinuousClock.now - started
         #expect(error?.kind == .timeout)
-        #expect(error?.curlCode == 28)
+        // libcurl's timer normally fires first (28); the client's own deadline, 100 ms later,
+        // only when the loop is slow (ThreadSanitizer).
+        #expect(error?.curlCode == 28 || error?.curlCode == nil)
         #expect(error?.disposition == .retryable)
         #expect(elapsed >= .milliseconds(290) && elapsed < .seconds(3))
     }
