@@ -179,8 +179,9 @@ public final class HTTPClient: Sendable {
         let ticket = RequestTicket()
         let mailbox = transport.mailbox
         let submitted = clock.now()
-        let timeout = request.timeout ?? configuration.timeout
-        let connectTimeout = request.connectTimeout ?? configuration.connectTimeout
+        // Capped so that deadline arithmetic on the monotonic clock cannot wrap around.
+        let timeout = min(request.timeout ?? configuration.timeout, HTTPClient.longestTimeout)
+        let connectTimeout = min(request.connectTimeout ?? configuration.connectTimeout, HTTPClient.longestTimeout)
         let clientID = id
         let result: Result<HTTPResponse, HTTPError> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
@@ -202,6 +203,9 @@ public final class HTTPClient: Sendable {
         }
         return try result.get()
     }
+
+    /// The longest timeout honoured; a day is already far beyond any long poll.
+    static let longestTimeout = Duration.seconds(86_400)
 
     /// Fails this client's requests in flight with ``HTTPError/Kind/closed``, forgets its cookies
     /// and frees its handles; stops the transport too if the client made it. Returns when done.

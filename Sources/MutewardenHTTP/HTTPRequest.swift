@@ -98,6 +98,8 @@ public struct HTTPRequest: Sendable, CustomStringConvertible, CustomDebugStringC
 
     /// Why this request cannot be sent as it is, before it reaches libcurl.
     func validationProblem() -> String? {
+        if let timeout, timeout <= .zero { return "the timeout must be positive" }
+        if let connectTimeout, connectTimeout <= .zero { return "the connect timeout must be positive" }
         guard Redaction.hasPrefixIgnoringCase(url, "http://") || Redaction.hasPrefixIgnoringCase(url, "https://") else {
             return "the URL must start with http:// or https://"
         }

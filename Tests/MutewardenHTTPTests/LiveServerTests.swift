@@ -226,6 +226,13 @@ struct LiveServerTests {
         #expect(injected?.kind == .invalidRequest)
         let scheme = await expectHTTPError { try await client.send(HTTPRequest(.get, "file:///etc/passwd")) }
         #expect(scheme?.kind == .invalidRequest)
+        let noTime = await expectHTTPError { try await client.send(HTTPRequest(.get, "http://127.0.0.1:1/", timeout: .zero)) }
+        #expect(noTime?.kind == .invalidRequest)
+        // An absurd timeout is capped, not wrapped around into an instant timeout.
+        let refused = await expectHTTPError {
+            try await client.send(HTTPRequest(.get, "http://127.0.0.1:\(try freePort())/", timeout: .seconds(Int64.max)))
+        }
+        #expect(refused?.kind == .connectionRefused)
         #expect(throws: HTTPError.self) {
             try makeClient(tls: TLSOptions(caBundlePath: "/nonexistent/ca.pem"))
         }

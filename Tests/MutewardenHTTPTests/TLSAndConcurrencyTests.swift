@@ -115,6 +115,26 @@ struct ConcurrencyTests {
         _ = await stalled.result
     }
 
+    /// libcurl 7.88 does not time a transfer that waits for a free connection (this one failed
+    /// with "deadline kept by the client", no curl code): the loop's own deadline must.
+    @Test func aRequestQueuedForAFreeConnectionStillTimesOut() async throws {
+        let peer = try await PythonPeer.start()
+        let transport = try HTTPTransport(options: .init(maxConnectionsPerHost: 1))
+        defer { transport.close() }
+        let client = try makeClient(timeout: .seconds(60), transport: transport)
+        let slow = peer.url("/slow?ms=30000")
+        let occupying = Task { () async throws(HTTPError) -> HTTPResponse in try await client.send(HTTPRequest(.get, slow)) }
+        try await Task.sleep(for: .milliseconds(200))
+        let started = ContinuousClock.now
+        let error = await expectHTTPError {
+            try await client.send(HTTPRequest(.post, peer.url("/echo"), text: "{}", timeout: .milliseconds(500)))
+        }
+        #expect(error?.kind == .timeout)
+        #expect(ContinuousClock.now - started < .seconds(3))
+        occupying.cancel()
+        _ = await occupying.result
+    }
+
     @Test func aThousandRequestsInFlightThroughOneClientReuseConnections() async throws {
         let peer = try await PythonPeer.start()
         let client = try makeClient(timeout: .seconds(60))
