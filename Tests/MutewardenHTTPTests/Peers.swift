@@ -62,6 +62,10 @@ struct TestPKI: Sendable {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("mutewarden-http-pki-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // The keys are throw-away, but a temporary directory per test run still adds up.
+        atexit {
+            if case .success(let pki) = TestPKI.shared { try? FileManager.default.removeItem(atPath: pki.directory) }
+        }
         let pki = TestPKI(directory: directory)
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         for (name, subject) in [("ca", "/CN=mutewarden test CA"), ("other-ca", "/CN=some other CA")] {
