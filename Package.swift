@@ -106,6 +106,11 @@ let package = Package(
         .executableTarget(
             name: "mutewarden-ws-bench", dependencies: ["MutewardenWebSocket", "MutewardenModel"]),
 
+        // HTTP client throughput: the Swift layer, and the same requests on libcurl in plain C
+        // (plus the C keep-alive server both are measured against), so the overhead is a ratio.
+        .executableTarget(name: "mutewarden-http-bench", dependencies: ["MutewardenHTTP", "MutewardenModel"]),
+        .executableTarget(name: "mutewarden-http-cbench", dependencies: ["CCurl"]),
+
         .testTarget(name: "MutewardenEngineTests", dependencies: ["MutewardenEngine", "MutewardenModel"]),
         .testTarget(
             name: "MutewardenConfigTests",
@@ -122,7 +127,8 @@ let package = Package(
             name: "MutewardenGenesysTests", dependencies: ["MutewardenGenesys", "MutewardenJSON", "MutewardenModel"],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel"]),
-        .testTarget(name: "MutewardenHTTPTests", dependencies: ["MutewardenHTTP", "MutewardenModel"]),
+        // Peers/ holds the test servers, run with python3 from the source tree.
+        .testTarget(name: "MutewardenHTTPTests", dependencies: ["MutewardenHTTP", "MutewardenModel"], exclude: ["Peers"]),
         .testTarget(
             name: "MutewardenWebSocketTests",
             dependencies: ["MutewardenWebSocket", "MutewardenModel", "MutewardenSupervisor"],

@@ -48,6 +48,12 @@ CURLMcode mw_curl_multi_setopt_long(CURLM *handle, CURLMoption option, long valu
     return curl_multi_setopt(handle, option, value);
 }
 
+CURLSHcode mw_curl_share_setopt_long(CURLSH *share, CURLSHoption option, long value) {
+    return curl_share_setopt(share, option, value);
+}
+
+CURLcode mw_curl_msg_result(const CURLMsg *message) { return message->data.result; }
+
 size_t mw_lws_pre(void) { return LWS_PRE; }
 
 // lws's own liveness checks stay out of the way: the Swift side runs pings, pong deadlines and the

@@ -25,6 +25,13 @@ CURLcode mw_curl_easy_getinfo_off_t(CURL *handle, CURLINFO info, curl_off_t *val
 // curl_multi_setopt.
 CURLMcode mw_curl_multi_setopt_long(CURLM *handle, CURLMoption option, long value);
 
+// curl_share_setopt (variadic too): which data a share handle shares, e.g. CURL_LOCK_DATA_COOKIE.
+CURLSHcode mw_curl_share_setopt_long(CURLSH *share, CURLSHoption option, long value);
+
+// The result of a finished transfer sits in an anonymous union of CURLMsg; reading it in C keeps
+// the Swift side independent of how the union is imported.
+CURLcode mw_curl_msg_result(const CURLMsg *message);
+
 // libwebsockets: the write padding every buffer handed to lws_write must reserve in front.
 size_t mw_lws_pre(void);
 
