@@ -60,7 +60,12 @@ let package = Package(
         // Bayeux (CometD) client: handshake, connect, subscribe, advice; transport-agnostic.
         .target(name: "MutewardenBayeux", dependencies: ["MutewardenJSON", "MutewardenModel", "MutewardenSupervisor"]),
         // Genesys Web Services: CometD call events to normalized updates, actions to voice API calls.
-        .target(name: "MutewardenGenesys", dependencies: ["MutewardenModel", "MutewardenJSON", "MutewardenBayeux"]),
+        .target(
+            name: "MutewardenGenesys",
+            dependencies: [
+                "MutewardenModel", "MutewardenJSON", "MutewardenBayeux", "MutewardenHTTP", "MutewardenConfig",
+                "MutewardenSupervisor",
+            ]),
         // Connection supervision shared by every transport: connect, run, back off, reconnect.
         .target(name: "MutewardenSupervisor", dependencies: ["MutewardenModel"]),
         // HTTP client on libcurl's multi interface, driven by one thread.
@@ -80,7 +85,7 @@ let package = Package(
             name: "MutewardenDaemon",
             dependencies: [
                 "MutewardenModel", "MutewardenEngine", "MutewardenConfig", "MutewardenLogging",
-                "MutewardenSimulator", "CMutewardenShims", "CSystemd",
+                "MutewardenSimulator", "MutewardenGenesys", "CMutewardenShims", "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
@@ -124,7 +129,8 @@ let package = Package(
         .testTarget(name: "MutewardenJSONTests", dependencies: ["MutewardenJSON"]),
         .testTarget(name: "MutewardenBayeuxTests", dependencies: ["MutewardenBayeux", "MutewardenJSON", "MutewardenModel"]),
         .testTarget(
-            name: "MutewardenGenesysTests", dependencies: ["MutewardenGenesys", "MutewardenJSON", "MutewardenModel"],
+            name: "MutewardenGenesysTests",
+            dependencies: ["MutewardenGenesys", "MutewardenJSON", "MutewardenModel", "MutewardenConfig"],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel"]),
         // Peers/ holds the test servers, run with python3 from the source tree.

@@ -26,11 +26,23 @@ import Testing
         #expect(result.stderr.contains("--for expects a duration"))
     }
 
-    @Test(arguments: ["config/demo.yaml"])
+    @Test(arguments: ["config/demo.yaml", "config/examples/genesys.yaml"])
     func checkConfigPassesEveryShippedExample(_ path: String) throws {
-        let result = try BinaryRunner.run(["check-config", "--config", path])
+        // Example credentials: a directory holding each credential the examples name.
+        let credentials = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: credentials) }
+        try "example-password".write(to: credentials.appendingPathComponent("gws-password"), atomically: true, encoding: .utf8)
+        let result = try BinaryRunner.run(
+            ["check-config", "--config", path], environment: ["CREDENTIALS_DIRECTORY": credentials.path])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.hasPrefix("configuration OK"))
+        #expect(!result.stdout.contains("example-password"))
+    }
+
+    @Test func everyExampleIsCovered() throws {
+        let examples = try FileManager.default.contentsOfDirectory(
+            atPath: BinaryRunner.packageRoot.appendingPathComponent("config/examples").path)
+        #expect(examples.sorted() == ["genesys.yaml"], "add new examples to checkConfigPassesEveryShippedExample")
     }
 
     @Test func checkConfigPassesTheExampleInTheDocumentation() throws {

@@ -1,0 +1,91 @@
+import MutewardenBayeux
+import MutewardenConfig
+import MutewardenJSON
+import MutewardenModel
+import MutewardenSupervisor
+import Synchronization
+
+/// The GWS call feed: CometD on `/v2/me/calls`, mapped to normalized updates, with a resync from
+/// `GET /api/v2/me/calls` after every (re)handshake.
+public final class GWSFeed: CallFeed {
+    public let name: String
+    let session: GWSSession
+    let settings: GWSSettings
+    let context: ProviderContext
+    /// Unknown notification types are logged once each: a new GWS version must not flood the log.
+    private let reportedTypes = Mutex<Set<String>>([])
+
+    init(name: String, session: GWSSession, settings: GWSSettings, context: ProviderContext) {
+        self.name = name
+        self.session = session
+        self.settings = settings
+        self.context = context
+    }
+
+    public func run(delivering sink: any CallUpdateSink) async throws {
+        let reporter = FeedStatusReporter(feed: name, sink: sink)
+        var configuration = BayeuxClient.Configuration(channels: settings.channels)
+        configuration.reconnect = settings.reconnect
+        let client = BayeuxClient(
+            configuration: configuration,
+            transport: GWSLongPollingTransport(session: session, path: settings.cometdPath),
+            callbacks: BayeuxClient.Callbacks(
+                event: { [self] event in handle(event, sink: sink) },
+                subscribed: { [self] in await resync(sink: sink) },
+                authenticationFailed: { [self] in
+                    do {
+                        try await session.login()
+                    } catch {
+                        context.report(.error, "feed \(name): \(error)", [.feed: name, .result: "login-failed"])
+                    }
+                },
+                status: { status in reporter.report(status) }))
+        try? await session.login()
+        await client.run()
+    }
+
+    func handle(_ event: BayeuxEvent, sink: any CallUpdateSink) {
+        do {
+            switch try GWSCallEvents.map(notification: event.data, feed: name) {
+            case .update(let update, let notificationType):
+                if !GWSCallEvents.knownNotificationTypes.contains(notificationType) { reportOnce(notificationType) }
+                sink.deliver(update)
+            case .ignored:
+                break
+            }
+        } catch {
+            // A malformed message is skipped; the feed stays up.
+            context.report(.warning, "feed \(name): \(error); skipped", [.feed: name, .result: "skipped"])
+        }
+    }
+
+    private func reportOnce(_ notificationType: String) {
+        let first = reportedTypes.withLock { $0.insert(notificationType).inserted }
+        if first {
+            context.report(
+                .notice, "feed \(name): unknown notificationType \(notificationType); its call state is still applied",
+                [.feed: name, .reason: notificationType])
+        }
+    }
+
+    /// After a (re)handshake events may have been missed: fetch the current calls and reconcile.
+    func resync(sink: any CallUpdateSink) async {
+        do {
+            let response = try await session.send(.get, "/api/v2/me/calls")
+            guard response.isSuccess else { throw GWSError.malformedAnswer("HTTP \(response.status) to GET /api/v2/me/calls") }
+            let body = try JSONValue.parse(response.body)
+            let listing = GWSCallEvents.mapCallList(body, feed: name, agentExtension: settings.agentExtension)
+            guard listing.statusCode == 0 || listing.statusCode == nil, body["calls"]?.array != nil else {
+                throw GWSError.malformedAnswer("no calls array (statusCode \(listing.statusCode.map(String.init) ?? "none"))")
+            }
+            for skipped in listing.skipped {
+                context.report(.warning, "feed \(name): resync: \(skipped); skipped", [.feed: name, .result: "skipped"])
+            }
+            sink.resync(feed: name, current: listing.calls)
+        } catch {
+            context.report(
+                .error, "feed \(name): resync failed: \(error); calls that ended while the feed was down stay tracked "
+                    + "until their next event or the idle limit", [.feed: name, .result: "resync-failed"])
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import MutewardenHTTP
+import MutewardenJSON
+import Synchronization
+
+/// One login to GWS, shared by the feed and the target that name the same server and user: GWS
+/// ties the CometD session and the voice API to the same `JSESSIONID` cookie and CSRF token.
+public final class GWSSession: Sendable {
+    public struct Key: Hashable, Sendable {
+        public var baseURL: String
+        public var username: String
+    }
+
+    public let baseURL: String
+    private let authorization: String
+    private let client: HTTPClient
+    private let csrf = Mutex<(header: String, token: String)?>(nil)
+    private let report: @Sendable (String) -> Void
+
+    init(
+        baseURL: String, username: String, password: String, configuration: HTTPClientConfiguration,
+        report: @escaping @Sendable (String) -> Void
+    ) throws {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        authorization = "Basic " + Data("\(username):\(password)".utf8).base64EncodedString()
+        self.report = report
+        client = try HTTPClient(configuration: configuration) { httpReport in report("\(httpReport)") }
+    }
+
+    /// Sessions by server and user: the feed and the target of one GWS deployment meet here.
+    private static let shared = Mutex<[Key: GWSSession]>([:])
+
+    static func shared(
+        key: Key, make: () throws -> GWSSession
+    ) throws -> GWSSession {
+        try shared.withLock { sessions in
+            if let session = sessions[key] { return session }
+            let session = try make()
+            sessions[key] = session
+            return session
+        }
+    }
+
+    /// `GET /api/v2/me` with Basic credentials: sets the `JSESSIONID` cookie and reads the CSRF
+    /// header name and token, if the server uses CSRF protection.
+    public func login() async throws {
+        let response = try await client.send(
+            HTTPRequest(.get, baseURL + "/api/v2/me", headers: [HTTPHeader("Authorization", authorization, secret: true)]))
+        guard response.isSuccess else {
+            throw GWSError.login("GWS answered HTTP \(response.status) to the login (GET /api/v2/me)")
+        }
+        if let header = response.header("X-CSRF-HEADER"), let token = response.header("X-CSRF-TOKEN") {
+            csrf.withLock { $0 = (header, token) }
+        }
+    }
+
+    /// Sends a request with the session's credentials and CSRF header. A 401, or a 403 from a
+    /// stale CSRF token or a lost session, is answered by logging in again and retrying once.
+    public func send(_ method: HTTPMethod, _ path: String, json body: String? = nil, timeout: Duration? = nil)
+        async throws -> HTTPResponse
+    {
+        let first = try await sendOnce(method, path, body: body, timeout: timeout)
+        guard first.status == 401 || first.status == 403 else { return first }
+        report("GWS answered HTTP \(first.status) to \(method) \(path): logging in again")
+        try await login()
+        return try await sendOnce(method, path, body: body, timeout: timeout)
+    }
+
+    private func sendOnce(_ method: HTTPMethod, _ path: String, body: String?, timeout: Duration?) async throws
+        -> HTTPResponse
+    {
+        var headers = [HTTPHeader("Authorization", authorization, secret: true)]
+        if method != .get, let csrf = csrf.withLock({ $0 }) { headers.append(HTTPHeader(csrf.header, csrf.token, secret: true)) }
+        if body != nil { headers.append(HTTPHeader("Content-Type", "application/json")) }
+        return try await client.send(
+            HTTPRequest(method, baseURL + path, headers: headers, body: Array((body ?? "").utf8), timeout: timeout))
+    }
+
+    public func close() { client.close() }
+}
+
+public enum GWSError: Error, Sendable, Hashable, CustomStringConvertible {
+    case login(String)
+    case malformedAnswer(String)
+
+    public var description: String {
+        switch self {
+        case .login(let why): "GWS login failed: \(why)"
+        case .malformedAnswer(let why): "GWS answer not understood: \(why)"
+        }
+    }
+}

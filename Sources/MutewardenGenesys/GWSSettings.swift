@@ -1,0 +1,91 @@
+import MutewardenConfig
+import MutewardenHTTP
+import MutewardenModel
+import MutewardenSupervisor
+
+/// Settings of the `genesys` feed and target (docs/providers/genesys.md).
+public struct GWSSettings: FeedSettings, TargetSettings, Sendable {
+    public var baseURL: String
+    public var username: String
+    public var password: Secret
+    public var cometdPath = "/api/v2/notifications"
+    public var channels = ["/v2/me/calls"]
+    /// The agent's DN for calls listed by a resync, which GWS lists without it.
+    public var agentExtension: String?
+    public var timeout: Duration = .seconds(10)
+    public var connectTimeout: Duration = .seconds(5)
+    public var tls = TLSOptions()
+    public var reconnect = ReconnectPolicy()
+    public var isFeed: Bool
+
+    public var summary: String {
+        "genesys: \(baseURL) as \(username) (password \(password))"
+            + (isFeed ? ", CometD \(cometdPath) on \(channels.joined(separator: ", ")), long-polling" : ", voice API")
+            + (tls.insecure ? ", TLS verification OFF" : "")
+    }
+
+    public var confirmsByEvent: Bool { true }
+
+    func session(context: ProviderContext) throws -> GWSSession {
+        let configuration = HTTPClientConfiguration(
+            name: "genesys \(baseURL)", timeout: timeout, connectTimeout: connectTimeout,
+            // Long polls are held by the server: the Bayeux client sets each one's own deadline.
+            tls: tls, cookieSession: true)
+        return try GWSSession.shared(key: GWSSession.Key(baseURL: baseURL, username: username)) {
+            try GWSSession(
+                baseURL: baseURL, username: username, password: password.reveal(), configuration: configuration,
+                report: { message in context.report(.warning, message, [:]) })
+        }
+    }
+
+    public func makeFeed(name: String, context: ProviderContext) throws -> any CallFeed {
+        GWSFeed(name: name, session: try session(context: context), settings: self, context: context)
+    }
+
+    public func makeTarget(name: String, context: ProviderContext) throws -> any ActionTarget {
+        GWSTarget(name: name, session: try session(context: context), timeout: timeout)
+    }
+
+    static func decode(_ section: ConfigSection, feed: Bool) -> GWSSettings? {
+        let baseURL = section.requiredString("base_url")
+        if let baseURL, !(baseURL.hasPrefix("https://") || baseURL.hasPrefix("http://")) {
+            section.error("'base_url' must start with https:// (or http:// in a lab); found '\(baseURL)'", key: "base_url")
+        }
+        let username = section.requiredString("username")
+        let password = section.requiredSecret("password")
+        var settings = GWSSettings(
+            baseURL: baseURL ?? "", username: username ?? "", password: password ?? Secret(reference: "inline", value: ""),
+            isFeed: feed)
+        if feed {
+            if let path = section.string("cometd_path") {
+                if path.hasPrefix("/") { settings.cometdPath = path } else {
+                    section.error("'cometd_path' must start with '/'", key: "cometd_path")
+                }
+            }
+            if let channels = section.stringList("channels") {
+                if channels.isEmpty { section.error("'channels' needs at least one channel", key: "channels") }
+                settings.channels = channels
+            }
+            if let transport = section.string("transport"), transport != "long-polling" {
+                section.error(
+                    "'transport' \(transport) is not available in this build; GWS 8.5 offers only long-polling",
+                    key: "transport")
+            }
+            settings.agentExtension = section.string("agent_extension")
+            if let maximum = section.positiveDuration("reconnect_max") { settings.reconnect.maximumDelay = maximum }
+        }
+        if let timeout = section.positiveDuration("timeout") { settings.timeout = timeout }
+        if let timeout = section.positiveDuration("connect_timeout") { settings.connectTimeout = timeout }
+        if let tls = section.section("tls") {
+            settings.tls = TLSOptions(
+                caBundlePath: tls.string("ca_file"), clientCertificatePath: tls.string("client_certificate"),
+                clientKeyPath: tls.string("client_key"), clientKeyPassword: tls.secret("client_key_password")?.reveal(),
+                insecure: tls.bool("insecure") ?? false)
+        }
+        guard baseURL != nil, username != nil, password != nil else { return nil }
+        return settings
+    }
+
+    public static let feedProvider = FeedProvider(type: "genesys") { decode($0, feed: true) }
+    public static let targetProvider = TargetProvider(type: "genesys") { decode($0, feed: false) }
+}
