@@ -6,13 +6,14 @@
 #   make bench-ops  start-to-READY and reload times (release build)
 #   make bench-journal  journal backend throughput into a private journald (root)
 #   make bench-websocket  WebSocket client throughput from a local flooding server (release build)
+#   make bench-gws  GWS events through the Bayeux client and mapping into the engine (release build)
 #   make bench-http  HTTP client: Swift layer vs plain C on libcurl, 1 and 64 in flight
 #
 # Needs Debian 12 (bookworm) with the Swift toolchain; installing packages needs root or sudo.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: demo test bench bench-ops bench-journal bench-websocket bench-http build deps check-warnings
+.PHONY: demo test bench bench-ops bench-journal bench-websocket bench-http bench-gws build deps check-warnings
 
 # Debian packages: the C libraries behind the transports and the journal.
 BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-dev
@@ -76,6 +77,12 @@ bench-http: deps
 	  taskset -c 0 .build/release/mutewarden-http-cbench client --url "$$url" --requests $(HTTP_BENCH_REQUESTS) --in-flight $$inflight; \
 	  taskset -c 0 .build/release/mutewarden-http-bench --url "$$url" --requests $(HTTP_BENCH_REQUESTS) --in-flight $$inflight; \
 	done
+
+# A recorded stream of GWS CometD replies, parsed and delivered by the Bayeux client, mapped and
+# run through the engine; no network.
+bench-gws: deps
+	swift build -c release --product mutewarden-gws-bench
+	.build/release/mutewarden-gws-bench --events 300000
 
 build: deps
 	swift build -c release

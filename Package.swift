@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .executable(name: "mutewarden", targets: ["mutewarden"]),
         .executable(name: "mutewarden-bench", targets: ["mutewarden-bench"]),
+        .executable(name: "mutewarden-gws-bench", targets: ["mutewarden-gws-bench"]),
         .executable(name: "mutewarden-journal-bench", targets: ["mutewarden-journal-bench"]),
         .library(name: "MutewardenModel", targets: ["MutewardenModel"]),
         .library(name: "MutewardenEngine", targets: ["MutewardenEngine"]),
@@ -98,6 +99,11 @@ let package = Package(
 
         // Benchmarks are executables, never timed tests: the machines are shared and noisy.
         .target(name: "CAllocationCounter"),
+        // GWS feed throughput: a recorded stream through the Bayeux client and the GWS mapping
+        // into the engine, with no network.
+        .executableTarget(
+            name: "mutewarden-gws-bench",
+            dependencies: ["MutewardenBayeux", "MutewardenGenesys", "MutewardenJSON", "MutewardenEngine", "MutewardenModel"]),
         .executableTarget(
             name: "mutewarden-bench",
             dependencies: ["MutewardenModel", "MutewardenEngine", "CAllocationCounter"]),
