@@ -1,3 +1,4 @@
+import MutewardenModel
 import Synchronization
 
 /// What a ``WebSocketClient`` delivers, in order: for each connection, `connected`, then its

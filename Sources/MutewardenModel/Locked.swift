@@ -8,17 +8,17 @@ import Glibc
 /// makes the waiter the owner, with no atomic operation in user space, so ThreadSanitizer sees no
 /// ordering between the two threads and reports every contended hand-over as a race (it did, for
 /// the service thread's inbox). `pthread_mutex_lock` is intercepted by ThreadSanitizer, so the
-/// same code here is checked for real. Everything in this module that more than one thread
-/// touches uses this type.
+/// same code here is checked for real. The transports use it for everything more than one thread
+/// touches, so that their ThreadSanitizer runs mean something.
 ///
 /// `@unchecked Sendable` is sound because `state` is only ever read or written inside `withLock`,
 /// that is, between `pthread_mutex_lock` and `pthread_mutex_unlock` of `mutex`, which this object
 /// owns for its whole life; `State` must itself be `Sendable` since it crosses threads.
-final class Locked<State: Sendable>: @unchecked Sendable {
+public final class Locked<State: Sendable>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var state: State
 
-    init(_ state: State) {
+    public init(_ state: State) {
         self.state = state
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
@@ -30,7 +30,7 @@ final class Locked<State: Sendable>: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    func withLock<Result>(_ body: (inout State) throws -> Result) rethrows -> Result {
+    public func withLock<Result>(_ body: (inout State) throws -> Result) rethrows -> Result {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&state)
