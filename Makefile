@@ -22,8 +22,11 @@ BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-d
 #   and mount for the private mount namespaces the journald tests run in;
 # - the WebSocket tests run a Python `websockets` server and libwebsockets-test-server;
 # - the HTTP tests run a Python server and check HTTP/2 against nghttpd;
-# - both make their TLS certificates with the openssl CLI.
-TEST_PACKAGES := systemd util-linux mount python3 python3-websockets libwebsockets-test-server openssl nghttp2-server
+# - both make their TLS certificates with the openssl CLI;
+# - the GWS peer (Tests/GenesysPeerTests) is a Faye Bayeux server on thin, with faye-websocket for
+#   the websocket connection type, driven with the curl CLI.
+TEST_PACKAGES := systemd util-linux mount python3 python3-websockets libwebsockets-test-server openssl nghttp2-server \
+	ruby ruby-faye ruby-faye-websocket thin curl
 
 DEMO_FOR ?= 20s
 

@@ -138,6 +138,9 @@ let package = Package(
             name: "MutewardenGenesysTests",
             dependencies: ["MutewardenGenesys", "MutewardenJSON", "MutewardenModel", "MutewardenConfig"],
             resources: [.copy("Fixtures")]),
+        // Real peers for the GWS provider: a Faye Bayeux server and a fake of the GWS REST API in
+        // one Ruby process (Peers/, run with ruby from the source tree), and their smoke tests.
+        .testTarget(name: "GenesysPeerTests", dependencies: ["MutewardenJSON"], exclude: ["Peers"]),
         .testTarget(name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel"]),
         // Peers/ holds the test servers, run with python3 from the source tree.
         .testTarget(name: "MutewardenHTTPTests", dependencies: ["MutewardenHTTP", "MutewardenModel"], exclude: ["Peers"]),
