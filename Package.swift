@@ -140,7 +140,14 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         // Real peers for the GWS provider: a Faye Bayeux server and a fake of the GWS REST API in
         // one Ruby process (Peers/, run with ruby from the source tree), and their smoke tests.
-        .testTarget(name: "GenesysPeerTests", dependencies: ["MutewardenJSON"], exclude: ["Peers"]),
+        // The GWS peers (Faye and a fake GWS REST API), and the Genesys provider run against them.
+        .testTarget(
+            name: "GenesysPeerTests",
+            dependencies: [
+                "MutewardenJSON", "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging", "MutewardenModel",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["Peers"]),
         .testTarget(name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel"]),
         // Peers/ holds the test servers, run with python3 from the source tree.
         .testTarget(name: "MutewardenHTTPTests", dependencies: ["MutewardenHTTP", "MutewardenModel"], exclude: ["Peers"]),
