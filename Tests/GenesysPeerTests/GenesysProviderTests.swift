@@ -15,7 +15,9 @@ import Testing
         let task: Task<Int32, any Error>
         let stop: AsyncStream<DaemonSignal>.Continuation
 
-        init(peer: GenesysPeer, deadline: String = "3s", transport: String = "long-polling") async throws {
+        init(
+            peer: GenesysPeer, deadline: String = "3s", transport: String = "long-polling", kind: String = "pause-recording"
+        ) async throws {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mw-gws-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let yaml = """
@@ -38,7 +40,7 @@ import Testing
                   pause:
                     feeds: [gws]
                     start: { attribute: PCI_STAGE, equals: CARD }
-                    actions: [{ kind: pause-recording, target: voice, deadline: \(deadline) }]
+                    actions: [{ kind: \(kind), target: voice, deadline: \(deadline) }]
                 logging:
                   attributes: [PCI_STAGE]
                 state:
@@ -58,7 +60,9 @@ import Testing
         func lines() -> [String] { logs.lines() }
 
         /// Waits (20 s at most) until a log line holds every fragment.
-        func waitForLine(_ fragments: String...) async -> Bool {
+        func waitForLine(_ fragments: String...) async -> Bool { await waitForLine(fragments) }
+
+        func waitForLine(_ fragments: [String]) async -> Bool {
             let deadline = ContinuousClock.now + .seconds(20)
             while ContinuousClock.now < deadline {
                 if lines().contains(where: { line in fragments.allSatisfy(line.contains) }) { return true }
@@ -117,6 +121,96 @@ import Testing
         #expect(await running.waitForLine("feed gws resynchronized", "1 ended while it was down"))
         #expect(await running.waitForLine("audit=window.closed", "call=C3", "result=call-ended"))
         try await peer.waitForSubscribers()
+        #expect(try await running.finish() == 0)
+    }
+
+    @Test func aCaptureMutesAndUnmutesTheAgentEachConfirmedByTheFeed() async throws {
+        let peer = try await GenesysPeer.start(connectTimeout: 2)
+        let running = try await Running(peer: peer, kind: "mute")
+        try await peer.waitForSubscribers()
+        try await peer.createCall(id: "M1", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
+        #expect(await running.waitForLine("audit=action.confirmed", "action=mute", "call=M1"))
+        try await peer.setUserData("M1", ["PCI_STAGE": "DONE"])
+        #expect(await running.waitForLine("audit=action.confirmed", "action=unmute", "call=M1"))
+        #expect(try await peer.operations().compactMap { $0["operationName"]?.string } == ["MuteCall", "UnmuteCall"])
+        #expect(try await running.finish() == 0)
+    }
+
+    @Test func anExpiredCSRFTokenIsRefreshedAndTheActionStillConfirms() async throws {
+        let peer = try await GenesysPeer.start(connectTimeout: 2)
+        let running = try await Running(peer: peer)
+        try await peer.waitForSubscribers()
+        try await peer.createCall(id: "X1", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
+        #expect(await running.waitForLine("audit=action.confirmed", "action=pause-recording", "call=X1"))
+        try await peer.rotateCSRFTokens()
+        try await peer.setUserData("X1", ["PCI_STAGE": "DONE"])
+        #expect(await running.waitForLine("audit=action.confirmed", "action=resume-recording", "call=X1"))
+        let resumes = try await peer.operations(named: "ResumeCallRecording")
+        // The first try was refused for its stale token; the retry after logging in went through.
+        #expect(resumes.compactMap { $0["httpStatus"]?.int } == [403, 200])
+        #expect(running.lines().contains { $0.contains("logging in again") })
+        #expect(try await running.finish() == 0)
+    }
+
+    /// One scripted answer to the first pause, and the audit record it must lead to.
+    struct StatusCase: Sendable, CustomTestStringConvertible {
+        var answer: GenesysPeer.Answer
+        var expected: [String]
+        var noAlarm: Bool
+        var testDescription: String { expected.joined(separator: " ") }
+    }
+
+    @Test(arguments: [
+        StatusCase(answer: .status(2, message: "Parameter not valid for current state"), expected: ["audit=action.abandoned", "call is gone"], noAlarm: true),
+        StatusCase(answer: .status(6, message: "Resource not found"), expected: ["audit=action.abandoned", "call is gone"], noAlarm: true),
+        StatusCase(answer: .status(4, message: "Internal error"), expected: ["audit=action.retry", "statusCode 4"], noAlarm: true),
+        StatusCase(answer: .status(12), expected: ["audit=action.retry", "statusCode 12"], noAlarm: true),
+        StatusCase(answer: .http(503), expected: ["audit=action.retry", "HTTP 503"], noAlarm: true),
+        StatusCase(answer: .status(20, message: "Access denied"), expected: ["audit=action.confirmed", "action=pause-recording"], noAlarm: true),
+        StatusCase(answer: .status(5, message: "No permission"), expected: ["audit=action.failed", "No permission"], noAlarm: false),
+    ])
+    func eachStatusCodeClassIsHandledAsDocumented(_ statusCase: StatusCase) async throws {
+        let peer = try await GenesysPeer.start(connectTimeout: 2)
+        try await peer.script(operation: "PauseCallRecording", statusCase.answer)
+        let running = try await Running(peer: peer)
+        try await peer.waitForSubscribers()
+        try await peer.createCall(id: "S1", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
+        #expect(await running.waitForLine(statusCase.expected))
+        if statusCase.noAlarm {
+            // Transient answers end confirmed after the retry; "call gone" ends without an alarm.
+            if !statusCase.expected.contains("audit=action.abandoned") {
+                #expect(await running.waitForLine(["audit=action.confirmed", "action=pause-recording"]))
+            }
+            #expect(!running.lines().contains { $0.contains("audit=action.failed") })
+        } else {
+            #expect(running.lines().contains { $0.contains(" CRIT ") && $0.contains("audit=action.failed") })
+        }
+        #expect(try await running.finish() == 0)
+    }
+
+    @Test func malformedUnknownAndDuplicatedMessagesAreHandledAndTheFeedStaysUp() async throws {
+        let peer = try await GenesysPeer.start(connectTimeout: 2)
+        let running = try await Running(peer: peer)
+        try await peer.waitForSubscribers()
+        try await peer.publish(data: #"{"messageType":"CallStateChangeMessage"}"#)
+        try await peer.publish(data: #"{"messageType":"CallStateChangeMessage","call":{"id":"Z","state":"Teleported"}}"#)
+        try await peer.publish(data: "[1,2,3]")
+        let unknown = #"{"messageType":"CallStateChangeMessage","notificationType":"SomethingNew","phoneNumber":"3001","call":{"id":"U1","state":"Established","userData":{"Queue":"x"}}}"#
+        try await peer.publish(data: unknown, count: 3)
+        #expect(await running.waitForLine("malformed GWS call notification", "no call object", "skipped"))
+        #expect(await running.waitForLine("unknown state 'Teleported'"))
+        #expect(await running.waitForLine("unknown notificationType SomethingNew"))
+        // Logged once per type, not once per message.
+        #expect(running.lines().filter { $0.contains("unknown notificationType SomethingNew") }.count == 1)
+
+        // A duplicated capture event opens one window, and the feed still works.
+        let capture = #"{"messageType":"CallStateChangeMessage","notificationType":"AttachedDataChanged","phoneNumber":"3001","call":{"id":"D1","state":"Established","recordingState":"Recording","userData":{"PCI_STAGE":"CARD"}}}"#
+        try await peer.createCall(id: "D1", userData: ["PCI_STAGE": "NONE"], fields: Self.recording)
+        try await peer.publish(data: capture, count: 2)
+        #expect(await running.waitForLine("audit=window.opened", "call=D1"))
+        try? await Task.sleep(for: .milliseconds(300))
+        #expect(running.lines().filter { $0.contains("audit=window.opened") && $0.contains("call=D1") }.count == 1)
+        #expect(!running.lines().contains { $0.contains("audit=feed.down") && $0.contains("result=down") })
         #expect(try await running.finish() == 0)
     }
 }
