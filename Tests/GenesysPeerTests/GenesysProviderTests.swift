@@ -213,4 +213,21 @@ import Testing
         #expect(!running.lines().contains { $0.contains("audit=feed.down") && $0.contains("result=down") })
         #expect(try await running.finish() == 0)
     }
+
+    @Test func aFayeRestartIsSeenAsFeedDownThenUpAndProtectionResumes() async throws {
+        let peer = try await GenesysPeer.start(connectTimeout: 2)
+        let running = try await Running(peer: peer)
+        try await peer.waitForSubscribers()
+        try await peer.createCall(id: "R1", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
+        #expect(await running.waitForLine("audit=action.confirmed", "call=R1"))
+        try await peer.restart()  // same port; the server forgets every client and call
+        #expect(await running.waitForLine("audit=feed.down", "feed=gws", "result=down"))
+        try await peer.waitForSubscribers()
+        #expect(await running.waitForLine("feed gws resynchronized"))
+        #expect(running.lines().filter { $0.contains("audit=feed.up") && $0.contains("feed=gws") }.count >= 2)
+        // After the restart, a new capture is protected as before.
+        try await peer.createCall(id: "R2", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
+        #expect(await running.waitForLine("audit=action.confirmed", "action=pause-recording", "call=R2"))
+        #expect(try await running.finish() == 0)
+    }
 }
