@@ -13,7 +13,7 @@
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: demo test bench bench-ops bench-journal bench-websocket bench-http bench-gws build deps check-warnings
+.PHONY: demo test bench bench-ops bench-journal bench-websocket bench-http bench-gws build deps test-deps check-warnings
 
 # Debian packages: the C libraries behind the transports and the journal.
 BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-dev
@@ -38,7 +38,7 @@ demo: deps
 # One test at a time: many tests drive real processes and peers and wait on them, and run side
 # by side on 2 cores they starve the async tests of the concurrency pool. Serially the whole
 # suite takes well under a minute.
-test: deps check-warnings
+test: test-deps check-warnings
 	swift test --no-parallel
 
 bench: deps
@@ -53,7 +53,7 @@ bench-ops: deps
 	swift build -c release --product mutewarden
 	python3 bench/startup_reload.py .build/release/mutewarden config/demo.yaml 20
 # Journal backend throughput against a private systemd-journald (needs root: mount namespaces).
-bench-journal: deps
+bench-journal: test-deps
 	swift build -c release --product mutewarden-journal-bench
 	@echo "== handler cost alone: sanitize and encode, no journal"
 	.build/release/mutewarden-journal-bench --sink null --records 200000 --rounds 3
@@ -61,7 +61,7 @@ bench-journal: deps
 	bench/journal.sh .build/release/mutewarden-journal-bench --records 100000 --rounds 3
 
 # WebSocket client throughput from a local flooding server (release build).
-bench-websocket: deps
+bench-websocket: test-deps
 	swift build -c release --product mutewarden-ws-bench
 	.build/release/mutewarden-ws-bench --messages 1000000 --size 1024 --rounds 3
 
@@ -91,9 +91,12 @@ build: deps
 	swift build -c release
 
 # Calls apt-get only when a package is missing, so that it is quick on a machine already set up.
-deps:
+# Installs the packages a target needs, calling apt-get only when one is missing, so that it is
+# quick on a machine already set up. The demo and the benchmarks need only the build libraries;
+# the tests also need their peers.
+define install
 	@missing=""; \
-	for package in $(BUILD_PACKAGES) $(TEST_PACKAGES); do \
+	for package in $(1); do \
 	  dpkg-query -W -f='$${Status}' "$$package" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$package"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -102,6 +105,13 @@ deps:
 	  $$sudo apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+endef
+
+deps:
+	$(call install,$(BUILD_PACKAGES))
+
+test-deps:
+	$(call install,$(BUILD_PACKAGES) $(TEST_PACKAGES))
 
 # A release build must have no warnings in our own code (dependencies are not ours to fix).
 check-warnings:
