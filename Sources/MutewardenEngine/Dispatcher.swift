@@ -109,7 +109,7 @@ extension Engine {
             audit(
                 .dryRun, .notice,
                 "\(definition.name) (dry-run): would \(spec.kind.operation(verb)) \(engagement.address) via \(target)",
-                windowFields(window, call: calls[window.subject]).overlaid(with: 
+                window.fields.overlaid(with: 
                     [.target: target, .action: spec.kind.operation(verb), .idempotencyKey: key,
                      .result: "not-sent"]))
             return nil

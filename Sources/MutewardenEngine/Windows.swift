@@ -161,7 +161,7 @@ extension Engine {
             .windowOpened, .notice,
             "\(definition.name): window opened on call \(call.key.id)"
                 + (window.extensionKey.map { " covering extension \($0.ext.agentExtension)" } ?? ""),
-            windowFields(window, call: call).overlaid(with: 
+            window.fields.overlaid(with: 
                 [.attributes: options.renderAttributes(call.attributes), .result: "opened"]))
 
         for (actionIndex, action) in definition.actions.enumerated() {
@@ -189,7 +189,7 @@ extension Engine {
                 .actionFailed, .critical,
                 "PCI control failure: \(window.definition.name) cannot \(spec.kind.operation(.apply)) "
                     + "call \(call.key.id) by extension: the feed reported no extension for it",
-                windowFields(window, call: call).overlaid(with: 
+                window.fields.overlaid(with: 
                     [.target: spec.target, .action: spec.kind.operation(.apply), .result: "failed",
                      .reason: "no-extension"]))
             return
@@ -212,7 +212,7 @@ extension Engine {
             audit(
                 .windowOpened, .notice,
                 "\(policies[index].definition.name): window on extension \(key.agentExtension) now covers new call \(call.key.id)",
-                windowFields(window, call: call).overlaid(with: [.call: call.key.id, .result: "extended"]))
+                window.fields.overlaid(with: [.call: call.key.id, .result: "extended"]))
             let now = call.lastEventAt
             for (actionIndex, action) in window.definition.actions.enumerated() {
                 switch action.addressing {
@@ -287,7 +287,7 @@ extension Engine {
         window.protectionWanted = !undo
 
         let duration = now.since(window.openedAt)
-        var fields = windowFields(window, call: calls[window.subject])
+        var fields = window.fields
         fields[.result] = reason.rawValue
         fields[.latencyMs] = formatMilliseconds(duration)
         if reason == .capExpired {
@@ -351,7 +351,6 @@ extension Engine {
         }
     }
 
-    func windowFields(_ window: Window, call: TrackedCall?) -> AuditFields { window.fields }
 }
 
 func formatMilliseconds(_ duration: Duration) -> String {
