@@ -177,3 +177,44 @@ void mw_set_thread_name(const char *name) {
     snprintf(truncated, sizeof truncated, "%s", name);
     pthread_setname_np(pthread_self(), truncated);
 }
+
+struct lws_context *mw_lws_server_context_create(const struct lws_protocols *protocols, int port, void *user) {
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = port;
+    info.iface = "127.0.0.1";
+    info.protocols = protocols;
+    info.user = user;
+    info.gid = -1;
+    info.uid = -1;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    // A held long poll is the client's business, not a stalled peer: only the keep-alive idle
+    // timeout should ever close a connection, and the run is over long before it.
+    info.timeout_secs = 300;
+    info.keepalive_timeout = 300;
+    info.retry_and_idle_policy = &mw_ws_no_lws_validity;
+    // Bigger reads per pass: the daemon's requests and WebSocket messages arrive in bursts.
+    info.pt_serv_buf_size = 256 * 1024;
+    info.max_http_header_data = 4096;
+    return lws_create_context(&info);
+}
+
+int mw_lws_http_write_head(
+    struct lws *wsi, unsigned int status, const char *content_type, size_t content_length,
+    const char *const *names, const char *const *values, int count) {
+    unsigned char buffer[LWS_PRE + 2048];
+    unsigned char *start = buffer + LWS_PRE, *position = start, *end = buffer + sizeof buffer - 1;
+    if (lws_add_http_common_headers(wsi, status, content_type, (lws_filepos_t)content_length, &position, end))
+        return 1;
+    for (int i = 0; i < count; i++) {
+        char field[256];
+        int written = snprintf(field, sizeof field, "%s:", names[i]);
+        if (written < 0 || (size_t)written >= sizeof field)
+            return 1;
+        if (lws_add_http_header_by_name(
+                wsi, (const unsigned char *)field, (const unsigned char *)values[i], (int)strlen(values[i]),
+                &position, end))
+            return 1;
+    }
+    return lws_finalize_write_http_header(wsi, start, &position, end);
+}

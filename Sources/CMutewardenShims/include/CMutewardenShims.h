@@ -81,4 +81,18 @@ void mw_ws_kill(struct lws *wsi);
 // pthread_setname_np is a GNU extension that Swift's Glibc module does not export.
 void mw_set_thread_name(const char *name);
 
+// libwebsockets server side, for the load generator that plays the platform on 127.0.0.1 (the
+// daemon itself never listens). One vhost on 127.0.0.1:`port` (0: the kernel picks; read it back
+// with lws_get_vhost_listen_port), HTTP/1.1 with keep-alive and WebSocket upgrades, both handled
+// by the first protocol of `protocols`.
+struct lws_context *mw_lws_server_context_create(const struct lws_protocols *protocols, int port, void *user);
+
+// Writes an HTTP/1.1 response head: status, Content-Type, Content-Length and `count` extra
+// headers (`names` without the colon). Nonzero on failure (the connection should be closed).
+// lws_add_http_* need a buffer with LWS_PRE in front and pointer-to-pointer cursors, which are
+// simpler to get right in C.
+int mw_lws_http_write_head(
+    struct lws *wsi, unsigned int status, const char *content_type, size_t content_length,
+    const char *const *names, const char *const *values, int count);
+
 #endif
