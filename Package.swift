@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "mutewarden-bench", targets: ["mutewarden-bench"]),
         .executable(name: "mutewarden-gws-bench", targets: ["mutewarden-gws-bench"]),
         .executable(name: "mutewarden-journal-bench", targets: ["mutewarden-journal-bench"]),
+        .executable(name: "mutewarden-loadgen", targets: ["mutewarden-loadgen"]),
         .library(name: "MutewardenModel", targets: ["MutewardenModel"]),
         .library(name: "MutewardenEngine", targets: ["MutewardenEngine"]),
         .library(name: "MutewardenConfig", targets: ["MutewardenConfig"]),
@@ -121,6 +122,12 @@ let package = Package(
         // (plus the C keep-alive server both are measured against), so the overhead is a ratio.
         .executableTarget(name: "mutewarden-http-bench", dependencies: ["MutewardenHTTP", "MutewardenModel"]),
         .executableTarget(name: "mutewarden-http-cbench", dependencies: ["CCurl"]),
+
+        // End-to-end load: plays GWS (CometD over long-polling and WebSocket, the voice API) on one
+        // libwebsockets server context, runs the real daemon against it, and measures event-to-action
+        // latency, throughput and the daemon's CPU and memory (make bench, docs/performance.md).
+        .executableTarget(
+            name: "mutewarden-loadgen", dependencies: ["CLibWebSockets", "CMutewardenShims", "MutewardenJSON"]),
 
         .testTarget(name: "MutewardenEngineTests", dependencies: ["MutewardenEngine", "MutewardenModel"]),
         .testTarget(

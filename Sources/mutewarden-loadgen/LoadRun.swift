@@ -1,0 +1,165 @@
+import Foundation
+import Synchronization
+
+/// One run: the server, the daemon (or the sink), warm-up, measurement, grace, report.
+struct LoadRun {
+    let options: Options
+
+    func run() -> Report {
+        var report = Report(
+            transport: options.transport, sink: options.sink, targetRate: options.rate, calls: options.calls,
+            capturePercent: options.capturePercent, warmupSeconds: options.warmup, durationSeconds: options.duration)
+        var traffic = Traffic(calls: options.calls, capturePercent: options.capturePercent, baseURL: "")
+        let outbox = Outbox()
+        let confirmations = ConfirmationQueue()
+        let status = ServerStatus()
+        let settings = GWSServer.Settings(
+            authorization: "Basic " + Data("\(DaemonProcess.user):\(DaemonProcess.password)".utf8).base64EncodedString(),
+            callList: traffic.renderCallList())
+        guard let (_, port) = GWSServer.start(settings: settings, outbox: outbox, confirmations: confirmations, status: status)
+        else {
+            report.error = "the load generator's server could not listen on 127.0.0.1"
+            return report
+        }
+        traffic.baseURL = "http://127.0.0.1:\(port)"
+        log("listening on 127.0.0.1:\(port); resync listing of \(settings.callList.count) bytes")
+
+        // Started now, idle until told to run: its periodic wake-ups let the server release held
+        // polls at their deadline before the stream starts.
+        let generator = Generator(rate: options.rate, outbox: outbox, confirmations: confirmations)
+        _ = generator.start(traffic: traffic)
+        var daemon: DaemonProcess?
+        defer {
+            daemon?.stop()
+        }
+        let stopSink = SinkStop()
+        let started = monotonicNanoseconds()
+        if options.sink {
+            _ = Sink(port: port).start(until: { stopSink.isSet })
+        } else {
+            do {
+                daemon = try DaemonProcess.start(
+                    binary: options.daemon, port: port, transport: options.transport, cpu: options.daemonCPU,
+                    logFile: options.daemonLog)
+            } catch {
+                report.error = "cannot start the daemon \(options.daemon): \(error)"
+                return finish(report, status: status, outbox: outbox, generator: generator)
+            }
+            status.daemonPID.store(daemon!.process.processIdentifier, ordering: .relaxed)
+        }
+        let probe = daemon.map { ProcessProbe(pid: $0.process.processIdentifier) }
+        var curve: [[Double]] = []
+        func sample() {
+            guard let probe, let memory = probe.memory() else { return }
+            curve.append([Double(monotonicNanoseconds() - started) / 1e9, Double(memory.rssKiB) / 1024])
+        }
+
+        // The stream starts once the daemon has resynced (10,000 calls tracked) and polls.
+        let deadline = monotonicNanoseconds() + 30_000_000_000
+        while true {
+            let counters = status.snapshot()
+            if counters.subscriptions >= 1, counters.connects >= 1, options.sink || counters.resyncs >= 1 { break }
+            if let daemon, !daemon.process.isRunning {
+                report.error = "the daemon exited with status \(daemon.process.terminationStatus) before subscribing"
+                report.daemon = Report.Daemon(
+                    cpuSeconds: 0, cpuCores: 0, peakRssMib: 0, rssWithCallsMib: 0, rssCurve: [],
+                    exitStatus: daemon.process.terminationStatus)
+                return finish(report, status: status, outbox: outbox, generator: generator)
+            }
+            if monotonicNanoseconds() > deadline {
+                report.error = "the client did not subscribe and poll within 30 s"
+                return finish(report, status: status, outbox: outbox, generator: generator)
+            }
+            usleep(10_000)
+        }
+        // Let the engine take the resync in before measuring memory per call.
+        usleep(500_000)
+        sample()
+
+        generator.set(.running)
+        log("streaming at \(Int(options.rate)) events/s over \(options.calls) calls")
+
+        let own = ProcessProbe.current
+        func wait(seconds: Double) {
+            let end = monotonicNanoseconds() + Int64(seconds * 1e9)
+            var nextSample = monotonicNanoseconds()
+            while monotonicNanoseconds() < end {
+                if monotonicNanoseconds() >= nextSample {
+                    sample()
+                    nextSample += Int64(options.sampleEvery * 1e9)
+                }
+                usleep(20_000)
+            }
+        }
+        wait(seconds: options.warmup)
+        let rssWithCalls = probe?.memory()?.rssKiB ?? 0
+        status.measuring.store(true, ordering: .relaxed)
+        let measureStart = monotonicNanoseconds()
+        let eventsStart = status.snapshot().eventsWritten
+        let daemonCPUStart = probe?.cpuSeconds() ?? 0
+        let ownCPUStart = own.cpuSeconds() ?? 0
+        wait(seconds: options.duration)
+        status.measuring.store(false, ordering: .relaxed)
+        let measured = Double(monotonicNanoseconds() - measureStart) / 1e9
+        let eventsEnd = status.snapshot().eventsWritten
+        let daemonCPU = (probe?.cpuSeconds() ?? 0) - daemonCPUStart
+        let ownCPU = (own.cpuSeconds() ?? 0) - ownCPUStart
+        generator.set(.confirmationsOnly)
+        log("measured; \(options.grace) s of grace for late actions")
+        wait(seconds: options.grace)
+        stopSink.set()
+
+        report.eventsWritten = eventsEnd - eventsStart
+        report.eventsPerSecond = Double(report.eventsWritten) / measured
+        report.durationSeconds = measured
+        let statistics = generator.currentStatistics
+        report.loadgen = Report.Loadgen(
+            cpuSeconds: ownCPU, cpuCores: ownCPU / measured, confirmations: statistics.confirmations,
+            ignoredConfirmations: statistics.ignoredConfirmations, shortfall: statistics.shortfall)
+        if let probe, let memory = probe.memory() {
+            let before = status.rssAtHandshake.withLock { $0 }
+            report.daemon = Report.Daemon(
+                cpuSeconds: daemonCPU, cpuCores: daemonCPU / measured, peakRssMib: Double(memory.peakKiB) / 1024,
+                rssBeforeCallsMib: before.map { Double($0) / 1024 }, rssWithCallsMib: Double(rssWithCalls) / 1024,
+                memoryPerCallBytes: before.map { Double(rssWithCalls - $0) * 1024 / Double(options.calls) },
+                rssCurve: curve)
+        } else if let daemon {
+            report.error = "the daemon exited with status \(daemon.process.terminationStatus) during the run"
+        }
+        return finish(report, status: status, outbox: outbox, generator: generator)
+    }
+
+    private func finish(_ report: Report, status: ServerStatus, outbox: Outbox, generator: Generator) -> Report {
+        var report = report
+        generator.set(.stopped)
+        while !generator.isFinished { usleep(1000) }
+        status.stopRequested.store(true, ordering: .releasing)
+        outbox.wake()
+        while status.final.withLock({ $0 == nil }) {
+            outbox.wake()
+            usleep(1000)
+        }
+        if let final = status.final.withLock({ $0 }) {
+            report.actions = final.counts
+            if report.sink {
+                report.actions = nil
+            } else {
+                report.latencyMs = final.latency
+                report.latencyFromGenerationMs = final.latencyFromGeneration
+            }
+        }
+        report.server = status.snapshot()
+        return report
+    }
+
+    private func log(_ message: String) {
+        if !options.quiet { FileHandle.standardError.write(Data("loadgen: \(message)\n".utf8)) }
+    }
+}
+
+/// Tells the sink thread to stop.
+final class SinkStop: Sendable {
+    private let flag = Mutex(false)
+    var isSet: Bool { flag.withLock { $0 } }
+    func set() { flag.withLock { $0 = true } }
+}

@@ -1,0 +1,75 @@
+import Foundation
+
+struct Options: Sendable {
+    var daemon = ".build/release/mutewarden"
+    var transport = "long-polling"
+    var rate = 1_000.0
+    var calls = 10_000
+    var capturePercent = 25
+    var warmup = 5.0
+    var duration = 20.0
+    var grace = 5.0
+    var daemonCPU: Int?
+    var sink = false
+    var output: String?
+    var daemonLog = "/dev/null"
+    /// Seconds between memory samples of the daemon (the soak's curve).
+    var sampleEvery = 1.0
+    var quiet = false
+
+    static let usage = """
+        usage: mutewarden-loadgen [--daemon PATH] [--transport long-polling|websocket] [--rate EVENTS_PER_S]
+                                  [--calls N] [--capture-percent P] [--warmup S] [--duration S] [--grace S]
+                                  [--daemon-cpu N] [--daemon-log FILE] [--sample-every S] [--output FILE.json]
+                                  [--sink] [--quiet]
+
+        Plays Genesys Web Services on 127.0.0.1 (CometD over long-polling or WebSocket, and the voice
+        API), starts the daemon against it (pinned with taskset to --daemon-cpu), sends --rate call
+        events a second over --calls concurrent calls, and measures the time from writing each
+        capture-window event to the arrival of each action request it calls for.
+        --sink replaces the daemon with a trivial built-in consumer, to show the generator's headroom.
+        """
+
+    static func parse(_ arguments: [String]) -> Options {
+        var options = Options()
+        var iterator = arguments.makeIterator()
+        func value(_ name: String) -> String {
+            guard let value = iterator.next() else { fail("\(name) needs a value") }
+            return value
+        }
+        func number(_ name: String) -> Double {
+            guard let number = Double(value(name)), number >= 0 else { fail("\(name) needs a number") }
+            return number
+        }
+        while let argument = iterator.next() {
+            switch argument {
+            case "--daemon": options.daemon = value(argument)
+            case "--transport":
+                options.transport = value(argument)
+                guard ["long-polling", "websocket"].contains(options.transport) else { fail("unknown transport") }
+            case "--rate": options.rate = number(argument)
+            case "--calls": options.calls = max(1, Int(number(argument)))
+            case "--capture-percent": options.capturePercent = min(100, Int(number(argument)))
+            case "--warmup": options.warmup = number(argument)
+            case "--duration": options.duration = number(argument)
+            case "--grace": options.grace = number(argument)
+            case "--daemon-cpu": options.daemonCPU = Int(number(argument))
+            case "--daemon-log": options.daemonLog = value(argument)
+            case "--sample-every": options.sampleEvery = max(0.1, number(argument))
+            case "--output": options.output = value(argument)
+            case "--sink": options.sink = true
+            case "--quiet": options.quiet = true
+            case "--help", "-h":
+                print(usage)
+                exit(0)
+            default: fail("unknown option \(argument)")
+            }
+        }
+        return options
+    }
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("mutewarden-loadgen: \(message)\n\(Options.usage)\n".utf8))
+    exit(64)
+}
