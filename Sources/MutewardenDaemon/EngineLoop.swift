@@ -130,6 +130,14 @@ final class EngineLoop: Sendable {
         if let error = failure.withLock({ $0 }) { throw error }
     }
 
+    /// The least time between two state snapshots. Building one walks every open window and
+    /// writing it encodes them all, so one per batch cost more than half of the daemon's CPU
+    /// under load (docs/performance.md); the file now lags the engine by at most this, plus one
+    /// write. A crash inside that gap loses the newest changes: a window opened in it reopens at
+    /// the resync if the capture is still under way; an undo queued in it is not sent again, so
+    /// a muted agent stays muted (the safe side) until an operator acts.
+    static let stateInterval: Duration = .seconds(1)
+
     /// Asks the thread to finish its current batch and stop; returns when it has.
     func stop() {
         stopRequested.store(true, ordering: .releasing)
@@ -141,6 +149,7 @@ final class EngineLoop: Sendable {
         let watchdogInterval = notifier.watchdogPingInterval
         var nextPing = clock.now()
         var persistedVersion: UInt64 = .max
+        var nextStateAt = clock.now()
         var lastStatus = ""
         var nextStatus = clock.now()
         while !stopRequested.load(ordering: .acquiring) {
@@ -149,9 +158,10 @@ final class EngineLoop: Sendable {
             engine.advance(to: now)
             perform(engine.takeEffects())
             publish(engine)
-            if engine.stateVersion != persistedVersion, let stateWriter {
+            if engine.stateVersion != persistedVersion, now >= nextStateAt, let stateWriter {
                 persistedVersion = engine.stateVersion
                 stateWriter.submit(engine.snapshot(now: now, wallNow: wallClockNanoseconds()), version: persistedVersion)
+                nextStateAt = now + EngineLoop.stateInterval
             }
             // The ping comes from this loop, so a stuck engine stops it and systemd restarts us.
             if let watchdogInterval, now >= nextPing {
@@ -169,6 +179,7 @@ final class EngineLoop: Sendable {
             var wake = engine.nextWakeup
             if watchdogInterval != nil { wake = min(wake ?? nextPing, nextPing) }
             wake = min(wake ?? nextStatus, nextStatus)
+            if stateWriter != nil, engine.stateVersion != persistedVersion { wake = min(wake ?? nextStateAt, nextStateAt) }
             inbox.wait(until: wake, clock: clock)
         }
         // The last word on state: what the engine holds as it stops.
