@@ -141,16 +141,21 @@ struct JSONParser {
         position += 1  // the opening quote
         let start = position
         // Fast path: no escapes, so the bytes between the quotes are the string.
+        var ascii = true
         while position < bytes.count {
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: bytes[start..<position])
                 position += 1
+                // ASCII is valid UTF-8 as it is: String(decoding:) takes it without the generic
+                // validation, which was two thirds of the parser's time on GWS messages.
+                if ascii { return String(decoding: slice, as: UTF8.self) }
                 guard let text = String(validating: slice, as: UTF8.self) else { throw fail("invalid UTF-8 in a string") }
                 return text
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw fail("control character in a string") }
+            if byte >= 0x80 { ascii = false }
             position += 1
         }
         var utf8 = Array(UnsafeBufferPointer(rebasing: bytes[start..<position]))
