@@ -143,7 +143,8 @@ public final class Engine {
     }
 
     enum TimerPayload {
-        case cap(Window)
+        /// By id, not by reference: a closed window must not live on in the heap until its cap.
+        case cap(UInt64)
         case deadline(UInt64)
         case retry(UInt64, attempt: Int)
     }
@@ -273,7 +274,7 @@ public final class Engine {
     public func advance(to now: MonotonicInstant) {
         while let payload = timers.popDue(at: now) {
             switch payload {
-            case .cap(let window): capExpired(window, now: now)
+            case .cap(let id): if let window = openWindows[id] { capExpired(window, now: now) }
             case .deadline(let job): deadlinePassed(job, now: now)
             case .retry(let job, let attempt): retryDue(job, attempt: attempt, now: now)
             }

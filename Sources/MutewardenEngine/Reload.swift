@@ -59,7 +59,7 @@ extension Engine {
         for window in openWindows.values {
             window.policy = remap[window.policy]
             window.capAt = window.openedAt + policies[window.policy].definition.maxDuration
-            timers.schedule(.cap(window), at: window.capAt)
+            timers.schedule(.cap(window.id), at: window.capAt)
             if let key = window.extensionKey {
                 let moved = ExtensionWindowKey(policy: window.policy, ext: key.ext)
                 window.extensionKey = moved

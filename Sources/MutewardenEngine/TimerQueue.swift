@@ -32,6 +32,18 @@ struct TimerQueue<Payload> {
         return first.payload
     }
 
+    /// Keeps only the timers `isLive` wants and rebuilds the heap. Lazy cancellation leaves one
+    /// entry per closed window until its cap, which is minutes away: without this the heap grows
+    /// with the rate of windows times `max_duration`.
+    mutating func prune(keeping isLive: (Payload) -> Bool) {
+        heap.removeAll { !isLive($0.payload) }
+        var index = heap.count / 2
+        while index > 0 {
+            index -= 1
+            siftDown(index)
+        }
+    }
+
     /// Timers due in order of time, then of scheduling, so equal deadlines fire deterministically.
     private func before(_ a: Entry, _ b: Entry) -> Bool {
         a.due != b.due ? a.due < b.due : a.order < b.order

@@ -369,13 +369,27 @@ struct RestoredKey: Hashable {
 extension Engine {
     func register(_ window: Window) {
         openWindows[window.id] = window
-        timers.schedule(.cap(window), at: window.capAt)
+        timers.schedule(.cap(window.id), at: window.capAt)
         noteStateChange()
     }
 
     func unregister(_ window: Window) {
         openWindows[window.id] = nil
         noteStateChange()
+        pruneTimersIfMostlyDead()
+    }
+
+    /// Every live timer belongs to an open window or a job; once dead entries outnumber them
+    /// three to one, a rebuild (linear) costs less than the memory they hold.
+    private func pruneTimersIfMostlyDead() {
+        let live = openWindows.count + jobs.count
+        guard timers.count > 4_096, timers.count > 4 * live else { return }
+        timers.prune { payload in
+            switch payload {
+            case .cap(let id): openWindows[id] != nil
+            case .deadline(let job), .retry(let job, _): jobs[job] != nil
+            }
+        }
     }
 
     func noteStateChange() { stateVersion &+= 1 }
