@@ -93,7 +93,7 @@ let package = Package(
         .executableTarget(
             name: "mutewarden",
             dependencies: [
-                "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging",
+                "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging", "CMutewardenShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

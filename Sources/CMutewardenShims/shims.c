@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CMutewardenShims.h"
 
+#include <malloc.h>
 #include <openssl/x509.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -218,3 +219,5 @@ int mw_lws_http_write_head(
     }
     return lws_finalize_write_http_header(wsi, start, &position, end);
 }
+
+int mw_malloc_set_arena_max(int arenas) { return mallopt(M_ARENA_MAX, arenas); }

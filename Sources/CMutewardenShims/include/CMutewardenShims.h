@@ -81,6 +81,9 @@ void mw_ws_kill(struct lws *wsi);
 // pthread_setname_np is a GNU extension that Swift's Glibc module does not export.
 void mw_set_thread_name(const char *name);
 
+// mallopt(M_ARENA_MAX, arenas): <malloc.h> is not part of Swift's Glibc module.
+int mw_malloc_set_arena_max(int arenas);
+
 // libwebsockets server side, for the load generator that plays the platform on 127.0.0.1 (the
 // daemon itself never listens). One vhost on 127.0.0.1:`port` (0: the kernel picks; read it back
 // with lws_get_vhost_listen_port), HTTP/1.1 with keep-alive and WebSocket upgrades, both handled
