@@ -2,6 +2,8 @@
 #include "CMutewardenShims.h"
 
 #include <malloc.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <openssl/x509.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -221,3 +223,5 @@ int mw_lws_http_write_head(
 }
 
 int mw_malloc_set_arena_max(int arenas) { return mallopt(M_ARENA_MAX, arenas); }
+
+int mw_set_thread_nice(int nice) { return setpriority(PRIO_PROCESS, (id_t)gettid(), nice); }

@@ -1,3 +1,4 @@
+import CMutewardenShims
 import Foundation
 import MutewardenEngine
 import MutewardenModel
@@ -145,6 +146,11 @@ final class StateWriter: Sendable {
     }
 
     private func run() {
+        // Encoding every open window takes tens of milliseconds under load. At normal priority
+        // that burst shares the core with the threads that carry events and actions, and showed
+        // as their p99; niced, it yields to them and still writes, since the file only needs the
+        // newest state eventually.
+        _ = mw_set_thread_nice(10)
         while true {
             wakeup.wait()
             if let pending = latest.withLock({ value in

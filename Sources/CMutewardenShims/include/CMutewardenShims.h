@@ -81,6 +81,10 @@ void mw_ws_kill(struct lws *wsi);
 // pthread_setname_np is a GNU extension that Swift's Glibc module does not export.
 void mw_set_thread_name(const char *name);
 
+// Sets the calling thread's nice value (Linux schedules threads, so this affects only it).
+// gettid is not exported by Swift's Glibc module.
+int mw_set_thread_nice(int nice);
+
 // mallopt(M_ARENA_MAX, arenas): <malloc.h> is not part of Swift's Glibc module.
 int mw_malloc_set_arena_max(int arenas);
 
