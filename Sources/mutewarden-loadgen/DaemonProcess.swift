@@ -1,10 +1,14 @@
 import Foundation
+import Synchronization
 
 /// The daemon under test: a configuration pointing its `genesys` feed and target at the load
 /// generator, and the process, pinned to its own core with taskset.
 struct DaemonProcess {
     let process: Process
     let directory: URL
+
+    /// The daemon's pid while it runs, for the signal handler (0: none).
+    static let running = Atomic<Int32>(0)
 
     static let password = "loadgen-secret"
     static let user = "agent1"
@@ -88,10 +92,12 @@ struct DaemonProcess {
         process.standardError = log
         process.standardOutput = log
         try process.run()
+        running.store(process.processIdentifier, ordering: .relaxed)
         return DaemonProcess(process: process, directory: directory)
     }
 
     func stop() {
+        DaemonProcess.running.store(0, ordering: .relaxed)
         if process.isRunning {
             process.terminate()
             process.waitUntilExit()

@@ -11,7 +11,8 @@
 ///   3 queue data [AttachedDataChanged] 7 wrap-up data [AttachedDataChanged]
 ///                                      8 Released [StatusChange]; a new call takes the slot
 ///
-/// `capturePercent` of the calls take a card. Each confirmed action adds one event
+/// Each slot is one agent (DN 100000 + slot), so notifications carry 10,000 different
+/// extensions. `capturePercent` of the calls take a card. Each confirmed action adds one event
 /// (CallRecordingStateChange or StatusChange), so a capturing call makes 13 events and the others 9.
 struct Traffic: Sendable {
     struct Call: Sendable {
@@ -25,7 +26,6 @@ struct Traffic: Sendable {
 
     static let steps = 9
     let capturePercent: Int
-    let phoneNumber = "3001"
     var baseURL: String
     private(set) var slots: [Call] = []
     private var nextSerial = 0
@@ -55,6 +55,9 @@ struct Traffic: Sendable {
             serial: serial, id: "00LG" + hex(slot, digits: 6) + hex(serial, digits: 10), step: 0,
             captures: serial % 100 < capturePercent)
     }
+
+    /// The agent's DN: one agent per slot, as in a center where each seat has one call at a time.
+    static func agentNumber(of call: Call) -> Int { 100_000 + (slot(of: call.id) ?? 0) }
 
     /// The slot a call id names (its 6 hex digits after the prefix), for confirmations.
     static func slot(of callID: String) -> Int? {
@@ -119,7 +122,7 @@ struct Traffic: Sendable {
         out.raw(#"","data":{"messageType":"CallStateChangeMessage","notificationType":""#)
         out.raw(notificationType)
         out.raw(#"","phoneNumber":""#)
-        out.raw(phoneNumber)
+        out.int(Traffic.agentNumber(of: call))
         out.raw(#"","call":"#)
         renderCall(call, doneStep: doneStep, full: true, into: &out)
         out.raw("}}")

@@ -12,6 +12,14 @@ import Glibc
 #endif
 
 signal(SIGPIPE, SIG_IGN)
+// Interrupted, the generator takes its daemon down with it rather than leave it polling.
+for interruption in [SIGINT, SIGTERM] {
+    signal(interruption) { number in
+        let pid = DaemonProcess.running.load(ordering: .relaxed)
+        if pid > 0 { kill(pid, SIGTERM) }
+        _exit(128 + number)
+    }
+}
 let options = Options.parse(Array(CommandLine.arguments.dropFirst()))
 let report = LoadRun(options: options).run()
 if !options.quiet { print(report.summary) }
