@@ -17,7 +17,7 @@ struct DaemonProcess {
     /// recording, mute the agent, while PCI_STAGE=CARD), logging at info to standard error, which
     /// `start` sends to a file so that log lines cost a real write(2) each, as in production, without
     /// a terminal or a pipe to slow them down.
-    static func configuration(port: Int, transport: String, stateDirectory: String) -> String {
+    static func configuration(port: Int, transport: String, logLevel: String, stateDirectory: String) -> String {
         """
         feeds:
           gws:
@@ -57,7 +57,7 @@ struct DaemonProcess {
             actions:
               - { kind: mute, target: gws-voice, by: call, deadline: 5s }
         logging:
-          level: info
+          level: \(logLevel)
           target: stderr
           attributes: [PCI_STAGE]
         state:
@@ -65,14 +65,16 @@ struct DaemonProcess {
         """
     }
 
-    static func start(binary: String, port: Int, transport: String, cpu: Int?, logFile: String) throws -> DaemonProcess {
+    static func start(binary: String, port: Int, transport: String, logLevel: String, cpu: Int?, logFile: String) throws
+        -> DaemonProcess
+    {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "mutewarden-loadgen-\(getpid())-\(port)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let state = directory.appendingPathComponent("state")
         try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
         let config = directory.appendingPathComponent("mutewarden.yaml")
-        try configuration(port: port, transport: transport, stateDirectory: state.path)
+        try configuration(port: port, transport: transport, logLevel: logLevel, stateDirectory: state.path)
             .write(to: config, atomically: true, encoding: .utf8)
         let process = Process()
         // taskset execs the daemon, so the pid is the daemon's own.

@@ -7,7 +7,7 @@ struct LoadRun {
 
     func run() -> Report {
         var report = Report(
-            transport: options.transport, sink: options.sink, targetRate: options.rate, calls: options.calls,
+            transport: options.external ? "external" : options.transport, sink: options.sink, targetRate: options.rate, calls: options.calls,
             capturePercent: options.capturePercent, warmupSeconds: options.warmup, durationSeconds: options.duration)
         var traffic = Traffic(calls: options.calls, capturePercent: options.capturePercent, baseURL: "")
         let outbox = Outbox()
@@ -36,10 +36,13 @@ struct LoadRun {
         let started = monotonicNanoseconds()
         if options.sink {
             _ = Sink(port: port).start(until: { stopSink.isSet })
+        } else if options.external {
+            log("no daemon: waiting for a client on 127.0.0.1:\(port)")
         } else {
             do {
                 daemon = try DaemonProcess.start(
-                    binary: options.daemon, port: port, transport: options.transport, cpu: options.daemonCPU,
+                    binary: options.daemon, port: port, transport: options.transport, logLevel: options.logLevel,
+                    cpu: options.daemonCPU,
                     logFile: options.daemonLog)
             } catch {
                 report.error = "cannot start the daemon \(options.daemon): \(error)"
@@ -55,10 +58,10 @@ struct LoadRun {
         }
 
         // The stream starts once the daemon has resynced (10,000 calls tracked) and polls.
-        let deadline = monotonicNanoseconds() + 30_000_000_000
+        let deadline = monotonicNanoseconds() + (options.external ? 300 : 30) * 1_000_000_000
         while true {
             let counters = status.snapshot()
-            if counters.subscriptions >= 1, counters.connects >= 1, options.sink || counters.resyncs >= 1 { break }
+            if counters.subscriptions >= 1, counters.connects >= 1, daemon == nil || counters.resyncs >= 1 { break }
             if let daemon, !daemon.process.isRunning {
                 report.error = "the daemon exited with status \(daemon.process.terminationStatus) before subscribing"
                 report.daemon = Report.Daemon(
@@ -67,7 +70,7 @@ struct LoadRun {
                 return finish(report, status: status, outbox: outbox, generator: generator)
             }
             if monotonicNanoseconds() > deadline {
-                report.error = "the client did not subscribe and poll within 30 s"
+                report.error = "no client subscribed and polled in time"
                 return finish(report, status: status, outbox: outbox, generator: generator)
             }
             usleep(10_000)

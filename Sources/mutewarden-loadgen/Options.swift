@@ -11,8 +11,12 @@ struct Options: Sendable {
     var grace = 5.0
     var daemonCPU: Int?
     var sink = false
+    /// No daemon: serve whatever client connects (a probe script, a daemon started by hand).
+    var external = false
     var output: String?
     var daemonLog = "/dev/null"
+    /// The daemon's logging.level: info (the default, every action logged) is what sites run.
+    var logLevel = "info"
     /// Seconds between memory samples of the daemon (the soak's curve).
     var sampleEvery = 1.0
     var quiet = false
@@ -20,14 +24,15 @@ struct Options: Sendable {
     static let usage = """
         usage: mutewarden-loadgen [--daemon PATH] [--transport long-polling|websocket] [--rate EVENTS_PER_S]
                                   [--calls N] [--capture-percent P] [--warmup S] [--duration S] [--grace S]
-                                  [--daemon-cpu N] [--daemon-log FILE] [--sample-every S] [--output FILE.json]
-                                  [--sink] [--quiet]
+                                  [--daemon-cpu N] [--daemon-log FILE] [--log-level info] [--sample-every S] [--output FILE.json]
+                                  [--sink | --external] [--quiet]
 
         Plays Genesys Web Services on 127.0.0.1 (CometD over long-polling or WebSocket, and the voice
         API), starts the daemon against it (pinned with taskset to --daemon-cpu), sends --rate call
         events a second over --calls concurrent calls, and measures the time from writing each
         capture-window event to the arrival of each action request it calls for.
         --sink replaces the daemon with a trivial built-in consumer, to show the generator's headroom.
+        --external starts no daemon and serves any client (the port is printed on standard error).
         """
 
     static func parse(_ arguments: [String]) -> Options {
@@ -55,9 +60,11 @@ struct Options: Sendable {
             case "--grace": options.grace = number(argument)
             case "--daemon-cpu": options.daemonCPU = Int(number(argument))
             case "--daemon-log": options.daemonLog = value(argument)
+            case "--log-level": options.logLevel = value(argument)
             case "--sample-every": options.sampleEvery = max(0.1, number(argument))
             case "--output": options.output = value(argument)
             case "--sink": options.sink = true
+            case "--external": options.external = true
             case "--quiet": options.quiet = true
             case "--help", "-h":
                 print(usage)
