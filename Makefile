@@ -2,7 +2,10 @@
 #
 #   make demo   installs what is needed, builds (release) and runs the built-in demo
 #   make test   installs what is needed and runs the whole test suite
-#   make bench  engine throughput benchmark (release build)
+#   make bench  end-to-end load: the daemon against a simulated GWS, 1k to 50k events/s, both
+#               transports; table and plot in bench/results/ (docs/performance.md)
+#   make bench-soak  30 minutes at 2,000 events/s: the daemon's memory over time
+#   make bench-engine  engine throughput benchmark (release build)
 #   make bench-ops  start-to-READY and reload times (release build)
 #   make bench-journal  journal backend throughput into a private journald (root)
 #   make bench-websocket  WebSocket client throughput from a local flooding server (release build)
@@ -13,7 +16,7 @@
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: demo test bench bench-ops bench-journal bench-websocket bench-http bench-gws build deps test-deps check-warnings
+.PHONY: demo test bench bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-gws build deps bench-deps test-deps check-warnings
 
 # Debian packages: the C libraries behind the transports and the journal.
 BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-dev
@@ -28,6 +31,10 @@ BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-d
 TEST_PACKAGES := systemd util-linux mount python3 python3-websockets libwebsockets-test-server openssl nghttp2-server \
 	ruby ruby-faye ruby-faye-websocket thin curl
 
+# What the end-to-end benchmark needs besides the build libraries: taskset (util-linux) to pin
+# the daemon and the generator to their own cores, python3 for the sweep, gnuplot for the plots.
+BENCH_PACKAGES := util-linux python3 gnuplot-nox
+
 DEMO_FOR ?= 20s
 
 demo: deps
@@ -41,7 +48,20 @@ demo: deps
 test: test-deps check-warnings
 	swift test --no-parallel
 
-bench: deps
+# The sweep: 1,000 to 50,000 events/s with 10,000 concurrent calls, long-polling and websocket,
+# the generator on CPU 0 and the daemon on CPU 1; about five minutes (bench/loadbench.py).
+bench: bench-deps
+	swift build -c release --product mutewarden
+	swift build -c release --product mutewarden-loadgen
+	/usr/bin/python3 bench/loadbench.py sweep
+
+# 30 minutes at 2,000 events/s: RSS must stay flat after warm-up (bench/results/soak-rss.png).
+bench-soak: bench-deps
+	swift build -c release --product mutewarden
+	swift build -c release --product mutewarden-loadgen
+	/usr/bin/python3 bench/loadbench.py soak
+
+bench-engine: deps
 	swift build -c release --product mutewarden-bench
 	@echo "== realistic mix: 25% of calls take a card"
 	.build/release/mutewarden-bench --calls 10000 --events 2000000 --rounds 5
@@ -109,6 +129,9 @@ endef
 
 deps:
 	$(call install,$(BUILD_PACKAGES))
+
+bench-deps:
+	$(call install,$(BUILD_PACKAGES) $(BENCH_PACKAGES))
 
 test-deps:
 	$(call install,$(BUILD_PACKAGES) $(TEST_PACKAGES))

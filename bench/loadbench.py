@@ -1,0 +1,248 @@
+#!/usr/bin/python3
+"""End-to-end load benchmark of mutewarden against mutewarden-loadgen (make bench, make bench-soak).
+
+    loadbench.py sweep [--rates 1000,5000,20000,50000] [--transports long-polling,websocket]
+    loadbench.py soak  [--rate 2000] [--minutes 30]
+    loadbench.py plot              # redraws the plots and the table from bench/results/*.json
+
+The generator runs on CPU 0 and the daemon on CPU 1 (taskset), so "one daemon core" means what
+it says. Each run's JSON (the generator's report), a table (latest.md) and the plots go to
+bench/results/. The daemon logs at info to a file in a temporary directory: every log line costs
+a real write(2), as in production, without a terminal to slow it down; the file is deleted.
+See docs/performance.md.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "bench", "results")
+LOADGEN = os.path.join(ROOT, ".build", "release", "mutewarden-loadgen")
+DAEMON = os.path.join(ROOT, ".build", "release", "mutewarden")
+GENERATOR_CPU, DAEMON_CPU = "0", "1"
+
+
+def run_loadgen(arguments, output, log_directory):
+    command = ["taskset", "-c", GENERATOR_CPU, LOADGEN, "--daemon", DAEMON, "--daemon-cpu", DAEMON_CPU,
+               "--output", output, "--daemon-log", os.path.join(log_directory, "daemon.log")] + arguments
+    print("$ " + " ".join(command[3:]), flush=True)
+    completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    print(completed.stdout, end="", flush=True)
+    if completed.returncode != 0 and not os.path.exists(output):
+        sys.exit("mutewarden-loadgen failed:\n" + completed.stderr)
+    with open(output) as handle:
+        return json.load(handle)
+
+
+def describe_machine():
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], stdout=subprocess.PIPE,
+                            text=True).stdout.strip()
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"commit": commit, "cpu": cpu, "cores": os.cpu_count(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def sweep(options):
+    os.makedirs(RESULTS, exist_ok=True)
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="mutewarden-bench-") as logs:
+        # The generator's own headroom: no daemon, a consumer that only reads.
+        sink = run_loadgen(["--sink", "--rate", str(options.sink_rate), "--warmup", "2", "--duration", "10",
+                            "--grace", "0"], os.path.join(RESULTS, "sink.json"), logs)
+        for transport in options.transports.split(","):
+            for rate in [int(r) for r in options.rates.split(",")]:
+                name = os.path.join(RESULTS, "%s-%d.json" % (transport, rate))
+                report = run_loadgen(
+                    ["--transport", transport, "--rate", str(rate), "--calls", str(options.calls),
+                     "--warmup", str(options.warmup), "--duration", str(options.duration), "--grace",
+                     str(options.grace)], name, logs)
+                runs.append(report)
+                if report.get("error") and "before subscribing" in report["error"]:
+                    print("the daemon cannot use the %s transport in this build; skipping its rates" % transport)
+                    break
+    summary = {"machine": describe_machine(), "sink": sink, "runs": runs}
+    with open(os.path.join(RESULTS, "sweep.json"), "w") as handle:
+        json.dump(summary, handle, indent=2)
+    write_table(summary)
+    plot_latency(runs)
+
+
+def number(value, digits=2):
+    return "—" if value is None else ("%.*f" % (digits, value))
+
+
+def write_table(summary):
+    machine, sink = summary["machine"], summary.get("sink")
+    lines = [
+        "# mutewarden end-to-end load benchmark",
+        "",
+        "Commit %s, %s, %s cores; %s. Generator on CPU %s, daemon on CPU %s (taskset); 10,000 concurrent "
+        "calls unless said otherwise; loopback. Latency is from the generator handing the window's event to "
+        "lws_write to the action request's arrival, in ms." % (
+            machine["commit"], machine["cpu"], machine["cores"], machine["date"], GENERATOR_CPU, DAEMON_CPU),
+        "",
+        "| transport | target ev/s | achieved ev/s | p50 | p90 | p99 | p99.9 | max | actions | missed | dup | "
+        "daemon CPU s | daemon cores | peak RSS MiB | bytes/call | generator cores |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in summary["runs"]:
+        if run.get("error") and not run.get("latency_ms"):
+            lines.append("| %s | %d | not run: %s |%s" % (run["transport"], run["target_rate"], run["error"],
+                                                       " |" * 13))
+            continue
+        latency, actions = run.get("latency_ms") or {}, run.get("actions") or {}
+        daemon, loadgen = run.get("daemon") or {}, run.get("loadgen") or {}
+        lines.append("| %s | %d | %.0f | %s | %s | %s | %s | %s | %d | %d | %d | %s | %s | %s | %s | %s |" % (
+            run["transport"], run["target_rate"], run["events_per_second"], number(latency.get("p50"), 3),
+            number(latency.get("p90"), 3), number(latency.get("p99"), 3), number(latency.get("p999"), 3),
+            number(latency.get("max"), 3), actions.get("expected", 0), actions.get("missed", 0),
+            actions.get("duplicated", 0), number(daemon.get("cpu_seconds")), number(daemon.get("cpu_cores")),
+            number(daemon.get("peak_rss_mib"), 1), number(daemon.get("memory_per_call_bytes"), 0),
+            number(loadgen.get("cpu_cores"))))
+    if sink:
+        lines += ["", "Generator headroom (`--sink`: a trivial long-polling consumer instead of the daemon, no "
+                  "actions): %.0f events/s achieved for %d asked, with %.2f generator cores." % (
+                      sink["events_per_second"], sink["target_rate"], sink["loadgen"]["cpu_cores"])]
+    lines += ["", "![latency against rate](latency.png)", ""]
+    with open(os.path.join(RESULTS, "latest.md"), "w") as handle:
+        handle.write("\n".join(lines))
+    print("\n".join(lines))
+
+
+def gnuplot(script):
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+
+
+def plot_latency(runs):
+    data = os.path.join(RESULTS, "latency.dat")
+    blocks = []
+    transports = []
+    for transport in sorted({run["transport"] for run in runs}):
+        rows = [run for run in runs if run["transport"] == transport and run.get("latency_ms")]
+        if not rows:
+            continue
+        transports.append(transport)
+        block = ["# %s: achieved p50 p90 p99 p99.9 max" % transport]
+        for run in sorted(rows, key=lambda r: r["events_per_second"]):
+            latency = run["latency_ms"]
+            block.append("%.0f %g %g %g %g %g" % (run["events_per_second"], max(latency["p50"], 0.001),
+                                                  latency["p90"], latency["p99"], latency["p999"], latency["max"]))
+        blocks.append("\n".join(block))
+    if not blocks:
+        return
+    with open(data, "w") as handle:
+        handle.write("\n\n\n".join(blocks) + "\n")
+    plots = []
+    for index, transport in enumerate(transports):
+        for column, label in [(2, "p50"), (3, "p90"), (4, "p99"), (5, "p99.9"), (6, "max")]:
+            plots.append("'%s' index %d using 1:%d with linespoints title '%s %s'" % (
+                data, index, column, transport, label))
+    gnuplot("""
+set terminal pngcairo size 900,560
+set output '%s'
+set title 'mutewarden: event to action request, 10,000 calls, one daemon core'
+set xlabel 'events per second (achieved)'
+set ylabel 'latency (ms)'
+set logscale xy
+set grid
+set key left top
+plot %s
+""" % (os.path.join(RESULTS, "latency.png"), ", ".join(plots)))
+    os.unlink(data)
+
+
+def soak(options):
+    os.makedirs(RESULTS, exist_ok=True)
+    output = os.path.join(RESULTS, "soak.json")
+    with tempfile.TemporaryDirectory(prefix="mutewarden-soak-") as logs:
+        run_loadgen(["--rate", str(options.rate), "--calls", str(options.calls), "--warmup", str(options.warmup),
+                     "--duration", str(options.minutes * 60 - options.warmup), "--grace", "5",
+                     "--sample-every", "5"], output, logs)
+    summarize_soak(output, options.warmup)
+
+
+def summarize_soak(path, warmup):
+    with open(path) as handle:
+        report = json.load(handle)
+    curve = report["daemon"]["rss_curve"]
+    start = curve[0][0]
+    after = [(t - start, mib) for t, mib in curve if t - start >= warmup]
+    growth = max(m for _, m in after) - after[0][1]
+    count = len(after)
+    mean_t = sum(t for t, _ in after) / count
+    mean_m = sum(m for _, m in after) / count
+    slope = sum((t - mean_t) * (m - mean_m) for t, m in after) / max(1e-9, sum((t - mean_t) ** 2 for t, _ in after))
+    verdict = "flat" if growth <= 1.0 else "GROWING"
+    summary = ("Soak: %.0f events/s for %.0f min with %d calls: RSS %.1f MiB at the end of warm-up (%d s), "
+               "%.1f MiB at the end, highest %.1f MiB after warm-up (growth %.2f MiB, slope %.3f MiB/hour): %s. "
+               "Actions expected %d, missed %d, duplicated %d; p99 %.3f ms." % (
+                   report["events_per_second"], (curve[-1][0] - start) / 60, report["calls"], after[0][1],
+                   warmup, after[-1][1], max(m for _, m in after), growth, slope * 3600, verdict,
+                   report["actions"]["expected"], report["actions"]["missed"], report["actions"]["duplicated"],
+                   report["latency_ms"]["p99"]))
+    with open(os.path.join(RESULTS, "soak.md"), "w") as handle:
+        handle.write("# Soak\n\n" + summary + "\n\n![RSS over the soak](soak-rss.png)\n")
+    print(summary)
+    data = os.path.join(RESULTS, "soak.dat")
+    with open(data, "w") as handle:
+        handle.write("\n".join("%g %g" % ((t - start) / 60, m) for t, m in curve) + "\n")
+    gnuplot("""
+set terminal pngcairo size 900,480
+set output '%s'
+set title 'mutewarden RSS during the soak (%.0f events/s, %d calls)'
+set xlabel 'minutes since the daemon started'
+set ylabel 'RSS (MiB)'
+set yrange [0:*]
+set grid
+set arrow from %g, graph 0 to %g, graph 1 nohead dashtype 2
+plot '%s' using 1:2 with lines title 'VmRSS'
+""" % (os.path.join(RESULTS, "soak-rss.png"), report["events_per_second"], report["calls"], warmup / 60,
+       warmup / 60, data))
+    os.unlink(data)
+
+
+def replot(_options):
+    with open(os.path.join(RESULTS, "sweep.json")) as handle:
+        summary = json.load(handle)
+    write_table(summary)
+    plot_latency(summary["runs"])
+    if os.path.exists(os.path.join(RESULTS, "soak.json")):
+        summarize_soak(os.path.join(RESULTS, "soak.json"), 300)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    one = commands.add_parser("sweep")
+    one.add_argument("--rates", default="1000,5000,20000,50000")
+    one.add_argument("--transports", default="long-polling,websocket")
+    one.add_argument("--calls", type=int, default=10000)
+    one.add_argument("--warmup", type=float, default=5)
+    one.add_argument("--duration", type=float, default=20)
+    one.add_argument("--grace", type=float, default=3)
+    one.add_argument("--sink-rate", type=int, default=150000)
+    one.set_defaults(run=sweep)
+    two = commands.add_parser("soak")
+    two.add_argument("--rate", type=int, default=2000)
+    two.add_argument("--calls", type=int, default=10000)
+    two.add_argument("--minutes", type=float, default=30)
+    two.add_argument("--warmup", type=float, default=300)
+    two.set_defaults(run=soak)
+    three = commands.add_parser("plot")
+    three.set_defaults(run=replot)
+    options = parser.parse_args()
+    options.run(options)
+
+
+if __name__ == "__main__":
+    main()
