@@ -172,7 +172,8 @@ let package = Package(
                 "MutewardenDaemon", "MutewardenLogging", "MutewardenModel",
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .testTarget(name: "EndToEndTests", dependencies: ["mutewarden"]),
+        // The binaries as an operator runs them, and the daemon under mutewarden-loadgen.
+        .testTarget(name: "EndToEndTests", dependencies: ["mutewarden", "mutewarden-loadgen"]),
         // The systemd unit, the journal catalog and the journald backend against real systemd
         // tools and a private systemd-journald (root only; see PrivateJournal.swift).
         .testTarget(

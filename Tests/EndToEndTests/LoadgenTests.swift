@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+
+/// mutewarden-loadgen against the real daemon, briefly and at a low rate: the harness behind
+/// `make bench` works end to end and the daemon misses and repeats nothing. Nothing here is
+/// timed: latency figures belong to the benchmark, on a release build and a quiet machine.
+@Suite(.serialized) struct LoadgenTests {
+    static var loadgen: URL { BinaryRunner.binary.deletingLastPathComponent().appendingPathComponent("mutewarden-loadgen") }
+
+    func run(_ arguments: [String]) throws -> [String: Any] {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("loadgen-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let process = Process()
+        process.executableURL = LoadgenTests.loadgen
+        process.arguments = arguments + ["--output", output.path, "--quiet"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(90)
+        while process.isRunning, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning {
+            process.terminate()
+            Issue.record("mutewarden-loadgen still running after 90 s; stopped")
+        }
+        process.waitUntilExit()
+        let data = try Data(contentsOf: output)
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    @Test func theDaemonSendsEveryActionOnceOverLongPolling() throws {
+        let report = try run([
+            "--daemon", BinaryRunner.binary.path, "--transport", "long-polling", "--rate", "300", "--calls", "400",
+            "--warmup", "1", "--duration", "4", "--grace", "3",
+        ])
+        #expect(report["error"] == nil)
+        let actions = try #require(report["actions"] as? [String: Int])
+        #expect(actions["expected", default: 0] > 0)
+        #expect(actions["received"] == actions["expected"])
+        #expect(actions["missed"] == 0)
+        #expect(actions["duplicated"] == 0)
+        #expect(actions["unexpected"] == 0)
+        let latency = try #require(report["latency_ms"] as? [String: Double])
+        for key in ["p50", "p90", "p99", "p999", "max"] { #expect(latency[key] != nil) }
+        let daemon = try #require(report["daemon"] as? [String: Any])
+        for key in ["cpu_seconds", "peak_rss_mib", "memory_per_call_bytes", "rss_curve"] { #expect(daemon[key] != nil) }
+        #expect((report["events_per_second"] as? Double ?? 0) > 0)
+        let server = try #require(report["server"] as? [String: Int])
+        #expect(server["resyncs", default: 0] >= 1)
+        #expect(server["csrf_missing"] == 0)
+    }
+
+    /// The generator alone, with its built-in consumer: what `make bench` reports as headroom.
+    @Test func theSinkReadsTheStream() throws {
+        let report = try run(["--sink", "--rate", "2000", "--calls", "1000", "--warmup", "1", "--duration", "2", "--grace", "0"])
+        #expect(report["error"] == nil)
+        #expect((report["events_written"] as? Int ?? 0) > 0)
+    }
+}
