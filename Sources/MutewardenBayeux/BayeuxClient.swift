@@ -86,9 +86,25 @@ public final class BayeuxClient: Sendable {
     }
 
     private func session(_ handle: ConnectionHandle) async throws {
+        let pushed = PushedEvents { [self] messages in deliverEvents(in: messages) }
+        try await transport.open(push: { messages in pushed.receive(messages) })
+        do {
+            try await run(session: handle, pushed: pushed)
+        } catch {
+            await transport.close()
+            throw error
+        }
+        await transport.close()
+    }
+
+    private func run(session handle: ConnectionHandle, pushed: PushedEvents) async throws {
         var session = try await handshake()
         try await subscribe(&session)
+        // Events a WebSocket server pushes during the resync wait until it is done: applied
+        // after the platform's list, they are newer than it, as they are with long-polling,
+        // where they wait in the server for the first /meta/connect.
         await callbacks.subscribed()
+        pushed.release()
         handle.markUp()
         var first = true
         while !Task.isCancelled {
@@ -204,6 +220,35 @@ public final class BayeuxClient: Sendable {
         } catch let status as BayeuxHTTPStatus where status.status == 401 || status.status == 403 {
             await callbacks.authenticationFailed()
             throw BayeuxFailure.authenticationFailed(status.description)
+        }
+    }
+}
+
+/// Events pushed by the server (WebSocket), held from the handshake until the resync is done,
+/// then delivered as they come. Delivery happens under the lock, so that the held events and
+/// those pushed while they are being released reach the feed in the order they arrived.
+private final class PushedEvents: Sendable {
+    private struct State {
+        var holding = true
+        var held: [JSONValue] = []
+    }
+
+    private let state = Locked(State())
+    private let deliver: @Sendable ([JSONValue]) -> Void
+
+    init(deliver: @escaping @Sendable ([JSONValue]) -> Void) { self.deliver = deliver }
+
+    func receive(_ messages: [JSONValue]) {
+        state.withLock { state in
+            if state.holding { state.held += messages } else { deliver(messages) }
+        }
+    }
+
+    func release() {
+        state.withLock { state in
+            state.holding = false
+            if !state.held.isEmpty { deliver(state.held) }
+            state.held = []
         }
     }
 }

@@ -24,6 +24,10 @@ final class FakeBayeuxServer: BayeuxTransport {
         var ackSupported = true
         var offered = ["long-polling"]
         var advice: JSONValue = .object([("reconnect", .string("retry")), ("interval", .number(0)), ("timeout", .number(30000))])
+        /// Sessions opened and closed on the transport, and the open session's push handler.
+        var opens = 0
+        var closes = 0
+        var push: (@Sendable ([JSONValue]) -> Void)?
     }
 
     let connectionType = "long-polling"
@@ -31,6 +35,26 @@ final class FakeBayeuxServer: BayeuxTransport {
 
     func publish(_ channel: String, _ data: JSONValue) {
         state.withLock { $0.pending.append(.object([("channel", .string(channel)), ("data", data)])) }
+    }
+
+    func open(push: @escaping @Sendable ([JSONValue]) -> Void) async throws {
+        state.withLock { state in
+            state.opens += 1
+            state.push = push
+        }
+    }
+
+    func close() async {
+        state.withLock { state in
+            state.closes += 1
+            state.push = nil
+        }
+    }
+
+    /// Writes an event outside any exchange, as a WebSocket server does between connect replies.
+    func push(_ channel: String, _ data: JSONValue) {
+        let push = state.withLock { $0.push }
+        push?([.object([("channel", .string(channel)), ("data", data)])])
     }
 
     func exchange(_ batch: [JSONValue], timeout: Duration) async throws -> [JSONValue] {
