@@ -122,6 +122,8 @@ final class Sink: @unchecked Sendable {
     }
 
     func handle(_ event: BayeuxEvent) {
+        // The feed's size check (max_message_size, default 256 KiB) runs on every event too.
+        guard !event.data.isLarger(than: 256 << 10) else { return }
         do {
             if case .update(let update, _) = try GWSCallEvents.map(notification: event.data, feed: "gws") {
                 engine.ingest(update, at: now)
