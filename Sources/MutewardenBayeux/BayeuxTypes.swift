@@ -14,16 +14,29 @@ public protocol BayeuxTransport: Sendable {
     /// `long-polling` or `websocket`: what the handshake offers.
     var connectionType: String { get }
     /// Before every handshake: sets up what one session runs on (a WebSocket connection).
-    func open(push: @escaping @Sendable ([JSONValue]) -> Void) async throws
-    func exchange(_ batch: [JSONValue], timeout: Duration) async throws -> [JSONValue]
+    func open(push: @escaping @Sendable (BayeuxMessages) -> Void) async throws
+    func exchange(_ batch: [JSONValue], timeout: Duration) async throws -> BayeuxMessages
     /// After every session, however it ended.
     func close() async
 }
 
 extension BayeuxTransport {
     /// Long-polling needs nothing per session: each exchange is a request of its own.
-    public func open(push: @escaping @Sendable ([JSONValue]) -> Void) async throws {}
+    public func open(push: @escaping @Sendable (BayeuxMessages) -> Void) async throws {}
     public func close() async {}
+}
+
+/// Messages as they came from the server, in one long-poll answer or one WebSocket frame.
+public struct BayeuxMessages: Sendable {
+    public var messages: [JSONValue]
+    /// The size of that answer or frame: no message in it can be larger, which lets a consumer
+    /// skip measuring messages one by one when the whole is small.
+    public var byteCount: Int
+
+    public init(_ messages: [JSONValue], byteCount: Int) {
+        self.messages = messages
+        self.byteCount = byteCount
+    }
 }
 
 /// A non-2xx HTTP answer from the Bayeux endpoint.
@@ -97,6 +110,8 @@ public struct BayeuxEvent: Sendable, Hashable {
     public var channel: String
     public var data: JSONValue
     public var id: String?
+    /// The size of the answer or frame it came in: an upper bound of its own size.
+    public var envelopeBytes: Int = 0
 }
 
 /// Why a session ended, in an operator's words; the supervisor logs it and backs off.

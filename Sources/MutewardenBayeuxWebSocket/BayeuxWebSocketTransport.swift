@@ -48,7 +48,8 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
     private struct Pending {
         var waiting: Set<String>
         var replies: [JSONValue] = []
-        var continuation: CheckedContinuation<[JSONValue], any Error>
+        var byteCount = 0
+        var continuation: CheckedContinuation<BayeuxMessages, any Error>
     }
 
     private struct State {
@@ -58,7 +59,7 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
         /// Set once the connection is gone: why, for every exchange that comes after.
         var ended: String?
         var opening: CheckedContinuation<Void, any Error>?
-        var push: (@Sendable ([JSONValue]) -> Void)?
+        var push: (@Sendable (BayeuxMessages) -> Void)?
         var pending: [UInt64: Pending] = [:]
         var nextExchange: UInt64 = 0
     }
@@ -75,7 +76,7 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
         service = try WebSocketService(name: name, report: report)
     }
 
-    public func open(push: @escaping @Sendable ([JSONValue]) -> Void) async throws {
+    public func open(push: @escaping @Sendable (BayeuxMessages) -> Void) async throws {
         await close()
         let socketConfiguration = WebSocketConfiguration(
             url: configuration.url, headers: await headers(), tls: configuration.tls,
@@ -123,7 +124,7 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
         }
     }
 
-    public func exchange(_ batch: [JSONValue], timeout: Duration) async throws -> [JSONValue] {
+    public func exchange(_ batch: [JSONValue], timeout: Duration) async throws -> BayeuxMessages {
         let ids = Set(batch.compactMap { $0["id"]?.string })
         let text = JSONValue.array(batch).serialized
         let exchange = state.withLock { state -> UInt64 in
@@ -136,7 +137,7 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
         }
         defer { deadline.cancel() }
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[JSONValue], any Error>) in
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<BayeuxMessages, any Error>) in
                 let ready = state.withLock { state -> Result<(WebSocketClient, WebSocketConnectionID), any Error> in
                     if let ended = state.ended { return .failure(BayeuxFailure.connectionLost(ended)) }
                     guard let client = state.client, let connection = state.connection else {
@@ -211,8 +212,8 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
             return
         }
         var pushed: [JSONValue] = []
-        var completed: [(CheckedContinuation<[JSONValue], any Error>, [JSONValue])] = []
-        let push = state.withLock { state -> (@Sendable ([JSONValue]) -> Void)? in
+        var completed: [(CheckedContinuation<BayeuxMessages, any Error>, BayeuxMessages)] = []
+        let push = state.withLock { state -> (@Sendable (BayeuxMessages) -> Void)? in
             for message in messages {
                 guard let id = message["id"]?.string, message["channel"]?.string?.hasPrefix("/meta/") == true,
                     let key = state.pending.first(where: { $0.value.waiting.contains(id) })?.key
@@ -222,20 +223,21 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
                 }
                 state.pending[key]!.waiting.remove(id)
                 state.pending[key]!.replies.append(message)
+                state.pending[key]!.byteCount += text.utf8.count
                 if state.pending[key]!.waiting.isEmpty, let done = state.pending.removeValue(forKey: key) {
-                    completed.append((done.continuation, done.replies))
+                    completed.append((done.continuation, BayeuxMessages(done.replies, byteCount: done.byteCount)))
                 }
             }
             return state.push
         }
         // Events first: the server wrote them before any reply that followed them in this frame.
-        if !pushed.isEmpty { push?(pushed) }
+        if !pushed.isEmpty { push?(BayeuxMessages(pushed, byteCount: text.utf8.count)) }
         for (continuation, replies) in completed { continuation.resume(returning: replies) }
     }
 
     private func finish(_ exchange: UInt64) {
         guard let done = state.withLock({ $0.pending.removeValue(forKey: exchange) }) else { return }
-        done.continuation.resume(returning: done.replies)
+        done.continuation.resume(returning: BayeuxMessages(done.replies, byteCount: done.byteCount))
     }
 
     private func fail(_ exchange: UInt64, _ error: any Error) {

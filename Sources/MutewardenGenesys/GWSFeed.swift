@@ -66,7 +66,8 @@ public final class GWSFeed: CallFeed {
     }
 
     func handle(_ event: BayeuxEvent, sink: any CallUpdateSink) {
-        if event.data.isLarger(than: settings.maximumMessageBytes) {
+        // Only a message from a large answer or frame can be too large: the rest are not measured.
+        if event.envelopeBytes > settings.maximumMessageBytes, event.data.isLarger(than: settings.maximumMessageBytes) {
             context.report(
                 .warning,
                 "feed \(name): a notification larger than max_message_size (\(settings.maximumMessageBytes) bytes); skipped",
