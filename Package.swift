@@ -61,12 +61,18 @@ let package = Package(
         .target(name: "MutewardenJSON"),
         // Bayeux (CometD) client: handshake, connect, subscribe, advice; transport-agnostic.
         .target(name: "MutewardenBayeux", dependencies: ["MutewardenJSON", "MutewardenModel", "MutewardenSupervisor"]),
+        // Bayeux's websocket connection type over the WebSocket client: one connection per session.
+        .target(
+            name: "MutewardenBayeuxWebSocket",
+            dependencies: [
+                "MutewardenBayeux", "MutewardenJSON", "MutewardenModel", "MutewardenSupervisor", "MutewardenWebSocket",
+            ]),
         // Genesys Web Services: CometD call events to normalized updates, actions to voice API calls.
         .target(
             name: "MutewardenGenesys",
             dependencies: [
-                "MutewardenModel", "MutewardenJSON", "MutewardenBayeux", "MutewardenHTTP", "MutewardenConfig",
-                "MutewardenSupervisor",
+                "MutewardenModel", "MutewardenJSON", "MutewardenBayeux", "MutewardenBayeuxWebSocket", "MutewardenHTTP",
+                "MutewardenConfig", "MutewardenSupervisor", "MutewardenWebSocket",
             ]),
         // Connection supervision shared by every transport: connect, run, back off, reconnect.
         .target(name: "MutewardenSupervisor", dependencies: ["MutewardenModel"]),

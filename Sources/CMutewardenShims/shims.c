@@ -102,7 +102,7 @@ struct lws_context *mw_ws_context_create(const struct lws_protocols *protocols, 
 
 struct lws_vhost *mw_ws_vhost_create(
     struct lws_context *context, const struct lws_protocols *protocols, const char *name,
-    const char *ca_file, const char *certificate_file, const char *key_file) {
+    const char *ca_file, const char *certificate_file, const char *key_file, const char *key_password) {
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;
@@ -114,6 +114,7 @@ struct lws_vhost *mw_ws_vhost_create(
     info.client_ssl_ca_filepath = ca_file;
     info.client_ssl_cert_filepath = certificate_file;
     info.client_ssl_private_key_filepath = key_file;
+    info.client_ssl_private_key_password = key_password;
     info.timeout_secs = 120;
     info.connect_timeout_secs = 120;
     info.retry_and_idle_policy = &mw_ws_no_lws_validity;

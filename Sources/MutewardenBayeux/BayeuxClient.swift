@@ -86,9 +86,25 @@ public final class BayeuxClient: Sendable {
     }
 
     private func session(_ handle: ConnectionHandle) async throws {
+        let pushed = PushedEvents { [self] batch in deliverEvents(in: batch) }
+        try await transport.open(push: { messages in pushed.receive(messages) })
+        do {
+            try await run(session: handle, pushed: pushed)
+        } catch {
+            await transport.close()
+            throw error
+        }
+        await transport.close()
+    }
+
+    private func run(session handle: ConnectionHandle, pushed: PushedEvents) async throws {
         var session = try await handshake()
         try await subscribe(&session)
+        // Events a WebSocket server pushes during the resync wait until it is done: applied
+        // after the platform's list, they are newer than it, as they are with long-polling,
+        // where they wait in the server for the first /meta/connect.
         await callbacks.subscribed()
+        pushed.release()
         handle.markUp()
         var first = true
         while !Task.isCancelled {
@@ -105,7 +121,7 @@ public final class BayeuxClient: Sendable {
         ]
         if configuration.useAck { message.append(("ext", .object([("ack", .bool(true))]))) }
         let replies = try await exchange([.object(message)], timeout: configuration.requestTimeout)
-        guard let reply = replies.first(where: { $0["channel"]?.string == "/meta/handshake" }) else {
+        guard let reply = replies.messages.first(where: { $0["channel"]?.string == "/meta/handshake" }) else {
             throw BayeuxFailure.malformedReply("no /meta/handshake reply")
         }
         let advice = BayeuxAdvice().updated(with: reply["advice"])
@@ -143,7 +159,7 @@ public final class BayeuxClient: Sendable {
         }
         let replies = try await exchange(batch, timeout: configuration.requestTimeout)
         for channel in configuration.channels {
-            guard let reply = replies.first(where: {
+            guard let reply = replies.messages.first(where: {
                 $0["channel"]?.string == "/meta/subscribe" && $0["subscription"]?.string == channel
             }) else {
                 throw BayeuxFailure.malformedReply("no /meta/subscribe reply for \(channel)")
@@ -169,7 +185,7 @@ public final class BayeuxClient: Sendable {
             [.object(message)], timeout: session.advice.timeout + configuration.maxNetworkDelay)
         // Events first: they were sent before the reply that ends the long poll.
         deliverEvents(in: replies)
-        guard let reply = replies.first(where: { $0["channel"]?.string == "/meta/connect" }) else {
+        guard let reply = replies.messages.first(where: { $0["channel"]?.string == "/meta/connect" }) else {
             throw BayeuxFailure.malformedReply("no /meta/connect reply")
         }
         session.advice = session.advice.updated(with: reply["advice"])
@@ -190,20 +206,50 @@ public final class BayeuxClient: Sendable {
         throw BayeuxFailure.connectFailed(error.description)
     }
 
-    private func deliverEvents(in messages: [JSONValue]) {
-        for message in messages {
+    private func deliverEvents(in batch: BayeuxMessages) {
+        for message in batch.messages {
             guard let channel = message["channel"]?.string, !channel.hasPrefix("/meta/"), let data = message["data"]
             else { continue }
-            callbacks.event(BayeuxEvent(channel: channel, data: data, id: message["id"]?.string))
+            callbacks.event(
+                BayeuxEvent(channel: channel, data: data, id: message["id"]?.string, envelopeBytes: batch.byteCount))
         }
     }
 
-    private func exchange(_ batch: [JSONValue], timeout: Duration) async throws -> [JSONValue] {
+    private func exchange(_ batch: [JSONValue], timeout: Duration) async throws -> BayeuxMessages {
         do {
             return try await transport.exchange(batch, timeout: timeout)
         } catch let status as BayeuxHTTPStatus where status.status == 401 || status.status == 403 {
             await callbacks.authenticationFailed()
             throw BayeuxFailure.authenticationFailed(status.description)
+        }
+    }
+}
+
+/// Events pushed by the server (WebSocket), held from the handshake until the resync is done,
+/// then delivered as they come. Delivery happens under the lock, so that the held events and
+/// those pushed while they are being released reach the feed in the order they arrived.
+private final class PushedEvents: Sendable {
+    private struct State {
+        var holding = true
+        var held: [BayeuxMessages] = []
+    }
+
+    private let state = Locked(State())
+    private let deliver: @Sendable (BayeuxMessages) -> Void
+
+    init(deliver: @escaping @Sendable (BayeuxMessages) -> Void) { self.deliver = deliver }
+
+    func receive(_ batch: BayeuxMessages) {
+        state.withLock { state in
+            if state.holding { state.held.append(batch) } else { deliver(batch) }
+        }
+    }
+
+    func release() {
+        state.withLock { state in
+            state.holding = false
+            for batch in state.held { deliver(batch) }
+            state.held = []
         }
     }
 }

@@ -6,10 +6,37 @@ import MutewardenJSON
 /// long-polling, the replies matching the batch's ids for WebSocket. Delivered events may come
 /// mixed with them. A transport throws ``BayeuxHTTPStatus`` for a non-2xx answer, so that the
 /// client can tell an authentication failure from anything else.
+///
+/// A transport whose server writes events whenever it likes (WebSocket) hands them to the `push`
+/// handler given to ``open(push:)``; the client delivers them exactly as it delivers events that
+/// came in an exchange's answer.
 public protocol BayeuxTransport: Sendable {
     /// `long-polling` or `websocket`: what the handshake offers.
     var connectionType: String { get }
-    func exchange(_ batch: [JSONValue], timeout: Duration) async throws -> [JSONValue]
+    /// Before every handshake: sets up what one session runs on (a WebSocket connection).
+    func open(push: @escaping @Sendable (BayeuxMessages) -> Void) async throws
+    func exchange(_ batch: [JSONValue], timeout: Duration) async throws -> BayeuxMessages
+    /// After every session, however it ended.
+    func close() async
+}
+
+extension BayeuxTransport {
+    /// Long-polling needs nothing per session: each exchange is a request of its own.
+    public func open(push: @escaping @Sendable (BayeuxMessages) -> Void) async throws {}
+    public func close() async {}
+}
+
+/// Messages as they came from the server, in one long-poll answer or one WebSocket frame.
+public struct BayeuxMessages: Sendable {
+    public var messages: [JSONValue]
+    /// The size of that answer or frame: no message in it can be larger, which lets a consumer
+    /// skip measuring messages one by one when the whole is small.
+    public var byteCount: Int
+
+    public init(_ messages: [JSONValue], byteCount: Int) {
+        self.messages = messages
+        self.byteCount = byteCount
+    }
 }
 
 /// A non-2xx HTTP answer from the Bayeux endpoint.
@@ -83,6 +110,8 @@ public struct BayeuxEvent: Sendable, Hashable {
     public var channel: String
     public var data: JSONValue
     public var id: String?
+    /// The size of the answer or frame it came in: an upper bound of its own size.
+    public var envelopeBytes: Int = 0
 }
 
 /// Why a session ended, in an operator's words; the supervisor logs it and backs off.
@@ -95,6 +124,8 @@ public enum BayeuxFailure: Error, Sendable, Hashable, CustomStringConvertible {
     case serverSaidStop(String)
     case malformedReply(String)
     case connectFailed(String)
+    /// The connection a session ran on failed or closed (WebSocket).
+    case connectionLost(String)
 
     public var description: String {
         switch self {
@@ -105,6 +136,7 @@ public enum BayeuxFailure: Error, Sendable, Hashable, CustomStringConvertible {
         case .serverSaidStop(let why): "the server advised not to reconnect (\(why)); retrying with backoff anyway"
         case .malformedReply(let why): "malformed reply: \(why)"
         case .connectFailed(let why): "/meta/connect failed: \(why)"
+        case .connectionLost(let why): "connection lost: \(why)"
         }
     }
 }

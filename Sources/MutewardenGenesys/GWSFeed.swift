@@ -1,8 +1,10 @@
 import MutewardenBayeux
+import MutewardenBayeuxWebSocket
 import MutewardenConfig
 import MutewardenJSON
 import MutewardenModel
 import MutewardenSupervisor
+import MutewardenWebSocket
 import Synchronization
 
 /// The GWS call feed: CometD on `/v2/me/calls`, mapped to normalized updates, with a resync from
@@ -26,9 +28,12 @@ public final class GWSFeed: CallFeed {
         let reporter = FeedStatusReporter(feed: name, sink: sink)
         var configuration = BayeuxClient.Configuration(channels: settings.channels)
         configuration.reconnect = settings.reconnect
+        let webSocket = try makeWebSocketTransport()
+        let transport: any BayeuxTransport =
+            webSocket ?? GWSLongPollingTransport(session: session, path: settings.cometdPath)
         let client = BayeuxClient(
             configuration: configuration,
-            transport: GWSLongPollingTransport(session: session, path: settings.cometdPath),
+            transport: transport,
             callbacks: BayeuxClient.Callbacks(
                 event: { [self] event in handle(event, sink: sink) },
                 subscribed: { [self] in await resync(sink: sink) },
@@ -42,9 +47,33 @@ public final class GWSFeed: CallFeed {
                 status: { status in reporter.report(status) }))
         try? await session.login()
         await client.run()
+        await webSocket?.shutdown()
+    }
+
+    /// The WebSocket transport, when configured: the CometD endpoint at `ws(s)://` with the
+    /// session's credentials and cookie on every upgrade.
+    private func makeWebSocketTransport() throws -> BayeuxWebSocketTransport? {
+        guard settings.transport == .websocket else { return nil }
+        let scheme = settings.baseURL.hasPrefix("https://") ? "wss://" : "ws://"
+        let rest = settings.baseURL.drop(while: { $0 != "/" }).dropFirst(2)
+        let url = try WebSocketURL(scheme + rest + settings.cometdPath)
+        return try BayeuxWebSocketTransport(
+            name: "genesys \(name)",
+            configuration: BayeuxWebSocketTransport.Configuration(
+                url: url, tls: settings.tls, connectTimeout: settings.connectTimeout),
+            headers: { [session] in session.upgradeHeaders().map { WebSocketHeader($0.name, $0.value) } },
+            report: { [context, name] message in context.report(.info, "feed \(name): \(message)", [.feed: name]) })
     }
 
     func handle(_ event: BayeuxEvent, sink: any CallUpdateSink) {
+        // Only a message from a large answer or frame can be too large: the rest are not measured.
+        if event.envelopeBytes > settings.maximumMessageBytes, event.data.isLarger(than: settings.maximumMessageBytes) {
+            context.report(
+                .warning,
+                "feed \(name): a notification larger than max_message_size (\(settings.maximumMessageBytes) bytes); skipped",
+                [.feed: name, .result: "skipped"])
+            return
+        }
         do {
             switch try GWSCallEvents.map(notification: event.data, feed: name) {
             case .update(let update, let notificationType):

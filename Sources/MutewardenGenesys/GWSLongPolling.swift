@@ -11,7 +11,7 @@ struct GWSLongPollingTransport: BayeuxTransport {
     /// A reply larger than this is refused: the HTTP client caps bodies anyway; this names it.
     let maximumMessages = 10_000
 
-    func exchange(_ batch: [JSONValue], timeout: Duration) async throws -> [JSONValue] {
+    func exchange(_ batch: [JSONValue], timeout: Duration) async throws -> BayeuxMessages {
         let response = try await session.send(.post, path, json: JSONValue.array(batch).serialized, timeout: timeout)
         guard response.isSuccess else { throw BayeuxHTTPStatus(status: response.status) }
         let body = try JSONValue.parse(response.body)
@@ -19,6 +19,6 @@ struct GWSLongPollingTransport: BayeuxTransport {
         guard messages.count <= maximumMessages else {
             throw BayeuxFailure.malformedReply("\(messages.count) messages in one reply")
         }
-        return messages
+        return BayeuxMessages(messages, byteCount: response.body.count)
     }
 }

@@ -15,6 +15,9 @@ public final class GWSSession: Sendable {
     private let authorization: String
     private let client: HTTPClient
     private let csrf = Mutex<(header: String, token: String)?>(nil)
+    /// The cookies the last login set (`name=value`), for the WebSocket upgrade, which does not
+    /// go through the HTTP client's cookie jar.
+    private let cookies = Mutex<[String: String]>([:])
     private let report: @Sendable (String) -> Void
 
     init(
@@ -52,6 +55,24 @@ public final class GWSSession: Sendable {
         if let header = response.header("X-CSRF-HEADER"), let token = response.header("X-CSRF-TOKEN") {
             csrf.withLock { $0 = (header, token) }
         }
+        let set = response.headers.filter { $0.name.lowercased() == "set-cookie" }.compactMap { header -> (String, String)? in
+            let pair = header.value.split(separator: ";", maxSplits: 1).first ?? ""
+            guard let equals = pair.firstIndex(of: "=") else { return nil }
+            let name = pair[..<equals].trimmingCharacters(in: .whitespaces)
+            return name.isEmpty ? nil : (name, String(pair[pair.index(after: equals)...]))
+        }
+        if !set.isEmpty { cookies.withLock { jar in for (name, value) in set { jar[name] = value } } }
+    }
+
+    /// What a WebSocket upgrade to the CometD endpoint carries: the same credentials and session
+    /// cookie as every HTTP request.
+    public func upgradeHeaders() -> [(name: String, value: String)] {
+        var headers = [(name: "Authorization", value: authorization)]
+        let jar = cookies.withLock { $0 }
+        if !jar.isEmpty {
+            headers.append(("Cookie", jar.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")))
+        }
+        return headers
     }
 
     /// Sends a request with the session's credentials and CSRF header. A 401, or a 403 from a

@@ -16,11 +16,16 @@ public struct GWSSettings: FeedSettings, TargetSettings, Sendable {
     public var connectTimeout: Duration = .seconds(5)
     public var tls = TLSOptions()
     public var reconnect = ReconnectPolicy()
+    /// `long-polling` (GWS 8.5 offers nothing else) or `websocket` (CometD servers that offer it).
+    public var transport = BayeuxConnectionType.longPolling
+    /// A notification larger than this is logged and skipped: no call event is anywhere near it,
+    /// and its attributes would be held in memory for the whole call.
+    public var maximumMessageBytes = 256 << 10
     public var isFeed: Bool
 
     public var summary: String {
         "genesys: \(baseURL) as \(username) (password \(password))"
-            + (isFeed ? ", CometD \(cometdPath) on \(channels.joined(separator: ", ")), long-polling" : ", voice API")
+            + (isFeed ? ", CometD \(cometdPath) on \(channels.joined(separator: ", ")), \(transport.rawValue)" : ", voice API")
             + (tls.insecure ? ", TLS verification OFF" : "")
     }
 
@@ -66,11 +71,9 @@ public struct GWSSettings: FeedSettings, TargetSettings, Sendable {
                 if channels.isEmpty { section.error("'channels' needs at least one channel", key: "channels") }
                 settings.channels = channels
             }
-            if let transport = section.string("transport"), transport != "long-polling" {
-                section.error(
-                    "'transport' \(transport) is not available in this build; GWS 8.5 offers only long-polling",
-                    key: "transport")
-            }
+            if let transport = section.choice("transport", BayeuxConnectionType.self) { settings.transport = transport }
+            // Up to the transports' own limit (the HTTP body cap, the WebSocket frame cap).
+            if let bytes = section.int("max_message_size", in: 1024...(4 << 20)) { settings.maximumMessageBytes = bytes }
             settings.agentExtension = section.string("agent_extension")
             if let maximum = section.positiveDuration("reconnect_max") { settings.reconnect.maximumDelay = maximum }
         }
@@ -88,4 +91,10 @@ public struct GWSSettings: FeedSettings, TargetSettings, Sendable {
 
     public static let feedProvider = FeedProvider(type: "genesys") { decode($0, feed: true) }
     public static let targetProvider = TargetProvider(type: "genesys") { decode($0, feed: false) }
+}
+
+/// The Bayeux connection types the feed speaks.
+public enum BayeuxConnectionType: String, Sendable, Hashable, CaseIterable {
+    case longPolling = "long-polling"
+    case websocket
 }

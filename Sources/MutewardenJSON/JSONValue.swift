@@ -85,3 +85,34 @@ public enum JSONValue: Sendable, Hashable {
         }
     }
 }
+
+extension JSONValue {
+    /// Whether the value, written as JSON, takes more than `limit` bytes. Counts string bytes
+    /// and punctuation (escapes and number digits approximately) and stops as soon as the limit
+    /// is passed, so a huge message costs no more than a small one to reject.
+    public func isLarger(than limit: Int) -> Bool {
+        var remaining = limit
+        return !fits(&remaining)
+    }
+
+    private func fits(_ remaining: inout Int) -> Bool {
+        switch self {
+        case .null, .bool: remaining -= 5
+        case .number: remaining -= 8
+        case .string(let text): remaining -= text.utf8.count + 2
+        case .array(let values):
+            remaining -= 2
+            for value in values {
+                remaining -= 1
+                guard remaining >= 0, value.fits(&remaining) else { return false }
+            }
+        case .object(let members):
+            remaining -= 2
+            for (key, value) in members {
+                remaining -= key.utf8.count + 4
+                guard remaining >= 0, value.fits(&remaining) else { return false }
+            }
+        }
+        return remaining >= 0
+    }
+}

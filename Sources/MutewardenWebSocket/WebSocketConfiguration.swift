@@ -1,3 +1,4 @@
+import MutewardenModel
 import MutewardenSupervisor
 
 /// Where to connect: `ws://` or `wss://`, a host, a port, a path and a query.
@@ -118,36 +119,6 @@ public struct WebSocketHeader: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "\(name): <redacted>" }
-}
-
-/// TLS for `wss://`: the same choices as the HTTP client.
-public struct TLSOptions: Sendable, Hashable, CustomStringConvertible {
-    /// PEM file of the CAs to trust instead of the system's.
-    public var caBundlePath: String?
-    /// PEM client certificate, for servers that require one; needs ``clientKeyPath``.
-    public var clientCertificatePath: String?
-    public var clientKeyPath: String?
-    /// Accept any certificate for any name. For a lab only: every connection made with it is
-    /// reported as insecure, loudly, because anyone on the path can then read the feed.
-    public var insecure: Bool
-
-    public init(
-        caBundlePath: String? = nil, clientCertificatePath: String? = nil, clientKeyPath: String? = nil,
-        insecure: Bool = false
-    ) {
-        self.caBundlePath = caBundlePath
-        self.clientCertificatePath = clientCertificatePath
-        self.clientKeyPath = clientKeyPath
-        self.insecure = insecure
-    }
-
-    public var description: String {
-        var parts: [String] = []
-        parts.append(caBundlePath.map { "ca=\($0)" } ?? "ca=system")
-        if let clientCertificatePath { parts.append("client-cert=\(clientCertificatePath)") }
-        if insecure { parts.append("INSECURE: certificates not verified") }
-        return parts.joined(separator: " ")
-    }
 }
 
 /// Everything a ``WebSocketClient`` needs. Its description is safe to log: header values and the

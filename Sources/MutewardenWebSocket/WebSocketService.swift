@@ -335,7 +335,8 @@ final class ServiceLoop {
         if let vhost = vhosts[key] { return vhost }
         guard let context else { return nil }
         let vhost = mw_ws_vhost_create(
-            context, protocols, "mw-\(vhosts.count)", key.caBundlePath, key.clientCertificatePath, key.clientKeyPath)
+            context, protocols, "mw-\(vhosts.count)", key.caBundlePath, key.clientCertificatePath, key.clientKeyPath,
+            key.clientKeyPassword)
         if let vhost { vhosts[key] = vhost }
         return vhost
     }

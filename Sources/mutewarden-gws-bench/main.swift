@@ -76,16 +76,16 @@ final class ReplayTransport: BayeuxTransport {
         self.finished = finished
     }
 
-    func exchange(_ batch: [JSONValue], timeout: Duration) async throws -> [JSONValue] {
+    func exchange(_ batch: [JSONValue], timeout: Duration) async throws -> BayeuxMessages {
         switch batch.first?["channel"]?.string {
         case "/meta/handshake":
-            return [try JSONValue.parse(
+            return BayeuxMessages([try JSONValue.parse(
                 #"[{"channel":"/meta/handshake","successful":true,"clientId":"bench","supportedConnectionTypes":["long-polling"],"advice":{"reconnect":"retry","interval":0,"timeout":30000}}]"#)
-                .array![0]]
+                .array![0]], byteCount: 200)
         case "/meta/subscribe":
-            return batch.map { message in
+            return BayeuxMessages(batch.map { message in
                 .object([("channel", .string("/meta/subscribe")), ("subscription", message["subscription"]!), ("successful", .bool(true))])
-            }
+            }, byteCount: 100)
         default:
             let index = next.add(1, ordering: .relaxed).oldValue
             guard index < replies.count else {
@@ -93,7 +93,7 @@ final class ReplayTransport: BayeuxTransport {
                 throw CancellationError()
             }
             // Parsing the bytes is part of the work, as it is for the real transport.
-            return try JSONValue.parse(replies[index]).array ?? []
+            return BayeuxMessages(try JSONValue.parse(replies[index]).array ?? [], byteCount: replies[index].count)
         }
     }
 }
@@ -122,6 +122,8 @@ final class Sink: @unchecked Sendable {
     }
 
     func handle(_ event: BayeuxEvent) {
+        // The feed's size check (max_message_size, default 256 KiB), as GWSFeed makes it.
+        guard event.envelopeBytes <= 256 << 10 || !event.data.isLarger(than: 256 << 10) else { return }
         do {
             if case .update(let update, _) = try GWSCallEvents.map(notification: event.data, feed: "gws") {
                 engine.ingest(update, at: now)

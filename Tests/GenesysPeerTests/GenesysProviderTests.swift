@@ -77,11 +77,14 @@ import Testing
         }
     }
 
+    /// Every scenario runs over both of Bayeux's connection types.
+    static let transports = ["long-polling", "websocket"]
+
     private static let recording = #"{"recordingState":"Recording","mute":"Off","callType":"Inbound"}"#
 
-    @Test func aCaptureIsPausedAndResumedEachConfirmedByTheFeed() async throws {
+    @Test(arguments: transports) func aCaptureIsPausedAndResumedEachConfirmedByTheFeed(_ transport: String) async throws {
         let peer = try await GenesysPeer.start(connectTimeout: 2)
-        let running = try await Running(peer: peer)
+        let running = try await Running(peer: peer, transport: transport)
         try await peer.waitForSubscribers()
         #expect(await running.waitForLine("audit=feed.up", "feed=gws"))
 
@@ -94,14 +97,19 @@ import Testing
         let operations = try await peer.operations()
         #expect(operations.compactMap { $0["operationName"]?.string } == ["PauseCallRecording", "ResumeCallRecording"])
         #expect(operations.allSatisfy { $0["csrf"]?.string == "valid" && $0["session"]?.string == "valid" }, "\(operations)")
+        // The feed spoke the configured connection type, within the same session.
+        let connects = (try await peer.bayeux()["messages"]?.array ?? []).filter { $0["channel"]?.string == "/meta/connect" }
+        #expect(!connects.isEmpty)
+        #expect(connects.allSatisfy { $0["transport"]?.string == (transport == "websocket" ? "websocket" : "http") })
+        #expect(connects.allSatisfy { $0["connectionType"]?.string == transport && $0["session"]?.string == "valid" })
         #expect(!running.lines().contains { $0.contains(GenesysPeer.password) })
         #expect(try await running.finish() == 0)
     }
 
-    @Test func noConfirmingEventIsAPCIControlFailure() async throws {
+    @Test(arguments: transports) func noConfirmingEventIsAPCIControlFailure(_ transport: String) async throws {
         let peer = try await GenesysPeer.start(connectTimeout: 2)
         try await peer.script(operation: "PauseCallRecording", .acceptWithoutConfirming)
-        let running = try await Running(peer: peer, deadline: "1s")
+        let running = try await Running(peer: peer, deadline: "1s", transport: transport)
         try await peer.waitForSubscribers()
         try await peer.createCall(id: "C2", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
         #expect(await running.waitForLine("audit=action.failed", "call=C2", "PCI control failure"))
@@ -109,9 +117,9 @@ import Testing
         #expect(try await running.finish() == 0)
     }
 
-    @Test func droppedBayeuxClientsLeadToAReHandshakeAResubscriptionAndAResync() async throws {
+    @Test(arguments: transports) func droppedBayeuxClientsLeadToAReHandshakeAResubscriptionAndAResync(_ transport: String) async throws {
         let peer = try await GenesysPeer.start(connectTimeout: 2)
-        let running = try await Running(peer: peer)
+        let running = try await Running(peer: peer, transport: transport)
         try await peer.waitForSubscribers()
         try await peer.createCall(id: "C3", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
         #expect(await running.waitForLine("audit=action.confirmed", "call=C3"))
@@ -124,9 +132,9 @@ import Testing
         #expect(try await running.finish() == 0)
     }
 
-    @Test func aCaptureMutesAndUnmutesTheAgentEachConfirmedByTheFeed() async throws {
+    @Test(arguments: transports) func aCaptureMutesAndUnmutesTheAgentEachConfirmedByTheFeed(_ transport: String) async throws {
         let peer = try await GenesysPeer.start(connectTimeout: 2)
-        let running = try await Running(peer: peer, kind: "mute")
+        let running = try await Running(peer: peer, transport: transport, kind: "mute")
         try await peer.waitForSubscribers()
         try await peer.createCall(id: "M1", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
         #expect(await running.waitForLine("audit=action.confirmed", "action=mute", "call=M1"))
@@ -136,9 +144,9 @@ import Testing
         #expect(try await running.finish() == 0)
     }
 
-    @Test func anExpiredCSRFTokenIsRefreshedAndTheActionStillConfirms() async throws {
+    @Test(arguments: transports) func anExpiredCSRFTokenIsRefreshedAndTheActionStillConfirms(_ transport: String) async throws {
         let peer = try await GenesysPeer.start(connectTimeout: 2)
-        let running = try await Running(peer: peer)
+        let running = try await Running(peer: peer, transport: transport)
         try await peer.waitForSubscribers()
         try await peer.createCall(id: "X1", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
         #expect(await running.waitForLine("audit=action.confirmed", "action=pause-recording", "call=X1"))
@@ -168,11 +176,11 @@ import Testing
         StatusCase(answer: .http(503), expected: ["audit=action.retry", "HTTP 503"], noAlarm: true),
         StatusCase(answer: .status(20, message: "Access denied"), expected: ["audit=action.confirmed", "action=pause-recording"], noAlarm: true),
         StatusCase(answer: .status(5, message: "No permission"), expected: ["audit=action.failed", "No permission"], noAlarm: false),
-    ])
-    func eachStatusCodeClassIsHandledAsDocumented(_ statusCase: StatusCase) async throws {
+    ], transports)
+    func eachStatusCodeClassIsHandledAsDocumented(_ statusCase: StatusCase, _ transport: String) async throws {
         let peer = try await GenesysPeer.start(connectTimeout: 2)
         try await peer.script(operation: "PauseCallRecording", statusCase.answer)
-        let running = try await Running(peer: peer)
+        let running = try await Running(peer: peer, transport: transport)
         try await peer.waitForSubscribers()
         try await peer.createCall(id: "S1", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
         #expect(await running.waitForLine(statusCase.expected))
@@ -188,9 +196,9 @@ import Testing
         #expect(try await running.finish() == 0)
     }
 
-    @Test func malformedUnknownAndDuplicatedMessagesAreHandledAndTheFeedStaysUp() async throws {
+    @Test(arguments: transports) func malformedUnknownAndDuplicatedMessagesAreHandledAndTheFeedStaysUp(_ transport: String) async throws {
         let peer = try await GenesysPeer.start(connectTimeout: 2)
-        let running = try await Running(peer: peer)
+        let running = try await Running(peer: peer, transport: transport)
         try await peer.waitForSubscribers()
         try await peer.publish(data: #"{"messageType":"CallStateChangeMessage"}"#)
         try await peer.publish(data: #"{"messageType":"CallStateChangeMessage","call":{"id":"Z","state":"Teleported"}}"#)
@@ -214,9 +222,9 @@ import Testing
         #expect(try await running.finish() == 0)
     }
 
-    @Test func aFayeRestartIsSeenAsFeedDownThenUpAndProtectionResumes() async throws {
+    @Test(arguments: transports) func aFayeRestartIsSeenAsFeedDownThenUpAndProtectionResumes(_ transport: String) async throws {
         let peer = try await GenesysPeer.start(connectTimeout: 2)
-        let running = try await Running(peer: peer)
+        let running = try await Running(peer: peer, transport: transport)
         try await peer.waitForSubscribers()
         try await peer.createCall(id: "R1", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
         #expect(await running.waitForLine("audit=action.confirmed", "call=R1"))
@@ -228,6 +236,44 @@ import Testing
         // After the restart, a new capture is protected as before.
         try await peer.createCall(id: "R2", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
         #expect(await running.waitForLine("audit=action.confirmed", "action=pause-recording", "call=R2"))
+        #expect(try await running.finish() == 0)
+    }
+
+    @Test(arguments: transports) func anOversizedNotificationIsSkippedAndTheFeedStaysUp(_ transport: String) async throws {
+        let peer = try await GenesysPeer.start(connectTimeout: 2)
+        let running = try await Running(peer: peer, transport: transport)
+        try await peer.waitForSubscribers()
+        #expect(await running.waitForLine("audit=feed.up", "feed=gws"))
+        // 300 KiB: over max_message_size (256 KiB), under both transports' own limits.
+        let capture = #"{"messageType":"CallStateChangeMessage","notificationType":"AttachedDataChanged","phoneNumber":"3001","call":{"id":"O1","state":"Established","userData":{"PCI_STAGE":"CARD"}}}"#
+        try await peer.publish(data: capture, padBytes: 300 << 10)
+        #expect(await running.waitForLine("notification larger than max_message_size", "skipped"))
+        #expect(!running.lines().contains { $0.contains("audit=window.opened") && $0.contains("call=O1") })
+        // The same session goes on: a capture after it is protected, with no reconnection.
+        try await peer.createCall(id: "O2", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
+        #expect(await running.waitForLine("audit=action.confirmed", "action=pause-recording", "call=O2"))
+        #expect(!running.lines().contains { $0.contains("audit=feed.down") })
+        #expect(!running.lines().contains { $0.contains("xxxxxxxx") })
+        #expect(try await running.finish() == 0)
+    }
+
+    /// Beyond what a transport accepts at all (the 4 MiB HTTP body cap, the 4 MiB frame cap), the
+    /// reply or frame is lost with its connection: the feed reconnects and resyncs, so a capture
+    /// under way in the platform's call list is still protected.
+    @Test(arguments: transports) func aMessageOverTheTransportLimitCostsAReconnectAndAResync(_ transport: String)
+        async throws
+    {
+        let peer = try await GenesysPeer.start(connectTimeout: 2)
+        let running = try await Running(peer: peer, transport: transport)
+        try await peer.waitForSubscribers()
+        #expect(await running.waitForLine("audit=feed.up", "feed=gws"))
+        // The call starts its capture without an event reaching the daemon: the event is 5 MiB.
+        try await peer.createCall(id: "B1", userData: ["PCI_STAGE": "CARD"], notify: false, fields: Self.recording)
+        let capture = #"{"messageType":"CallStateChangeMessage","notificationType":"AttachedDataChanged","phoneNumber":"3001","call":{"id":"B1","state":"Established","userData":{"PCI_STAGE":"CARD"}}}"#
+        try await peer.publish(data: capture, padBytes: 5 << 20)
+        #expect(await running.waitForLine("audit=feed.down", "feed=gws"))
+        #expect(await running.waitForLine("feed gws resynchronized"))
+        #expect(await running.waitForLine("audit=action.confirmed", "action=pause-recording", "call=B1"))
         #expect(try await running.finish() == 0)
     }
 }

@@ -9,6 +9,7 @@ import Testing
 /// Runs a client against `server` until `done` holds (bounded at 10 s), then stops it.
 private func run(
     _ server: FakeBayeuxServer, channels: [String] = ["/v2/me/calls"], useAck: Bool = true,
+    whileSubscribing: @escaping @Sendable (Recorder) async -> Void = { _ in },
     until done: @escaping @Sendable (Recorder) -> Bool
 ) async -> Recorder {
     let recorder = Recorder()
@@ -19,7 +20,10 @@ private func run(
         configuration: configuration, transport: server,
         callbacks: BayeuxClient.Callbacks(
             event: { event in recorder.events.withLock { $0.append(event) } },
-            subscribed: { recorder.subscribedCount.add(1, ordering: .relaxed) },
+            subscribed: {
+                await whileSubscribing(recorder)
+                recorder.subscribedCount.add(1, ordering: .relaxed)
+            },
             authenticationFailed: { recorder.authFailures.add(1, ordering: .relaxed) },
             status: { status in recorder.statuses.withLock { $0.append(status) } }))
     let task = Task { await client.run() }
@@ -151,4 +155,36 @@ func errorStringsAreParsed(_ text: String, _ code: Int?, _ arguments: [String], 
     advice = advice.updated(with: .object([("reconnect", .string("none"))]))
     #expect(advice.reconnect == .none)
     #expect(advice.timeout == .seconds(20))
+}
+
+@Test func eventsPushedDuringTheResyncAreDeliveredAfterItInOrder() async {
+    let server = FakeBayeuxServer()
+    let recorder = await run(
+        server,
+        whileSubscribing: { recorder in
+            // A WebSocket server may write events while the feed fetches the platform's call
+            // list: applied before that (older) list, they would be undone by it.
+            server.push("/v2/me/calls", .object([("n", .number(1))]))
+            server.push("/v2/me/calls", .object([("n", .number(2))]))
+            try? await Task.sleep(for: .milliseconds(20))
+            recorder.events.withLock { $0.append(BayeuxEvent(channel: "/resync-done", data: .null)) }
+            Task {
+                while recorder.subscribedCount.load(ordering: .relaxed) == 0 { try? await Task.sleep(for: .milliseconds(2)) }
+                server.push("/v2/me/calls", .object([("n", .number(3))]))
+            }
+        },
+        until: { $0.eventCount == 4 },
+    )
+    // Once the resync is over, pushes are delivered as they come.
+    #expect(recorder.events.withLock { $0.map { $0.data["n"]?.int ?? 0 } } == [0, 1, 2, 3])
+    #expect(server.state.withLock { $0.opens } >= 1)
+}
+
+@Test func eachSessionOpensAndClosesTheTransport() async {
+    let server = FakeBayeuxServer()
+    server.state.withLock { $0.connectErrors = ["402:client-1:Unknown Client ID"] }
+    _ = await run(server) { $0.subscribedCount.load(ordering: .relaxed) == 2 }
+    let (opens, closes, handshakes) = server.state.withLock { ($0.opens, $0.closes, $0.handshakes) }
+    #expect(opens == handshakes)
+    #expect(closes == opens)
 }

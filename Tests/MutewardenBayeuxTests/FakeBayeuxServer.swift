@@ -24,6 +24,10 @@ final class FakeBayeuxServer: BayeuxTransport {
         var ackSupported = true
         var offered = ["long-polling"]
         var advice: JSONValue = .object([("reconnect", .string("retry")), ("interval", .number(0)), ("timeout", .number(30000))])
+        /// Sessions opened and closed on the transport, and the open session's push handler.
+        var opens = 0
+        var closes = 0
+        var push: (@Sendable (BayeuxMessages) -> Void)?
     }
 
     let connectionType = "long-polling"
@@ -33,7 +37,27 @@ final class FakeBayeuxServer: BayeuxTransport {
         state.withLock { $0.pending.append(.object([("channel", .string(channel)), ("data", data)])) }
     }
 
-    func exchange(_ batch: [JSONValue], timeout: Duration) async throws -> [JSONValue] {
+    func open(push: @escaping @Sendable (BayeuxMessages) -> Void) async throws {
+        state.withLock { state in
+            state.opens += 1
+            state.push = push
+        }
+    }
+
+    func close() async {
+        state.withLock { state in
+            state.closes += 1
+            state.push = nil
+        }
+    }
+
+    /// Writes an event outside any exchange, as a WebSocket server does between connect replies.
+    func push(_ channel: String, _ data: JSONValue) {
+        let push = state.withLock { $0.push }
+        push?(BayeuxMessages([.object([("channel", .string(channel)), ("data", data)])], byteCount: 64))
+    }
+
+    func exchange(_ batch: [JSONValue], timeout: Duration) async throws -> BayeuxMessages {
         state.withLock { state in
             state.inFlight += 1
             state.maxInFlight = max(state.maxInFlight, state.inFlight)
@@ -54,7 +78,7 @@ final class FakeBayeuxServer: BayeuxTransport {
             default: break
             }
         }
-        return replies
+        return BayeuxMessages(replies, byteCount: 1024)
     }
 
     private func handshake(_ message: JSONValue) -> JSONValue {

@@ -86,3 +86,14 @@ func writesBackWhatItRead(_ text: String) throws {
     #expect(value["missing"] == nil)
     #expect(value["o"]?.scalarText == nil)
 }
+
+@Test func sizeChecksFollowTheWrittenLengthAndStopEarly() throws {
+    let small = try JSONValue.parse(Array(#"{"call":{"id":"C1","userData":{"PCI_STAGE":"CARD"}}}"#.utf8))
+    #expect(!small.isLarger(than: 100))
+    #expect(small.isLarger(than: 20))
+    let padded = JSONValue.object([("call", small), ("padding", .string(String(repeating: "x", count: 300_000)))])
+    #expect(padded.isLarger(than: 256 << 10))
+    #expect(!padded.isLarger(than: 400_000))
+    let many = JSONValue.array(Array(repeating: .string("abcdef"), count: 100_000))
+    #expect(many.isLarger(than: 1000))
+}

@@ -52,7 +52,7 @@ struct lws_context *mw_ws_context_create(const struct lws_protocols *protocols, 
 // key) belongs to the vhost in lws 4.1. NULL paths mean the system's CAs and no client certificate.
 struct lws_vhost *mw_ws_vhost_create(
     struct lws_context *context, const struct lws_protocols *protocols, const char *name,
-    const char *ca_file, const char *certificate_file, const char *key_file);
+    const char *ca_file, const char *certificate_file, const char *key_file, const char *key_password);
 
 // Starts a ws/wss connection to a numeric `address`; `host` is the Host header and the name the
 // server certificate is checked against (and SNI). `insecure` turns every certificate check off.
