@@ -72,14 +72,7 @@ public struct StateStore: Sendable {
     }
 
     public func save(_ state: EngineState) throws(Failure) {
-        let data: Data
-        do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            data = try encoder.encode(state)
-        } catch {
-            throw Failure(description: "cannot encode the state: \(error)")
-        }
+        let data = state.jsonBytes()
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw Failure(description: "cannot write \(temporary): \(String(cString: strerror(errno)))") }

@@ -75,9 +75,38 @@ private let card = ["PCI_STAGE": "CARD"]
     let state = harness.engine.snapshot(now: harness.now, wallNow: harness.wallNow)
     let decoded = try JSONDecoder().decode(EngineState.self, from: JSONEncoder().encode(state))
     #expect(decoded == state)
+    // The state file is written by hand (StateJSON.swift); JSONDecoder must read it back the same.
+    let fromFile = try JSONDecoder().decode(EngineState.self, from: Data(state.jsonBytes()))
+    #expect(fromFile == state)
     #expect(state.windows.count == 1)
     #expect(state.windows[0].covered == ["c1", "c2"])
     #expect(state.windows[0].engagements.flatMap(\.targets).allSatisfy { $0.status == .pending })
+}
+
+@Test func theHandWrittenStateJSONCoversEveryShape() throws {
+    let ids = CallIdentifiers(primary: "c\"1\\", secondary: ["connId": "00a\u{1}", "callUuid": "ü"])
+    let window = WindowState(
+        policy: "pause", feed: "gws", call: ids, agentExtension: nil, extensionScope: true, sequence: 3,
+        openingSequence: 42, openedAtWallNanoseconds: -5, triggers: ["c1"], covered: [],
+        engagements: [
+            EngagementState(
+                action: 0, address: .call(id: "c1"), call: "c1", context: ids, agentExtension: "3001", generation: 2,
+                targets: [EngagedTargetState(target: "recorder", status: .applied)]),
+            EngagementState(
+                action: 1, address: .agentExtension("3001"), call: nil, context: CallIdentifiers(primary: "c2"),
+                agentExtension: nil, generation: 0, targets: []),
+        ],
+        actions: [
+            ActionSpecState(
+                kind: .pauseRecording, target: "recorder", byExtension: false, deadlineNanoseconds: 2_000_000_000,
+                fallback: ["backup"])
+        ], mode: "enforce")
+    var other = window
+    other.openingSequence = nil
+    other.agentExtension = "3001"
+    let state = EngineState(windows: [window, other], pendingUndos: [PendingUndo(window: other, engagement: 1, target: "x")])
+    #expect(try JSONDecoder().decode(EngineState.self, from: Data(state.jsonBytes())) == state)
+    #expect(try JSONDecoder().decode(EngineState.self, from: Data(EngineState().jsonBytes())) == EngineState())
 }
 
 @Test func theStateVersionMovesWithEveryChangeToPersist() {
