@@ -103,7 +103,6 @@ struct StateJSONWriter {
         key("primary"); string(ids.primary)
         key("secondary"); open()
         for (name, value) in ids.secondary.sorted(by: { $0.key < $1.key }) {
-            separate()
             string(name)
             bytes.append(UInt8(ascii: ":"))
             needsComma = false
