@@ -27,9 +27,10 @@ import Testing
         return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 
-    @Test func theDaemonSendsEveryActionOnceOverLongPolling() throws {
+    @Test(arguments: ["long-polling", "websocket"])
+    func theDaemonSendsEveryActionOnce(over transport: String) throws {
         let report = try run([
-            "--daemon", BinaryRunner.binary.path, "--transport", "long-polling", "--rate", "300", "--calls", "400",
+            "--daemon", BinaryRunner.binary.path, "--transport", transport, "--rate", "300", "--calls", "400",
             "--warmup", "1", "--duration", "4", "--grace", "3",
         ])
         #expect(report["error"] == nil)
@@ -47,6 +48,10 @@ import Testing
         let server = try #require(report["server"] as? [String: Int])
         #expect(server["resyncs", default: 0] >= 1)
         #expect(server["csrf_missing"] == 0)
+        if transport == "websocket" {
+            #expect(server["web_socket_upgrades_with_credentials", default: 0] >= 1)
+            #expect(server["poll_replies"] == 0)
+        }
     }
 
     /// The generator alone, with its built-in consumer: what `make bench` reports as headroom.
