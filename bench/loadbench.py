@@ -101,6 +101,8 @@ def write_table(summary):
                                                        " |" * 13))
             continue
         latency, actions = run.get("latency_ms") or {}, run.get("actions") or {}
+        if not latency.get("count"):
+            latency = {}  # no action arrived in time to measure: a dash, not a zero
         daemon, loadgen = run.get("daemon") or {}, run.get("loadgen") or {}
         lines.append("| %s | %d | %.0f | %s | %s | %s | %s | %s | %d | %d | %d | %s | %s | %s | %s | %s |" % (
             run["transport"], run["target_rate"], run["events_per_second"], number(latency.get("p50"), 3),
@@ -176,7 +178,7 @@ def soak(options):
     summarize_soak(output, options.warmup)
 
 
-def summarize_soak(path, warmup):
+def summarize_soak(path, warmup=300):
     with open(path) as handle:
         report = json.load(handle)
     curve = report["daemon"]["rss_curve"]
@@ -222,7 +224,7 @@ def replot(_options):
     write_table(summary)
     plot_latency(summary["runs"])
     if os.path.exists(os.path.join(RESULTS, "soak.json")):
-        summarize_soak(os.path.join(RESULTS, "soak.json"), 300)
+        summarize_soak(os.path.join(RESULTS, "soak.json"))
 
 
 def main():
