@@ -48,7 +48,8 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
     private struct Pending {
         var waiting: Set<String>
         var replies: [JSONValue] = []
-        var byteCount = 0
+        /// The largest frame a reply came in: the bound `BayeuxMessages.byteCount` promises.
+        var largestFrame = 0
         var continuation: CheckedContinuation<BayeuxMessages, any Error>
     }
 
@@ -211,6 +212,7 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
             report("bayeux \(name): a WebSocket frame that is not Bayeux JSON (\(error)); skipped")
             return
         }
+        let frameBytes = text.utf8.count
         var pushed: [JSONValue] = []
         var completed: [(CheckedContinuation<BayeuxMessages, any Error>, BayeuxMessages)] = []
         let push = state.withLock { state -> (@Sendable (BayeuxMessages) -> Void)? in
@@ -223,21 +225,21 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
                 }
                 state.pending[key]!.waiting.remove(id)
                 state.pending[key]!.replies.append(message)
-                state.pending[key]!.byteCount += text.utf8.count
+                state.pending[key]!.largestFrame = max(state.pending[key]!.largestFrame, frameBytes)
                 if state.pending[key]!.waiting.isEmpty, let done = state.pending.removeValue(forKey: key) {
-                    completed.append((done.continuation, BayeuxMessages(done.replies, byteCount: done.byteCount)))
+                    completed.append((done.continuation, BayeuxMessages(done.replies, byteCount: done.largestFrame)))
                 }
             }
             return state.push
         }
         // Events first: the server wrote them before any reply that followed them in this frame.
-        if !pushed.isEmpty { push?(BayeuxMessages(pushed, byteCount: text.utf8.count)) }
+        if !pushed.isEmpty { push?(BayeuxMessages(pushed, byteCount: frameBytes)) }
         for (continuation, replies) in completed { continuation.resume(returning: replies) }
     }
 
     private func finish(_ exchange: UInt64) {
         guard let done = state.withLock({ $0.pending.removeValue(forKey: exchange) }) else { return }
-        done.continuation.resume(returning: BayeuxMessages(done.replies, byteCount: done.byteCount))
+        done.continuation.resume(returning: BayeuxMessages(done.replies, byteCount: done.largestFrame))
     }
 
     private func fail(_ exchange: UInt64, _ error: any Error) {

@@ -61,7 +61,7 @@ public final class GWSFeed: CallFeed {
             name: "genesys \(name)",
             configuration: BayeuxWebSocketTransport.Configuration(
                 url: url, tls: settings.tls, connectTimeout: settings.connectTimeout),
-            headers: { [session] in session.upgradeHeaders().map { WebSocketHeader($0.name, $0.value) } },
+            headers: { [session] in session.upgradeHeaders() },
             report: { [context, name] message in context.report(.info, "feed \(name): \(message)", [.feed: name]) })
     }
 

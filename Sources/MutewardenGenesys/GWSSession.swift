@@ -1,6 +1,7 @@
 import Foundation
 import MutewardenHTTP
 import MutewardenJSON
+import MutewardenWebSocket
 import Synchronization
 
 /// One login to GWS, shared by the feed and the target that name the same server and user: GWS
@@ -66,11 +67,12 @@ public final class GWSSession: Sendable {
 
     /// What a WebSocket upgrade to the CometD endpoint carries: the same credentials and session
     /// cookie as every HTTP request.
-    public func upgradeHeaders() -> [(name: String, value: String)] {
-        var headers = [(name: "Authorization", value: authorization)]
+    public func upgradeHeaders() -> [WebSocketHeader] {
+        var headers = [WebSocketHeader("Authorization", authorization)]
         let jar = cookies.withLock { $0 }
         if !jar.isEmpty {
-            headers.append(("Cookie", jar.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")))
+            headers.append(
+                WebSocketHeader("Cookie", jar.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")))
         }
         return headers
     }
