@@ -224,5 +224,6 @@ int mw_lws_http_write_head(
 }
 
 int mw_malloc_set_arena_max(int arenas) { return mallopt(M_ARENA_MAX, arenas); }
+size_t mw_malloc_bytes_in_use(void) { return mallinfo2().uordblks; }
 
 int mw_set_thread_nice(int nice) { return setpriority(PRIO_PROCESS, (id_t)gettid(), nice); }
