@@ -242,15 +242,17 @@ final class CurlLoop {
     private var clients: [Int: ClientState] = [:]
     private var transfers: [UInt64: Transfer] = [:]
     private var deadlines = DeadlineHeap()
+    private var admission: HostAdmission
 
     /// Our own deadline fires this long after libcurl's: libcurl's timer normally wins and says
     /// more, ours catches what libcurl does not time (a transfer queued for a free connection).
     private static let backstopGrace: Int64 = 100_000_000
 
-    init(multi: MultiHandle, mailbox: LoopMailbox, counters: TransportCounters) {
+    init(multi: MultiHandle, mailbox: LoopMailbox, counters: TransportCounters, transfersPerHost: Int) {
         self.multi = multi.pointer
         self.mailbox = mailbox
         self.counters = counters
+        admission = HostAdmission(limit: transfersPerHost)
     }
 
     func run() {
@@ -272,8 +274,12 @@ final class CurlLoop {
             collectFinished()
             let now = clock.now().nanoseconds
             expireDeadlines(now: now)
+            if admission.hasWaiting {
+                startAdmitted()
+                if admission.hasWaiting { expireWaiting(now: clock.now()) }
+            }
 
-            var waitMilliseconds: Int64 = 1000
+            var waitMilliseconds: Int64 = admission.hasWaiting ? 100 : 1000
             if let next = deadlines.earliest {
                 waitMilliseconds = min(waitMilliseconds, max(0, (next - now + 999_999) / 1_000_000))
             }
@@ -291,14 +297,23 @@ final class CurlLoop {
                 for transfer in transfers.values where transfer.client === client {
                     abandon(transfer, HTTPError(.closed, "the client was closed before the answer arrived"))
                 }
+                for submission in admission.removeAll(where: { $0.clientID == id }) {
+                    submission.continuation.resume(
+                        returning: .failure(HTTPError(.closed, "the client was closed before the request was sent")))
+                }
                 release(client)
             }
             done.signal()
         case .start(let submission):
-            start(submission)
+            admit(submission)
         case .cancel(let id):
             if let transfer = transfers[id] {
                 abandon(transfer, HTTPError(.cancelled, "the caller stopped waiting for the answer"))
+            } else {
+                for submission in admission.removeAll(where: { $0.id == id }) {
+                    submission.continuation.resume(
+                        returning: .failure(HTTPError(.cancelled, "the caller stopped waiting for the answer")))
+                }
             }
         case .stop:
             break
@@ -307,14 +322,39 @@ final class CurlLoop {
 
     // MARK: - Starting a transfer
 
+    /// Takes a submission in, or queues it behind its host's transfers: see ``HostAdmission``.
+    private func admit(_ submission: Submission) {
+        if admission.admit(submission) { start(submission) }
+    }
+
+    /// Starts what waited, as transfers finish.
+    private func startAdmitted() {
+        while let submission = admission.next() { start(submission) }
+    }
+
+    /// A waiting request whose time is up fails now, not when its turn would have come.
+    private func expireWaiting(now: MonotonicInstant) {
+        for submission in admission.removeAll(where: { now >= $0.submitted + $0.timeout }) {
+            submission.continuation.resume(
+                returning: .failure(
+                    HTTPError(.timeout, "no complete answer within \(submission.timeout.compact) (still queued)")))
+        }
+    }
+
+    /// Starts a transfer for an admitted submission; one that fails to start gives its place back.
     private func start(_ submission: Submission) {
+        if !launch(submission) { admission.release(submission.request.url) }
+    }
+
+    /// Adds the transfer to the multi handle, or answers the caller with why not (false).
+    private func launch(_ submission: Submission) -> Bool {
         guard let client = clients[submission.clientID] else {
             submission.continuation.resume(returning: .failure(HTTPError(.closed, "the client is closed")))
-            return
+            return false
         }
         if let problem = submission.request.validationProblem() {
             submission.continuation.resume(returning: .failure(HTTPError(.invalidRequest, problem)))
-            return
+            return false
         }
         let now = clock.now()
         let deadline = submission.submitted + submission.timeout
@@ -323,18 +363,18 @@ final class CurlLoop {
             submission.continuation.resume(
                 returning: .failure(
                     HTTPError(.timeout, "no complete answer within \(submission.timeout.compact) (still queued)")))
-            return
+            return false
         }
         guard let easy = client.spare.popLast() ?? curl_easy_init() else {
             submission.continuation.resume(
                 returning: .failure(HTTPError(.transportFailure, "libcurl could not create a transfer (out of memory)")))
-            return
+            return false
         }
         let transfer = Transfer(submission: submission, client: client, easy: easy)
         if let failure = configure(transfer, remaining: remaining) {
             recycle(easy, of: client)
             submission.continuation.resume(returning: .failure(failure))
-            return
+            return false
         }
         let added = curl_multi_add_handle(multi, easy)
         guard added == CURLM_OK else {
@@ -342,12 +382,13 @@ final class CurlLoop {
             submission.continuation.resume(
                 returning: .failure(
                     HTTPError(.transportFailure, "libcurl refused the transfer: \(String(cString: curl_multi_strerror(added)))")))
-            return
+            return false
         }
         transfers[transfer.id] = transfer
         deadlines.push(at: deadline.nanoseconds + CurlLoop.backstopGrace, id: transfer.id)
         counters.started.add(1, ordering: .relaxed)
         counters.inFlight.add(1, ordering: .relaxed)
+        return true
     }
 
     /// Sets every option a transfer needs. Options are set on every request, not inherited from
@@ -582,6 +623,7 @@ final class CurlLoop {
     private func detach(_ transfer: Transfer) {
         _ = curl_multi_remove_handle(multi, transfer.easy)
         transfers[transfer.id] = nil
+        admission.release(transfer.submission.request.url)
         counters.inFlight.subtract(1, ordering: .relaxed)
         recycle(transfer.easy, of: transfer.client)
     }
@@ -625,6 +667,10 @@ final class CurlLoop {
     private func shutdown(leftOver: [LoopCommand]) {
         for transfer in Array(transfers.values) {
             abandon(transfer, HTTPError(.closed, "the HTTP transport was closed before the answer arrived"))
+        }
+        for submission in admission.removeAll(where: { _ in true }) {
+            submission.continuation.resume(
+                returning: .failure(HTTPError(.closed, "the HTTP transport was closed before the request was sent")))
         }
         let allClients = Array(clients.values)
         clients = [:]

@@ -135,6 +135,50 @@ struct ConcurrencyTests {
         _ = await occupying.result
     }
 
+    /// Beyond four transfers per connection, a host's requests wait in the transport's queue
+    /// (HostAdmission), not in libcurl: there, each would hold a 16 KiB handle. The queue is per
+    /// host, so a platform that hangs holds back its own requests only; and a request that waits
+    /// there still times out, or is cancelled, on time.
+    @Test func requestsBeyondAHostsPlacesWaitWithoutHoldingBackAnotherHost() async throws {
+        let stuck = try await PythonPeer.start()
+        let other = try await PythonPeer.start()
+        let transport = try HTTPTransport(options: .init(maxConnectionsPerHost: 1))
+        defer { transport.close() }
+        let client = try makeClient(timeout: .seconds(60), transport: transport)
+        // Four places in libcurl (one connection), six more waiting.
+        let slow = stuck.url("/slow?ms=30000")
+        var hanging: [Task<HTTPResponse, any Error>] = []
+        for _ in 0..<10 {
+            hanging.append(Task { try await client.send(HTTPRequest(.get, slow)) })
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let started = ContinuousClock.now
+        let response = try await client.send(HTTPRequest(.post, other.url("/echo"), text: "{}", timeout: .seconds(5)))
+        #expect(response.status == 200)
+        #expect(ContinuousClock.now - started < .seconds(3))
+
+        let timedOut = await expectHTTPError {
+            try await client.send(HTTPRequest(.get, stuck.url("/echo"), timeout: .milliseconds(500)))
+        }
+        #expect(timedOut?.kind == .timeout)
+        #expect(timedOut?.detail.contains("still queued") == true)
+        #expect(ContinuousClock.now - started < .seconds(4))
+
+        let waiting = hanging[9]
+        waiting.cancel()
+        let cancelled: HTTPError?
+        do {
+            _ = try await waiting.value
+            cancelled = nil
+        } catch {
+            cancelled = error as? HTTPError
+        }
+        #expect(cancelled?.kind == .cancelled)
+        for task in hanging { task.cancel() }
+        for task in hanging { _ = await task.result }
+        #expect(transport.statistics.inFlight == 0)
+    }
+
     @Test func aThousandRequestsInFlightThroughOneClientReuseConnections() async throws {
         let peer = try await PythonPeer.start()
         let client = try makeClient(timeout: .seconds(60))
