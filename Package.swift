@@ -99,10 +99,13 @@ let package = Package(
         .executableTarget(
             name: "mutewarden",
             dependencies: [
-                "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging", "CMutewardenShims",
+                "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging", "CMutewardenShims", "CMutewardenStartup",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+
+        // The daemon's one malloc arena, set by a constructor before main (see startup.c).
+        .target(name: "CMutewardenStartup"),
 
         // Benchmarks are executables, never timed tests: the machines are shared and noisy.
         .target(name: "CAllocationCounter"),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CMutewardenShims
+import CMutewardenStartup
 import Logging
 import MutewardenConfig
 import MutewardenDaemon
@@ -68,12 +69,13 @@ struct Run: AsyncParsableCommand {
     }
 
     func run() async throws {
-        // glibc gives each thread that meets contention its own malloc arena (up to 8 per core),
-        // and freed memory stays in the arena it came from. With the engine, HTTP, state and
-        // pool threads all allocating, that held 10-15 MiB more at 10,000 calls than one shared
-        // arena, at no measurable cost in CPU or latency (docs/performance.md). Set before the
-        // feeds and the engine start, so their threads never get arenas of their own.
-        _ = mw_malloc_set_arena_max(1)
+        // One malloc arena: one per contending thread held 10-15 MiB more at 10,000 calls, at
+        // no measurable cost in CPU or latency (docs/performance.md). A constructor sets it
+        // before main, since by now a pool thread has an arena of its own; 1 is mallopt's success.
+        if mw_startup_arena_max() != 1 {
+            let warning = "mutewarden: could not limit malloc to one arena\n"
+            _ = warning.withCString { write(2, $0, strlen($0)) }
+        }
         let configuration = try loadConfiguration(options.config)
         let level = AuditLogger.level(for: configuration.logging.level)
         let backend = LogBackend.select(configured: LogBackend.Request(configuration.logging.target))
