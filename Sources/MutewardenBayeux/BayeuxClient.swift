@@ -34,13 +34,18 @@ public final class BayeuxClient: Sendable {
         /// Credentials were refused: the place to log in again (cookie, CSRF token).
         public var authenticationFailed: @Sendable () async -> Void
         public var status: @Sendable (ConnectionStatus) -> Void
+        /// After the events of one answer or frame (never called for one without events): where a
+        /// feed that gathers them hands them on as one batch.
+        public var batchEnded: @Sendable () -> Void
 
         public init(
-            event: @escaping @Sendable (BayeuxEvent) -> Void, subscribed: @escaping @Sendable () async -> Void = {},
+            event: @escaping @Sendable (BayeuxEvent) -> Void, batchEnded: @escaping @Sendable () -> Void = {},
+            subscribed: @escaping @Sendable () async -> Void = {},
             authenticationFailed: @escaping @Sendable () async -> Void = {},
             status: @escaping @Sendable (ConnectionStatus) -> Void = { _ in }
         ) {
             self.event = event
+            self.batchEnded = batchEnded
             self.subscribed = subscribed
             self.authenticationFailed = authenticationFailed
             self.status = status
@@ -207,12 +212,15 @@ public final class BayeuxClient: Sendable {
     }
 
     private func deliverEvents(in batch: BayeuxMessages) {
+        var delivered = false
         for message in batch.messages {
             guard let channel = message["channel"]?.string, !channel.hasPrefix("/meta/"), let data = message["data"]
             else { continue }
             callbacks.event(
                 BayeuxEvent(channel: channel, data: data, id: message["id"]?.string, envelopeBytes: batch.byteCount))
+            delivered = true
         }
+        if delivered { callbacks.batchEnded() }
     }
 
     private func exchange(_ batch: [JSONValue], timeout: Duration) async throws -> BayeuxMessages {

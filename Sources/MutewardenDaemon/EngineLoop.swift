@@ -1,4 +1,5 @@
 import Dispatch
+import CMutewardenShims
 import Foundation
 import Logging
 import MutewardenEngine
@@ -9,6 +10,8 @@ import Synchronization
 /// What other threads hand to the engine thread.
 enum EngineInput: Sendable {
     case update(CallUpdate)
+    /// The events of one long-poll answer or WebSocket frame, in order: one post, one wake-up.
+    case updates([CallUpdate])
     case attemptFinished(AttemptTicket, ActionAttemptResult)
     /// `expected` marks a feed stopped by the daemon itself, at shutdown: not an alarm.
     case feedState(feed: String, up: Bool, detail: String, expected: Bool)
@@ -67,6 +70,9 @@ public struct EngineSnapshot: Sendable, Hashable {
 /// thread ever touches it; other threads reach it only through the inbox.
 final class EngineLoop: Sendable {
     private let inbox = EngineInbox()
+    /// Where attempts run: see ``ActionExecutor``. Alive while any attempt task is, since each
+    /// one holds this loop.
+    private let actionExecutor = ActionExecutor()
     private let clock: any MonotonicClock
     private let audit: AuditLogger
     private let logger: Logger
@@ -109,6 +115,7 @@ final class EngineLoop: Sendable {
         let started = DispatchSemaphore(value: 0)
         let failure = Mutex<(any Error)?>(nil)
         let thread = Thread { [self] in
+            mw_set_thread_name("mw-engine")
             let engine: Engine
             do {
                 engine = try Engine(configuration: configuration, options: options)
@@ -124,7 +131,6 @@ final class EngineLoop: Sendable {
             started.signal()
             run(engine)
         }
-        thread.name = "mutewarden-engine"
         thread.start()
         started.wait()
         if let error = failure.withLock({ $0 }) { throw error }
@@ -217,6 +223,9 @@ final class EngineLoop: Sendable {
         switch input {
         case .update(let update):
             engine.ingest(update, at: now)
+        case .updates(let updates):
+            // Ingesting is microseconds; the batch's sends then all leave before its records.
+            for update in updates { engine.ingest(update, at: now) }
         case .attemptFinished(let ticket, let result):
             engine.attemptFinished(ticket, result: result, at: now)
         case .beginShutdown:
@@ -250,30 +259,34 @@ final class EngineLoop: Sendable {
         if case .beginShutdown = input { publish(engine) }
     }
 
+    /// Sends go first, then the audit records, in their order: writing a record is a
+    /// sanitize-format-write(2) on this thread, and a request should not wait behind it.
     private func perform(_ effects: [EngineEffect]) {
         for effect in effects {
-            switch effect {
-            case .audit(let record):
-                if record.kind == .actionFailed, record.severity == .critical {
-                    let now = clock.now()
-                    controlFailureTimes.withLock { $0.append(now) }
-                }
-                audit.emit(record)
-            case .send(let request, let ticket):
-                guard let target = targetTable.withLock({ $0[request.target] }) else {
-                    // The configuration loader checks every reference, so this is a bug.
-                    inbox.post(
-                        .attemptFinished(
-                            ticket, .failed(ActionFailure(.permanent, "no target named \(request.target) is running"))))
-                    continue
-                }
-                attemptsInFlight.add(1, ordering: .relaxed)
-                Task.detached { [self] in
-                    let result = await target.perform(request)
-                    attemptsInFlight.subtract(1, ordering: .relaxed)
-                    inbox.post(.attemptFinished(ticket, result))
-                }
+            if case .send(let request, let ticket) = effect { send(request, ticket) }
+        }
+        for effect in effects {
+            guard case .audit(let record) = effect else { continue }
+            if record.kind == .actionFailed, record.severity == .critical {
+                let now = clock.now()
+                controlFailureTimes.withLock { $0.append(now) }
             }
+            audit.emit(record)
+        }
+    }
+
+    private func send(_ request: ActionRequest, _ ticket: AttemptTicket) {
+        guard let target = targetTable.withLock({ $0[request.target] }) else {
+            // The configuration loader checks every reference, so this is a bug.
+            inbox.post(
+                .attemptFinished(ticket, .failed(ActionFailure(.permanent, "no target named \(request.target) is running"))))
+            return
+        }
+        attemptsInFlight.add(1, ordering: .relaxed)
+        Task.detached(executorPreference: actionExecutor) { [self] in
+            let result = await target.perform(request)
+            attemptsInFlight.subtract(1, ordering: .relaxed)
+            inbox.post(.attemptFinished(ticket, result))
         }
     }
 
@@ -299,6 +312,11 @@ final class EngineSink: CallUpdateSink {
     func deliver(_ update: CallUpdate) {
         guard accepting.load(ordering: .relaxed) else { return }
         loop.post(.update(update))
+    }
+
+    func deliver(contentsOf updates: [CallUpdate]) {
+        guard accepting.load(ordering: .relaxed), !updates.isEmpty else { return }
+        loop.post(updates.count == 1 ? .update(updates[0]) : .updates(updates))
     }
 
     func resync(feed: String, current: [CallUpdate]) {

@@ -121,8 +121,10 @@ final class StateWriter: Sendable {
     init(store: StateStore, onError: @escaping @Sendable (String) -> Void) {
         self.store = store
         self.onError = onError
-        let thread = Thread { [self] in run() }
-        thread.name = "mutewarden-state"
+        let thread = Thread { [self] in
+            mw_set_thread_name("mw-state")
+            run()
+        }
         thread.start()
     }
 

@@ -26,6 +26,7 @@ public final class GWSFeed: CallFeed {
 
     public func run(delivering sink: any CallUpdateSink) async throws {
         let reporter = FeedStatusReporter(feed: name, sink: sink)
+        let gathered = GatheredUpdates()
         var configuration = BayeuxClient.Configuration(channels: settings.channels)
         configuration.reconnect = settings.reconnect
         let webSocket = try makeWebSocketTransport()
@@ -35,7 +36,8 @@ public final class GWSFeed: CallFeed {
             configuration: configuration,
             transport: transport,
             callbacks: BayeuxClient.Callbacks(
-                event: { [self] event in handle(event, sink: sink) },
+                event: { [self] event in handle(event, into: gathered) },
+                batchEnded: { sink.deliver(contentsOf: gathered.take()) },
                 subscribed: { [self] in await resync(sink: sink) },
                 authenticationFailed: { [self] in
                     do {
@@ -65,7 +67,7 @@ public final class GWSFeed: CallFeed {
             report: { [context, name] message in context.report(.info, "feed \(name): \(message)", [.feed: name]) })
     }
 
-    func handle(_ event: BayeuxEvent, sink: any CallUpdateSink) {
+    func handle(_ event: BayeuxEvent, into gathered: GatheredUpdates) {
         // Only a message from a large answer or frame can be too large: the rest are not measured.
         if event.envelopeBytes > settings.maximumMessageBytes, event.data.isLarger(than: settings.maximumMessageBytes) {
             context.report(
@@ -78,7 +80,7 @@ public final class GWSFeed: CallFeed {
             switch try GWSCallEvents.map(notification: event.data, feed: name) {
             case .update(let update, let notificationType):
                 if !GWSCallEvents.knownNotificationTypes.contains(notificationType) { reportOnce(notificationType) }
-                sink.deliver(update)
+                gathered.append(update)
             case .ignored:
                 break
             }
@@ -115,6 +117,22 @@ public final class GWSFeed: CallFeed {
             context.report(
                 .error, "feed \(name): resync failed: \(error); calls that ended while the feed was down stay tracked "
                     + "until their next event or the idle limit", [.feed: name, .result: "resync-failed"])
+        }
+    }
+}
+
+/// The updates of the answer or frame being read, handed to the sink as one batch when it ends.
+/// Bayeux delivers one batch at a time per thread; should two threads ever interleave (a pushed
+/// frame while a reply is read), the lock keeps arrival order, and whoever ends first takes both.
+final class GatheredUpdates: Sendable {
+    private let updates = Locked<[CallUpdate]>([])
+
+    func append(_ update: CallUpdate) { updates.withLock { $0.append(update) } }
+
+    func take() -> [CallUpdate] {
+        updates.withLock { updates in
+            defer { updates.removeAll(keepingCapacity: true) }
+            return updates
         }
     }
 }

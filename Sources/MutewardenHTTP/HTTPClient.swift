@@ -33,7 +33,7 @@ public final class HTTPTransport: Sendable {
         public var maxConnections: Int
         public var threadName: String
 
-        public init(maxConnectionsPerHost: Int = 16, maxConnections: Int = 64, threadName: String = "mutewarden-http") {
+        public init(maxConnectionsPerHost: Int = 16, maxConnections: Int = 64, threadName: String = "mw-http") {
             self.maxConnectionsPerHost = maxConnectionsPerHost
             self.maxConnections = maxConnections
             self.threadName = threadName
@@ -69,11 +69,16 @@ public final class HTTPTransport: Sendable {
         running.enter()
         // The thread holds the mailbox and counters, never `self`, so dropping the last reference
         // to the transport runs deinit, which stops the thread.
+        let threadName = options.threadName
+        // Room for libcurl to queue a few per connection, so a connection never idles waiting
+        // for this thread; HostAdmission holds the rest.
+        let transfersPerHost = 4 * max(1, options.maxConnectionsPerHost)
         let thread = Thread {
-            CurlLoop(multi: multi, mailbox: mailbox, counters: counters).run()
+            // Foundation's Thread.name does not reach the kernel on Linux: this is what top -H shows.
+            mw_set_thread_name(threadName)
+            CurlLoop(multi: multi, mailbox: mailbox, counters: counters, transfersPerHost: transfersPerHost).run()
             running.leave()
         }
-        thread.name = options.threadName
         thread.start()
     }
 

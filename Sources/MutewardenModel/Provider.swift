@@ -7,6 +7,15 @@ public protocol CallUpdateSink: Sendable {
     /// After a (re)connection: the platform's complete list of the feed's current calls, so that
     /// calls that ended unseen leave and captures under way are protected (see `Engine.resync`).
     func resync(feed: String, current: [CallUpdate])
+    /// The updates of one answer or frame, in order. A sink that can take them in one go (the
+    /// engine's: one lock, one wake-up) says so; the default delivers them one by one.
+    func deliver(contentsOf updates: [CallUpdate])
+}
+
+extension CallUpdateSink {
+    public func deliver(contentsOf updates: [CallUpdate]) {
+        for update in updates { deliver(update) }
+    }
 }
 
 /// An event source: turns one platform's real-time feed into normalized call updates.
