@@ -37,15 +37,20 @@ public final class BayeuxClient: Sendable {
         /// After the events of one answer or frame (never called for one without events): where a
         /// feed that gathers them hands them on as one batch.
         public var batchEnded: @Sendable () -> Void
+        /// Awaited before each `/meta/connect`: a consumer that is behind holds the next long poll
+        /// back, and the backlog waits in the server rather than in this process.
+        public var readyForMore: @Sendable () async -> Void
 
         public init(
             event: @escaping @Sendable (BayeuxEvent) -> Void, batchEnded: @escaping @Sendable () -> Void = {},
+            readyForMore: @escaping @Sendable () async -> Void = {},
             subscribed: @escaping @Sendable () async -> Void = {},
             authenticationFailed: @escaping @Sendable () async -> Void = {},
             status: @escaping @Sendable (ConnectionStatus) -> Void = { _ in }
         ) {
             self.event = event
             self.batchEnded = batchEnded
+            self.readyForMore = readyForMore
             self.subscribed = subscribed
             self.authenticationFailed = authenticationFailed
             self.status = status
@@ -115,6 +120,7 @@ public final class BayeuxClient: Sendable {
         while !Task.isCancelled {
             if !first, session.advice.interval > .zero { try await sleep(session.advice.interval) }
             first = false
+            await callbacks.readyForMore()
             try await connect(&session)
         }
     }

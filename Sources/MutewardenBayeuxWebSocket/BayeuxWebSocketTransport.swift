@@ -42,6 +42,7 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
     /// Asked at every connection, so that a cookie set by a new login is the one sent.
     private let headers: @Sendable () async -> [WebSocketHeader]
     private let report: @Sendable (String) -> Void
+    private let readyForMore: @Sendable () async -> Void
     private let service: WebSocketService
     private let state = Locked(State())
 
@@ -65,14 +66,19 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
         var nextExchange: UInt64 = 0
     }
 
-    /// - Parameter headers: sent with every upgrade request (a session cookie, credentials).
+    /// - Parameters:
+    ///   - headers: sent with every upgrade request (a session cookie, credentials).
+    ///   - readyForMore: awaited after each frame. A consumer that is behind stops the reading
+    ///     here; the WebSocket client's receive buffer then fills and it stops reading the socket,
+    ///     so the backlog waits in the server (TCP flow control) rather than in this process.
     public init(
         name: String, configuration: Configuration, headers: @escaping @Sendable () async -> [WebSocketHeader] = { [] },
-        report: @escaping @Sendable (String) -> Void
+        readyForMore: @escaping @Sendable () async -> Void = {}, report: @escaping @Sendable (String) -> Void
     ) throws {
         self.name = name
         self.configuration = configuration
         self.headers = headers
+        self.readyForMore = readyForMore
         self.report = report
         service = try WebSocketService(name: name, report: report)
     }
@@ -101,7 +107,10 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
             state.push = push
         }
         let reader = Task { [self] in
-            for await event in client.events { handle(event) }
+            for await event in client.events {
+                handle(event)
+                await readyForMore()
+            }
             end("the WebSocket client closed")
         }
         state.withLock { $0.reader = reader }

@@ -29,7 +29,7 @@ public final class GWSFeed: CallFeed {
         let gathered = GatheredUpdates()
         var configuration = BayeuxClient.Configuration(channels: settings.channels)
         configuration.reconnect = settings.reconnect
-        let webSocket = try makeWebSocketTransport()
+        let webSocket = try makeWebSocketTransport(sink: sink)
         let transport: any BayeuxTransport =
             webSocket ?? GWSLongPollingTransport(session: session, path: settings.cometdPath)
         let client = BayeuxClient(
@@ -38,6 +38,7 @@ public final class GWSFeed: CallFeed {
             callbacks: BayeuxClient.Callbacks(
                 event: { [self] event in handle(event, into: gathered) },
                 batchEnded: { sink.deliver(contentsOf: gathered.take()) },
+                readyForMore: { await sink.awaitCapacity() },
                 subscribed: { [self] in await resync(sink: sink) },
                 authenticationFailed: { [self] in
                     do {
@@ -54,7 +55,7 @@ public final class GWSFeed: CallFeed {
 
     /// The WebSocket transport, when configured: the CometD endpoint at `ws(s)://` with the
     /// session's credentials and cookie on every upgrade.
-    private func makeWebSocketTransport() throws -> BayeuxWebSocketTransport? {
+    private func makeWebSocketTransport(sink: any CallUpdateSink) throws -> BayeuxWebSocketTransport? {
         guard settings.transport == .websocket else { return nil }
         let scheme = settings.baseURL.hasPrefix("https://") ? "wss://" : "ws://"
         let rest = settings.baseURL.drop(while: { $0 != "/" }).dropFirst(2)
@@ -64,6 +65,7 @@ public final class GWSFeed: CallFeed {
             configuration: BayeuxWebSocketTransport.Configuration(
                 url: url, tls: settings.tls, connectTimeout: settings.connectTimeout),
             headers: { [session] in session.upgradeHeaders() },
+            readyForMore: { await sink.awaitCapacity() },
             report: { [context, name] message in context.report(.info, "feed \(name): \(message)", [.feed: name]) })
     }
 

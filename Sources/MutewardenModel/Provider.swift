@@ -10,12 +10,18 @@ public protocol CallUpdateSink: Sendable {
     /// The updates of one answer or frame, in order. A sink that can take them in one go (the
     /// engine's: one lock, one wake-up) says so; the default delivers them one by one.
     func deliver(contentsOf updates: [CallUpdate])
+    /// Returns once the sink has room for more. A feed that can hold its platform back (stop
+    /// reading, delay the next poll) awaits it between batches, so that an overload queues at
+    /// the platform and not in this process's memory. The default never waits.
+    func awaitCapacity() async
 }
 
 extension CallUpdateSink {
     public func deliver(contentsOf updates: [CallUpdate]) {
         for update in updates { deliver(update) }
     }
+
+    public func awaitCapacity() async {}
 }
 
 /// An event source: turns one platform's real-time feed into normalized call updates.

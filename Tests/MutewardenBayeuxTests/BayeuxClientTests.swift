@@ -188,3 +188,35 @@ func errorStringsAreParsed(_ text: String, _ code: Int?, _ arguments: [String], 
     #expect(opens == handshakes)
     #expect(closes == opens)
 }
+
+/// A consumer that is behind holds the next /meta/connect back, so the backlog stays in the
+/// server; the events of one reply come with one batchEnded after them.
+@Test func aConsumerThatIsBehindHoldsTheNextConnect() async throws {
+    let server = FakeBayeuxServer()
+    for index in 1...3 { server.publish("/v2/me/calls", .object([("n", .number(Double(index)))])) }
+    let recorder = Recorder()
+    let asked = Atomic<Int>(0)
+    let batches = Atomic<Int>(0)
+    let open = Mutex(false)
+    let client = BayeuxClient(
+        configuration: BayeuxClient.Configuration(channels: ["/v2/me/calls"]), transport: server,
+        callbacks: BayeuxClient.Callbacks(
+            event: { event in recorder.events.withLock { $0.append(event) } },
+            batchEnded: { batches.add(1, ordering: .relaxed) },
+            readyForMore: {
+                // The first connect goes; the one after the events waits until the gate opens.
+                guard asked.add(1, ordering: .relaxed).newValue > 1 else { return }
+                while !open.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(2)) }
+            }))
+    let task = Task { await client.run() }
+    for _ in 0..<2_000 where recorder.eventCount < 3 { try await Task.sleep(for: .milliseconds(5)) }
+    try await Task.sleep(for: .milliseconds(100))
+    #expect(recorder.eventCount == 3)
+    #expect(batches.load(ordering: .relaxed) == 1)
+    #expect(server.state.withLock { $0.connects } == 1)
+    open.withLock { $0 = true }
+    for _ in 0..<2_000 where server.state.withLock({ $0.connects }) < 2 { try await Task.sleep(for: .milliseconds(5)) }
+    #expect(server.state.withLock { $0.connects } >= 2)
+    task.cancel()
+    await task.value
+}
