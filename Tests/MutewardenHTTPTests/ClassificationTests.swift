@@ -115,3 +115,10 @@ func statusesAreResultsWithAGenericDisposition(status: Int, disposition: ActionF
     heap.compact(keeping: { $0 < 3 }, liveCount: 3)
     #expect(heap.entries.count == 3)
 }
+
+@Test func hostAdmissionCountsBySchemeAndAuthority() {
+    #expect(HostAdmission.host(of: "http://127.0.0.1:8080/api/v2/me/calls/1") == "http://127.0.0.1:8080")
+    #expect(HostAdmission.host(of: "HTTPS://GWS.example.com?x=1") == "https://gws.example.com")
+    #expect(HostAdmission.host(of: "https://[::1]:8443#frag") == "https://[::1]:8443")
+    #expect(HostAdmission.host(of: "http://h") == "http://h")
+}
