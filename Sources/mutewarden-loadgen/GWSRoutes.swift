@@ -68,9 +68,11 @@ extension GWSServer {
         if connection.path.hasPrefix(prefix) {
             let callID = String(connection.path.dropFirst(prefix.count))
             counters.actionRequests += 1
-            if let sessionID = session(of: connection), connection.csrfToken == csrfToken(session: sessionID) {
-            } else {
+            guard let sessionID = session(of: connection), connection.csrfToken == csrfToken(session: sessionID) else {
+                // As GWS does: no session cookie or no matching CSRF token, no operation.
                 counters.csrfMissing += 1
+                respond(connection, Response(status: 403, body: Array(#"{"statusCode":3,"statusMessage":"Invalid CSRF token"}"#.utf8)))
+                return 0
             }
             let name = (try? JSONValue.parse(connection.body))?["operationName"]?.string
             guard let name, let operation = Operation(name: name) else {
