@@ -1,5 +1,5 @@
-import Dispatch
 import CMutewardenShims
+import Dispatch
 import Foundation
 import Logging
 import MutewardenEngine
@@ -175,9 +175,6 @@ final class EngineLoop: Sendable {
 
     /// See ``EngineInbox/awaitCapacity()``.
     func awaitCapacity() async { await inbox.awaitCapacity() }
-
-    /// Call updates waiting for the engine (tests, diagnostics).
-    var backlog: Int { inbox.backlogCount }
 
     /// Starts the thread and returns once the engine is built on it, from Sendable configuration,
     /// so that the engine never crosses threads. Throws what building it threw.
