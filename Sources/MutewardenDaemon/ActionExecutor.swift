@@ -13,12 +13,17 @@ import MutewardenModel
 ///
 /// Targets must not block (docs/architecture.md), so one thread serves them all: their work
 /// between awaits is building a request and reading an answer.
+///
+/// One for the process, never released: a job holds its executor unowned, and an executor that
+/// went away with its daemon (the tests start many) while a finishing attempt still had jobs
+/// queued would leave them pointing at freed memory.
 final class ActionExecutor: TaskExecutor {
+    static let shared = ActionExecutor()
+
     private let queue = JobQueue()
 
-    init() {
+    private init() {
         let queue = self.queue
-        // The thread holds the queue, never the executor, so that releasing the executor stops it.
         let thread = Thread {
             mw_set_thread_name("mw-actions")
             queue.run()
@@ -26,20 +31,16 @@ final class ActionExecutor: TaskExecutor {
         thread.start()
     }
 
-    deinit { queue.finish() }
-
     func enqueue(_ job: consuming ExecutorJob) {
         queue.post(UnownedJob(job), executor: asUnownedTaskExecutor())
     }
 }
 
 /// The executor's jobs, in order. `UnownedJob` and `UnownedTaskExecutor` are Sendable handles;
-/// the runtime keeps a job alive until it has run, and the executor is alive for as long as any
-/// task that prefers it, which is how long its jobs can be posted.
+/// the runtime keeps a job alive until it has run, and the executor is never released.
 private final class JobQueue: Sendable {
     private struct State {
         var jobs: [(job: UnownedJob, executor: UnownedTaskExecutor)] = []
-        var finished = false
     }
 
     private let state = Locked(State())
@@ -53,19 +54,13 @@ private final class JobQueue: Sendable {
         if wasEmpty { wakeup.signal() }
     }
 
-    func finish() {
-        state.withLock { $0.finished = true }
-        wakeup.signal()
-    }
-
-    func run() {
+    func run() -> Never {
         while true {
-            let (jobs, finished) = state.withLock { state in
+            let jobs = state.withLock { state in
                 defer { state.jobs.removeAll(keepingCapacity: true) }
-                return (state.jobs, state.finished)
+                return state.jobs
             }
             for entry in jobs { entry.job.runSynchronously(on: entry.executor) }
-            if finished && jobs.isEmpty { return }
             if jobs.isEmpty { wakeup.wait() }
         }
     }

@@ -133,9 +133,8 @@ public struct EngineSnapshot: Sendable, Hashable {
 /// thread ever touches it; other threads reach it only through the inbox.
 final class EngineLoop: Sendable {
     private let inbox = EngineInbox()
-    /// Where attempts run: see ``ActionExecutor``. Alive while any attempt task is, since each
-    /// one holds this loop.
-    private let actionExecutor = ActionExecutor()
+    /// Where attempts run: see ``ActionExecutor``.
+    private let actionExecutor = ActionExecutor.shared
     private let clock: any MonotonicClock
     private let audit: AuditLogger
     private let logger: Logger
