@@ -133,8 +133,6 @@ public struct EngineSnapshot: Sendable, Hashable {
 /// thread ever touches it; other threads reach it only through the inbox.
 final class EngineLoop: Sendable {
     private let inbox = EngineInbox()
-    /// Where attempts run: see ``ActionExecutor``.
-    private let actionExecutor = ActionExecutor.shared
     private let clock: any MonotonicClock
     private let audit: AuditLogger
     private let logger: Logger
@@ -337,7 +335,7 @@ final class EngineLoop: Sendable {
                 sent = true
             }
         }
-        // The action thread was just woken, but the kernel lets a running thread go on: on one
+        // The attempt's thread was just woken, but the kernel lets a running thread go on: on one
         // core it ran only after these records were written (0.22 ms at the median, traced at
         // 5,000 events/s). Yielding lets the sends reach the HTTP thread first (0.01 ms).
         if sent { sched_yield() }
@@ -359,7 +357,7 @@ final class EngineLoop: Sendable {
             return
         }
         attemptsInFlight.add(1, ordering: .relaxed)
-        Task.detached(executorPreference: actionExecutor) { [self] in
+        Task.detached { [self] in
             let result = await target.perform(request)
             attemptsInFlight.subtract(1, ordering: .relaxed)
             inbox.post(.attemptFinished(ticket, result))
