@@ -66,11 +66,6 @@ final class PeerProcess: Sendable {
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
         let box = Box()
-        // The read end must never be closed: readabilityHandler = nil cancels libdispatch's epoll
-        // registration asynchronously, and a FileHandle freed meanwhile closes the descriptor,
-        // whose number the next socket reuses; the stale registration then crashed libdispatch's
-        // manager thread (_dispatch_event_loop_drain) in later tests. One descriptor a peer.
-        box.keepOpen.withLock { $0 = pipe.fileHandleForReading }
         pipe.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
             if data.isEmpty {
@@ -87,7 +82,6 @@ final class PeerProcess: Sendable {
     final class Box: Sendable {
         let text = Locked("")
         let target = Locked<PeerProcess?>(nil)
-        let keepOpen = Locked<FileHandle?>(nil)
         func append(_ chunk: String) {
             if let peer = target.withLock({ $0 }) {
                 peer.receive(chunk)
