@@ -223,7 +223,6 @@ int mw_lws_http_write_head(
     return lws_finalize_write_http_header(wsi, start, &position, end);
 }
 
-int mw_malloc_set_arena_max(int arenas) { return mallopt(M_ARENA_MAX, arenas); }
 size_t mw_malloc_bytes_in_use(void) { return mallinfo2().uordblks; }
 
 int mw_set_thread_nice(int nice) { return setpriority(PRIO_PROCESS, (id_t)gettid(), nice); }

@@ -30,9 +30,7 @@ final class EngineInbox: Sendable {
     // Counts posts into an empty queue only, so a burst of events costs one wake-up.
     private let wakeup = DispatchSemaphore(value: 0)
 
-    /// True when this post woke the consumer.
-    @discardableResult
-    func post(_ input: EngineInput) -> Bool {
+    func post(_ input: EngineInput) {
         switch input {
         case .update: backlog.add(1, ordering: .relaxed)
         case .updates(let updates): backlog.add(updates.count, ordering: .relaxed)
@@ -43,7 +41,6 @@ final class EngineInbox: Sendable {
             return queue.count == 1
         }
         if wasEmpty { wakeup.signal() }
-        return wasEmpty
     }
 
     // MARK: Backpressure
@@ -167,8 +164,7 @@ final class EngineLoop: Sendable {
 
     var snapshot: EngineSnapshot { snapshotStore.withLock { $0 } }
 
-    @discardableResult
-    func post(_ input: EngineInput) -> Bool { inbox.post(input) }
+    func post(_ input: EngineInput) { inbox.post(input) }
 
     /// See ``EngineInbox/awaitCapacity()``.
     func awaitCapacity() async { await inbox.awaitCapacity() }

@@ -336,8 +336,7 @@ final class CurlLoop {
     private func expireWaiting(now: MonotonicInstant) {
         for submission in admission.removeAll(where: { now >= $0.submitted + $0.timeout }) {
             submission.continuation.resume(
-                returning: .failure(
-                    HTTPError(.timeout, "no complete answer within \(submission.timeout.compact) (still queued)")))
+                returning: .failure(.stillQueued(after: submission.timeout)))
         }
     }
 
@@ -361,8 +360,7 @@ final class CurlLoop {
         let remaining = deadline.since(now)
         guard remaining > .zero else {
             submission.continuation.resume(
-                returning: .failure(
-                    HTTPError(.timeout, "no complete answer within \(submission.timeout.compact) (still queued)")))
+                returning: .failure(.stillQueued(after: submission.timeout)))
             return false
         }
         guard let easy = client.spare.popLast() ?? curl_easy_init() else {
@@ -687,5 +685,12 @@ final class CurlLoop {
             }
         }
         _ = curl_multi_cleanup(multi)
+    }
+}
+
+extension HTTPError {
+    /// A request whose time ran out before it was handed to libcurl.
+    static func stillQueued(after timeout: Duration) -> HTTPError {
+        HTTPError(.timeout, "no complete answer within \(timeout.compact) (still queued)")
     }
 }

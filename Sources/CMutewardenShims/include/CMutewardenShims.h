@@ -85,9 +85,8 @@ void mw_set_thread_name(const char *name);
 // gettid is not exported by Swift's Glibc module.
 int mw_set_thread_nice(int nice);
 
-// mallopt(M_ARENA_MAX, arenas): <malloc.h> is not part of Swift's Glibc module.
-int mw_malloc_set_arena_max(int arenas);
-// mallinfo2().uordblks: the bytes malloc has handed out and not had back (leak regression tests).
+// mallinfo2().uordblks: the bytes malloc has handed out and not had back (leak regression
+// tests); <malloc.h> is not part of Swift's Glibc module.
 size_t mw_malloc_bytes_in_use(void);
 
 // libwebsockets server side, for the load generator that plays the platform on 127.0.0.1 (the
