@@ -16,7 +16,7 @@
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: demo test bench bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-gws build deps bench-deps test-deps check-warnings
+.PHONY: demo test bench bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-gws build deps bench-deps test-deps check-warnings check-hazards
 
 # Debian packages: the C libraries behind the transports and the journal.
 BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-dev
@@ -45,7 +45,7 @@ demo: deps
 # One test at a time: many tests drive real processes and peers and wait on them, and run side
 # by side on 2 cores they starve the async tests of the concurrency pool. Serially the whole
 # suite takes well under a minute.
-test: test-deps check-warnings
+test: test-deps check-warnings check-hazards
 	swift test --no-parallel
 
 # The sweep: 1,000 to 50,000 events/s with 10,000 concurrent calls, long-polling and websocket,
@@ -143,3 +143,10 @@ check-warnings:
 	if grep -E "^$(CURDIR)/Sources/.*warning:" "$$log"; then echo "the release build has warnings (above)" >&2; exit 1; fi; \
 	grep -q "Build complete" "$$log" || { cat "$$log"; exit 1; }; \
 	rm -f "$$log"
+
+# APIs that crashed this project's test process and must not come back: tearing down
+# FileHandle.readabilityHandler races libdispatch's epoll bookkeeping on Linux
+# (swift-corelibs-libdispatch#949); read a child's output with ChildOutput (Tests/MutewardenTestSupport).
+check-hazards:
+	@if grep -rn "readabilityHandler" Sources Tests --include='*.swift' | grep -v "^Tests/MutewardenTestSupport/ChildOutput.swift:"; then \
+		echo "readabilityHandler is banned (above): use ChildOutput" >&2; exit 1; fi

@@ -138,6 +138,9 @@ let package = Package(
         .executableTarget(
             name: "mutewarden-loadgen", dependencies: ["CLibWebSockets", "CMutewardenShims", "MutewardenJSON"]),
 
+        // What several test targets share: reading a child process's output safely.
+        .target(name: "MutewardenTestSupport", path: "Tests/MutewardenTestSupport"),
+
         .testTarget(name: "MutewardenEngineTests", dependencies: ["MutewardenEngine", "MutewardenModel"]),
         .testTarget(
             name: "MutewardenConfigTests",
@@ -169,7 +172,7 @@ let package = Package(
         .testTarget(name: "MutewardenHTTPTests", dependencies: ["MutewardenHTTP", "MutewardenModel"], exclude: ["Peers"]),
         .testTarget(
             name: "MutewardenWebSocketTests",
-            dependencies: ["MutewardenWebSocket", "MutewardenModel", "MutewardenSupervisor"],
+            dependencies: ["MutewardenWebSocket", "MutewardenModel", "MutewardenSupervisor", "MutewardenTestSupport"],
             // The peers are scripts the tests run from the source tree, not resources to bundle.
             exclude: ["Peers"]),
         .testTarget(
@@ -182,7 +185,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // The binaries as an operator runs them, and the daemon under mutewarden-loadgen.
-        .testTarget(name: "EndToEndTests", dependencies: ["mutewarden", "mutewarden-loadgen"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["mutewarden", "mutewarden-loadgen", "MutewardenTestSupport"]),
         // The systemd unit, the journal catalog and the journald backend against real systemd
         // tools and a private systemd-journald (root only; see PrivateJournal.swift).
         .testTarget(

@@ -1,4 +1,5 @@
 import Foundation
+import MutewardenTestSupport
 import Testing
 
 /// Runs the built `mutewarden` binary, as an operator would.
@@ -47,8 +48,8 @@ struct BinaryRunner {
     {
         let (process, out, err) = try start(arguments, environment: environment)
         // Read both pipes while it runs, so that a chatty process never blocks on a full pipe.
-        let stdout = Reader(out)
-        let stderr = Reader(err)
+        let stdout = ChildOutput(out)
+        let stderr = ChildOutput(err)
         let deadline = ContinuousClock.now + timeout
         while process.isRunning, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.02) }
         if process.isRunning {
@@ -58,35 +59,6 @@ struct BinaryRunner {
         process.waitUntilExit()
         return Result(status: process.terminationStatus, stdout: stdout.text(), stderr: stderr.text())
     }
-}
-
-/// Collects a pipe's output on a background thread.
-final class Reader: @unchecked Sendable {
-    // @unchecked: `data` is only touched under `lock`; the handler is the only writer.
-    private let lock = NSLock()
-    private var data = Data()
-    private let done = DispatchSemaphore(value: 0)
-
-    init(_ pipe: Pipe) {
-        pipe.fileHandleForReading.readabilityHandler = { [self] handle in
-            let chunk = handle.availableData
-            if chunk.isEmpty {
-                handle.readabilityHandler = nil
-                done.signal()
-            } else {
-                lock.withLock { data.append(chunk) }
-            }
-        }
-    }
-
-    /// Waits for end of file, then returns everything read.
-    func text() -> String {
-        _ = done.wait(timeout: .now() + 10)
-        return lock.withLock { String(decoding: data, as: UTF8.self) }
-    }
-
-    /// What has been read so far.
-    func snapshot() -> String { lock.withLock { String(decoding: data, as: UTF8.self) } }
 }
 
 func temporaryDirectory() throws -> URL {

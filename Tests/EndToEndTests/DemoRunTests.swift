@@ -1,4 +1,5 @@
 import Foundation
+import MutewardenTestSupport
 import Testing
 
 /// The demo, end to end on the built binary: windows open and close, actions are confirmed,
@@ -33,7 +34,7 @@ import Testing
     @Test func sigtermStopsWithinFiveSecondsAndExitsZero() throws {
         let demo = try privateDemoConfiguration()
         let (process, _, err) = try BinaryRunner.start(["run", "--config", demo.config.path])
-        let stderr = Reader(err)
+        let stderr = ChildOutput(err)
         // Wait until it is really running.
         let ready = ContinuousClock.now + .seconds(20)
         while !stderr.snapshot().contains("audit=feed.up"), ContinuousClock.now < ready {

@@ -1,4 +1,5 @@
 import Foundation
+import MutewardenTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -8,13 +9,13 @@ import Glibc
 /// The daemon as systemd runs it: notify protocol, reload, stop, kill and restart, on the binary.
 @Suite(.serialized) struct OperationsTests {
     /// Starts the daemon with a private state directory and notify socket.
-    private func start(_ config: URL, notify: NotifySocket, extra: [String: String] = [:]) throws -> (Process, Reader) {
+    private func start(_ config: URL, notify: NotifySocket, extra: [String: String] = [:]) throws -> (Process, ChildOutput) {
         let (process, _, err) = try BinaryRunner.start(
             ["run", "--config", config.path], environment: ["NOTIFY_SOCKET": notify.path].merging(extra) { $1 })
-        return (process, Reader(err))
+        return (process, ChildOutput(err))
     }
 
-    private func waitFor(_ reader: Reader, timeout: Duration = .seconds(20), _ text: String) -> Bool {
+    private func waitFor(_ reader: ChildOutput, timeout: Duration = .seconds(20), _ text: String) -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if reader.snapshot().contains(text) { return true }

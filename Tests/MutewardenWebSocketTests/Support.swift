@@ -1,4 +1,5 @@
 import Foundation
+import MutewardenTestSupport
 import MutewardenModel
 import MutewardenSupervisor
 import Synchronization
@@ -66,14 +67,7 @@ final class PeerProcess: Sendable {
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
         let box = Box()
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                return
-            }
-            box.append(String(decoding: data, as: UTF8.self))
-        }
+        _ = ChildOutput(pipe) { box.append(String(decoding: $0, as: UTF8.self)) }
         try process.run()
         return (process, box)
     }
