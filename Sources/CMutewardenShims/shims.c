@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <openssl/x509.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +181,13 @@ void mw_set_thread_name(const char *name) {
     char truncated[16];
     snprintf(truncated, sizeof truncated, "%s", name);
     pthread_setname_np(pthread_self(), truncated);
+}
+
+int mw_pin_current_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
 struct lws_context *mw_lws_server_context_create(const struct lws_protocols *protocols, int port, void *user) {

@@ -1,13 +1,13 @@
 import Foundation
 import Synchronization
 
-/// One run: the server, the daemon (or the sink), warm-up, measurement, grace, report.
+/// One run: the server, the daemon (or a built-in consumer), warm-up, measurement, grace, report.
 struct LoadRun {
     let options: Options
 
     func run() -> Report {
         var report = Report(
-            transport: options.external ? "external" : options.transport, sink: options.sink, targetRate: options.rate, calls: options.calls,
+            transport: options.external ? "external" : options.transport, sink: options.sink, reflex: options.reflex, targetRate: options.rate, calls: options.calls,
             capturePercent: options.capturePercent, warmupSeconds: options.warmup, durationSeconds: options.duration)
         var traffic = Traffic(calls: options.calls, capturePercent: options.capturePercent, baseURL: "")
         let outbox = Outbox()
@@ -36,6 +36,8 @@ struct LoadRun {
         let started = monotonicNanoseconds()
         if options.sink {
             _ = Sink(port: port).start(until: { stopSink.isSet })
+        } else if options.reflex {
+            _ = Reflex(port: port, authorization: settings.authorization, cpu: options.daemonCPU).start(until: { stopSink.isSet })
         } else if options.external {
             log("no daemon: waiting for a client on 127.0.0.1:\(port)")
         } else {
@@ -160,7 +162,7 @@ struct LoadRun {
     }
 }
 
-/// Tells the sink thread to stop.
+/// Tells a built-in consumer's thread to stop.
 final class SinkStop: Sendable {
     private let flag = Mutex(false)
     var isSet: Bool { flag.withLock { $0 } }

@@ -11,6 +11,8 @@ struct Options: Sendable {
     var grace = 5.0
     var daemonCPU: Int?
     var sink = false
+    /// A minimal consumer that sends every action, in place of the daemon: the floor under its latency.
+    var reflex = false
     /// No daemon: serve whatever client connects (a probe script, a daemon started by hand).
     var external = false
     var output: String?
@@ -25,13 +27,15 @@ struct Options: Sendable {
         usage: mutewarden-loadgen [--daemon PATH] [--transport long-polling|websocket] [--rate EVENTS_PER_S]
                                   [--calls N] [--capture-percent P] [--warmup S] [--duration S] [--grace S]
                                   [--daemon-cpu N] [--daemon-log FILE] [--log-level info] [--sample-every S] [--output FILE.json]
-                                  [--sink | --external] [--quiet]
+                                  [--sink | --reflex | --external] [--quiet]
 
         Plays Genesys Web Services on 127.0.0.1 (CometD over long-polling or WebSocket, and the voice
         API), starts the daemon against it (pinned with taskset to --daemon-cpu), sends --rate call
         events a second over --calls concurrent calls, and measures the time from writing each
         capture-window event to the arrival of each action request it calls for.
         --sink replaces the daemon with a trivial built-in consumer, to show the generator's headroom.
+        --reflex replaces the daemon with the least consumer that sends every action (one thread, pinned
+        to --daemon-cpu), to show the latency floor of this machine and harness.
         --external starts no daemon and serves any client (the port is printed on standard error).
         """
 
@@ -64,6 +68,7 @@ struct Options: Sendable {
             case "--sample-every": options.sampleEvery = max(0.1, number(argument))
             case "--output": options.output = value(argument)
             case "--sink": options.sink = true
+            case "--reflex": options.reflex = true
             case "--external": options.external = true
             case "--quiet": options.quiet = true
             case "--help", "-h":
@@ -71,6 +76,10 @@ struct Options: Sendable {
                 exit(0)
             default: fail("unknown option \(argument)")
             }
+        }
+        if options.reflex, options.transport != "long-polling" { fail("--reflex polls: it needs --transport long-polling") }
+        if [options.sink, options.reflex, options.external].filter({ $0 }).count > 1 {
+            fail("--sink, --reflex and --external each replace the daemon: give one")
         }
         return options
     }

@@ -25,6 +25,7 @@ struct Report: Codable, Sendable {
 
     var transport: String
     var sink: Bool
+    var reflex = false
     var targetRate: Double
     var calls: Int
     var capturePercent: Int
@@ -50,7 +51,7 @@ struct Report: Codable, Sendable {
     }
 
     var summary: String {
-        var lines = ["\(transport)\(sink ? " (sink)" : ""): target \(Int(targetRate)) events/s, \(calls) calls"]
+        var lines = ["\(transport)\(sink ? " (sink)" : reflex ? " (reflex)" : ""): target \(Int(targetRate)) events/s, \(calls) calls"]
         if let error { lines.append("  error: \(error)") }
         lines.append(String(format: "  events/s achieved: %.0f (%d written in %.0f s)", eventsPerSecond, eventsWritten, durationSeconds))
         if let latency = latencyMs {

@@ -81,6 +81,10 @@ void mw_ws_kill(struct lws *wsi);
 // pthread_setname_np is a GNU extension that Swift's Glibc module does not export.
 void mw_set_thread_name(const char *name);
 
+// Pins the calling thread (not its process) to one CPU; 0 on success, else errno. CPU_SET and
+// friends are macros, which Swift cannot call.
+int mw_pin_current_thread(int cpu);
+
 // Sets the calling thread's nice value (Linux schedules threads, so this affects only it).
 // gettid is not exported by Swift's Glibc module.
 int mw_set_thread_nice(int nice);
