@@ -49,7 +49,8 @@ test: test-deps check-warnings check-hazards
 	swift test --no-parallel
 
 # The sweep: 1,000 to 50,000 events/s with 10,000 concurrent calls, long-polling and websocket,
-# the generator on CPU 0 and the daemon on CPU 1; about five minutes (bench/loadbench.py).
+# the generator on CPU 0 and the daemon on CPU 1, then the floor (--reflex) up to 20,000; about
+# seven minutes (bench/loadbench.py).
 bench: bench-deps
 	swift build -c release --product mutewarden
 	swift build -c release --product mutewarden-loadgen

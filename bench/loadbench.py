@@ -70,6 +70,14 @@ def sweep(options):
                 if report.get("error") and "before subscribing" in report["error"]:
                     print("the daemon cannot use the %s transport in this build; skipping its rates" % transport)
                     break
+        # The floor under the daemon's latency: the least consumer that sends every action, on the
+        # daemon's core (long-polling only), at the rates it can keep up with.
+        if not options.no_reflex:
+            for rate in [int(r) for r in options.rates.split(",") if int(r) <= 20000]:
+                runs.append(run_loadgen(
+                    ["--reflex", "--rate", str(rate), "--calls", str(options.calls), "--warmup", str(options.warmup),
+                     "--duration", str(options.duration), "--grace", str(options.grace)],
+                    os.path.join(RESULTS, "reflex-%d.json" % rate), logs))
     summary = {"machine": describe_machine(), "sink": sink, "runs": runs}
     with open(os.path.join(RESULTS, "sweep.json"), "w") as handle:
         json.dump(summary, handle, indent=2)
@@ -79,6 +87,11 @@ def sweep(options):
 
 def number(value, digits=2):
     return "—" if value is None else ("%.*f" % (digits, value))
+
+
+def label(run):
+    """The table's and the plot's name for a run: its transport, or the floor consumer."""
+    return "floor (--reflex)" if run.get("reflex") else run["transport"]
 
 
 def write_table(summary):
@@ -97,7 +110,7 @@ def write_table(summary):
     ]
     for run in summary["runs"]:
         if run.get("error") and not run.get("latency_ms"):
-            lines.append("| %s | %d | not run: %s |%s" % (run["transport"], run["target_rate"], run["error"],
+            lines.append("| %s | %d | not run: %s |%s" % (label(run), run["target_rate"], run["error"],
                                                        " |" * 13))
             continue
         latency, actions = run.get("latency_ms") or {}, run.get("actions") or {}
@@ -105,7 +118,7 @@ def write_table(summary):
             latency = {}  # no action arrived in time to measure: a dash, not a zero
         daemon, loadgen = run.get("daemon") or {}, run.get("loadgen") or {}
         lines.append("| %s | %d | %.0f | %s | %s | %s | %s | %s | %d | %d | %d | %s | %s | %s | %s | %s |" % (
-            run["transport"], run["target_rate"], run["events_per_second"], number(latency.get("p50"), 3),
+            label(run), run["target_rate"], run["events_per_second"], number(latency.get("p50"), 3),
             number(latency.get("p90"), 3), number(latency.get("p99"), 3), number(latency.get("p999"), 3),
             number(latency.get("max"), 3), actions.get("expected", 0), actions.get("missed", 0),
             actions.get("duplicated", 0), number(daemon.get("cpu_seconds")), number(daemon.get("cpu_cores")),
@@ -115,6 +128,10 @@ def write_table(summary):
         lines += ["", "Generator headroom (`--sink`: a trivial long-polling consumer instead of the daemon, no "
                   "actions): %.0f events/s achieved for %d asked, with %.2f generator cores." % (
                       sink["events_per_second"], sink["target_rate"], sink["loadgen"]["cpu_cores"])]
+    if any(run.get("reflex") for run in summary["runs"]):
+        lines += ["", "The floor rows replace the daemon with `--reflex`: one thread on the daemon's core that "
+                  "long-polls, parses, and sends each edge's two operations at once, with no engine, log or state "
+                  "file. What it measures, no change to the daemon can remove."]
     lines += ["", "![latency against rate](latency.png)", ""]
     with open(os.path.join(RESULTS, "latest.md"), "w") as handle:
         handle.write("\n".join(lines))
@@ -131,8 +148,8 @@ def plot_latency(runs):
     data = os.path.join(RESULTS, "latency.dat")
     transports = []
     blocks = []
-    for transport in ["long-polling", "websocket"]:
-        rows = [run for run in runs if run["transport"] == transport and (run.get("latency_ms") or {}).get("count")]
+    for transport in ["long-polling", "websocket", "floor (--reflex)"]:
+        rows = [run for run in runs if label(run) == transport and (run.get("latency_ms") or {}).get("count")]
         if not rows:
             continue
         transports.append(transport)
@@ -238,6 +255,7 @@ def main():
     one.add_argument("--duration", type=float, default=20)
     one.add_argument("--grace", type=float, default=3)
     one.add_argument("--sink-rate", type=int, default=150000)
+    one.add_argument("--no-reflex", action="store_true", help="skip the floor runs of the built-in reflex consumer")
     one.set_defaults(run=sweep)
     two = commands.add_parser("soak")
     two.add_argument("--rate", type=int, default=2000)

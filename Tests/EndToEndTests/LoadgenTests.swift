@@ -60,4 +60,31 @@ import Testing
         #expect(report["error"] == nil)
         #expect((report["events_written"] as? Int ?? 0) > 0)
     }
+
+    /// The floor consumer logs in as the daemon does and sends every action once, so its latency
+    /// is a fair floor for the daemon's.
+    @Test func theReflexConsumerSendsEveryActionOnce() throws {
+        let report = try run(["--reflex", "--rate", "500", "--calls", "400", "--warmup", "1", "--duration", "3", "--grace", "2"])
+        #expect(report["error"] == nil)
+        #expect(report["reflex"] as? Bool == true)
+        let actions = try #require(report["actions"] as? [String: Int])
+        #expect(actions["expected", default: 0] > 0)
+        #expect(actions["received"] == actions["expected"])
+        #expect(actions["duplicated"] == 0)
+        #expect(actions["unexpected"] == 0)
+        let server = try #require(report["server"] as? [String: Int])
+        #expect(server["csrf_missing"] == 0)
+        #expect(server["logins", default: 0] == 1)
+    }
+
+    @Test func aReflexRunOverWebSocketIsRefused() throws {
+        let process = Process()
+        process.executableURL = LoadgenTests.loadgen
+        process.arguments = ["--reflex", "--transport", "websocket"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 64)
+    }
 }
