@@ -10,19 +10,13 @@ import MutewardenJSON
 /// Run in place of the daemon (`--reflex`, pinned to `--daemon-cpu` like the daemon), it measures
 /// the floor under the daemon's latency on this machine: the generator, loopback, the kernel's
 /// scheduling and the host's noise, which no change to the daemon can remove.
-final class Reflex: Sendable {
+struct Reflex: Sendable {
     let port: Int
     let authorization: String
     let cpu: Int?
 
-    init(port: Int, authorization: String, cpu: Int?) {
-        self.port = port
-        self.authorization = authorization
-        self.cpu = cpu
-    }
-
     func start(until stop: @escaping @Sendable () -> Bool) -> Thread {
-        consumerThread(name: "loadgen-reflex", until: stop) { [self] in
+        consumerThread(name: "loadgen-reflex", until: stop) {
             if let cpu, mw_pin_current_thread(Int32(cpu)) != 0 {
                 throw LoopbackHTTP.Failure(description: "cannot pin the reflex thread to CPU \(cpu)")
             }

@@ -1,0 +1,81 @@
+import Foundation
+import Logging
+import MutewardenEngine
+import MutewardenLogging
+import MutewardenModel
+import Synchronization
+import Testing
+
+@testable import MutewardenDaemon
+
+/// A target whose attempts never finish: what is in flight stays in flight for the test.
+private struct HangingTarget: ActionTarget {
+    var descriptor: TargetDescriptor { TargetDescriptor(name: "recorder", confirmsByEvent: false) }
+
+    func perform(_ request: ActionRequest) async -> ActionAttemptResult {
+        while !Task.isCancelled { try? await Task.sleep(for: .seconds(60)) }
+        return .failed(ActionFailure(.retryable, "cancelled"))
+    }
+}
+
+/// Notes, as each audit record is written (on the engine thread), how many attempts had started.
+private final class RecordWitness: LogHandler, Sendable {
+    let seen = Mutex<[(kind: String, attemptsStarted: Int)]>([])
+    let loop = Mutex<EngineLoop?>(nil)
+
+    var metadata: Logger.Metadata {
+        get { [:] }
+        set {}
+    }
+    var logLevel: Logger.Level {
+        get { .debug }
+        set {}
+    }
+    subscript(metadataKey _: String) -> Logger.Metadata.Value? {
+        get { nil }
+        set {}
+    }
+
+    func log(event: LogEvent) {
+        guard case .string(let kind) = event.metadata?[AuditLogger.kindKey],
+            let started = loop.withLock({ $0?.attemptsInFlightCount })
+        else { return }
+        seen.withLock { $0.append((kind, started)) }
+    }
+}
+
+@Suite struct EngineLoopTests {
+    /// A window that opens behind other inputs of the same wake-up must not wait for their audit
+    /// records: every send of the batch starts before its first record is written.
+    @Test func everySendOfABatchStartsBeforeAnyOfItsRecords() throws {
+        let witness = RecordWitness()
+        let logger = Logger(label: "mutewarden") { _ in witness }
+        let policy = PolicyDefinition(
+            name: "card", feeds: ["desk"], start: .attributeEquals(key: "PCI_STAGE", value: "CARD"),
+            actions: [ActionSpec(kind: .pauseRecording, target: "recorder", deadline: .seconds(60))])
+        let loop = EngineLoop(
+            targets: ["recorder": HangingTarget()], feeds: ["desk"], clock: SystemClock(),
+            audit: AuditLogger(logger: logger), logger: logger, notifier: SystemdNotifier(), stateWriter: nil)
+        witness.loop.withLock { $0 = loop }
+        func capture(_ id: String) -> CallUpdate {
+            CallUpdate(
+                feed: "desk", ids: CallIdentifiers(primary: id), agentExtension: "3001", direction: .inbound,
+                state: .established, attributes: ["PCI_STAGE": "CARD"])
+        }
+        // Posted before the thread starts, so that its first wake-up drains both.
+        loop.post(.update(capture("c1")))
+        loop.post(.update(capture("c2")))
+        try loop.start(
+            configuration: EngineConfiguration(
+                policies: [policy], targets: [TargetDescriptor(name: "recorder", confirmsByEvent: false)]),
+            options: EngineOptions(randomSeed: 1), restoring: nil)
+        defer { loop.stop() }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while witness.seen.withLock({ $0.filter { $0.kind == "window.opened" }.count }) < 2, ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        let seen = witness.seen.withLock { $0 }
+        #expect(seen.filter { $0.kind == "window.opened" }.count == 2)
+        #expect(seen.first?.attemptsStarted == 2, "records written before every send of the batch had started: \(seen)")
+    }
+}
