@@ -385,10 +385,10 @@ final class EngineLoop: Sendable {
     /// The engine's state as the loop stopped; nil before.
     var finalState: EngineState? { finalStateStore.withLock { $0 } }
 
-    var hasAttemptsInFlight: Bool { attemptsInFlight.load(ordering: .relaxed) > 0 }
-
-    /// Attempts started and not yet answered; read by tests from the engine thread.
+    /// Attempts started and not yet answered (tests read it from the engine thread).
     var attemptsInFlightCount: Int { attemptsInFlight.load(ordering: .relaxed) }
+
+    var hasAttemptsInFlight: Bool { attemptsInFlightCount > 0 }
 }
 
 /// How feeds reach the engine loop.

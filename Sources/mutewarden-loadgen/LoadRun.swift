@@ -32,12 +32,12 @@ struct LoadRun {
         defer {
             daemon?.stop()
         }
-        let stopSink = SinkStop()
+        let stopConsumer = ConsumerStop()
         let started = monotonicNanoseconds()
         if options.sink {
-            _ = Sink(port: port).start(until: { stopSink.isSet })
+            _ = Sink(port: port).start(until: { stopConsumer.isSet })
         } else if options.reflex {
-            _ = Reflex(port: port, authorization: settings.authorization, cpu: options.daemonCPU).start(until: { stopSink.isSet })
+            _ = Reflex(port: port, authorization: settings.authorization, cpu: options.daemonCPU).start(until: { stopConsumer.isSet })
         } else if options.external {
             log("no daemon: waiting for a client on 127.0.0.1:\(port)")
         } else {
@@ -112,7 +112,7 @@ struct LoadRun {
         generator.set(.confirmationsOnly)
         log("measured; \(options.grace) s of grace for late actions")
         wait(seconds: options.grace)
-        stopSink.set()
+        stopConsumer.set()
 
         report.eventsWritten = eventsEnd - eventsStart
         report.eventsPerSecond = Double(report.eventsWritten) / measured
@@ -163,7 +163,7 @@ struct LoadRun {
 }
 
 /// Tells a built-in consumer's thread to stop.
-final class SinkStop: Sendable {
+final class ConsumerStop: Sendable {
     private let flag = Mutex(false)
     var isSet: Bool { flag.withLock { $0 } }
     func set() { flag.withLock { $0 = true } }

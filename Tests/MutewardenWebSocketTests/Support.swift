@@ -1,7 +1,7 @@
 import Foundation
-import MutewardenTestSupport
 import MutewardenModel
 import MutewardenSupervisor
+import MutewardenTestSupport
 import Synchronization
 import Testing
 
