@@ -40,6 +40,22 @@ struct Submission: Sendable {
     let timeout: Duration
     let connectTimeout: Duration
     let continuation: CheckedContinuation<Result<HTTPResponse, HTTPError>, Never>
+    /// What ``HostAdmission`` counts the request by, worked out once, on the caller's thread.
+    let host: String
+
+    init(
+        id: UInt64, clientID: Int, request: HTTPRequest, submitted: MonotonicInstant, timeout: Duration,
+        connectTimeout: Duration, continuation: CheckedContinuation<Result<HTTPResponse, HTTPError>, Never>
+    ) {
+        self.id = id
+        self.clientID = clientID
+        self.request = request
+        self.submitted = submitted
+        self.timeout = timeout
+        self.connectTimeout = connectTimeout
+        self.continuation = continuation
+        host = HostAdmission.host(of: request.url)
+    }
 }
 
 /// Everything that crosses into the loop thread.
@@ -342,7 +358,7 @@ final class CurlLoop {
 
     /// Starts a transfer for an admitted submission; one that fails to start gives its place back.
     private func start(_ submission: Submission) {
-        if !launch(submission) { admission.release(submission.request.url) }
+        if !launch(submission) { admission.release(submission.host) }
     }
 
     /// Adds the transfer to the multi handle, or answers the caller with why not (false).
@@ -621,7 +637,7 @@ final class CurlLoop {
     private func detach(_ transfer: Transfer) {
         _ = curl_multi_remove_handle(multi, transfer.easy)
         transfers[transfer.id] = nil
-        admission.release(transfer.submission.request.url)
+        admission.release(transfer.submission.host)
         counters.inFlight.subtract(1, ordering: .relaxed)
         recycle(transfer.easy, of: transfer.client)
     }

@@ -18,7 +18,7 @@ struct HostAdmission {
 
     /// True: start it now. False: it waits for ``next()``.
     mutating func admit(_ submission: Submission) -> Bool {
-        let host = Self.host(of: submission.request.url)
+        let host = submission.host
         // Behind others of its host it waits, even with a place free, so that order holds.
         if waiting[host] == nil, active[host, default: 0] < limit {
             active[host, default: 0] += 1
@@ -29,9 +29,8 @@ struct HostAdmission {
         return false
     }
 
-    /// A transfer of `url`'s host has finished, or failed to start.
-    mutating func release(_ url: String) {
-        let host = Self.host(of: url)
+    /// A transfer of `host` (a ``Submission/host``) has finished, or failed to start.
+    mutating func release(_ host: String) {
         guard let count = active[host] else { return }
         active[host] = count > 1 ? count - 1 : nil
     }
@@ -65,8 +64,8 @@ struct HostAdmission {
     }
 
     /// "scheme://authority", lowercased: what libcurl's per-host limit counts by, near enough.
-    /// Scanned as UTF-8 bytes: it runs twice a request on the HTTP thread, and Foundation's
-    /// `range(of:)` showed in its profile.
+    /// Scanned as UTF-8 bytes: it runs for every request, and Foundation's `range(of:)` showed
+    /// in the HTTP thread's profile when it ran there.
     static func host(of url: String) -> String {
         let bytes = url.utf8
         var index = bytes.startIndex
