@@ -43,6 +43,7 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
     private let headers: @Sendable () async -> [WebSocketHeader]
     private let report: @Sendable (String) -> Void
     private let readyForMore: @Sendable () async -> Void
+    private let executor: (any TaskExecutor)?
     private let service: WebSocketService
     private let state = Locked(State())
 
@@ -71,14 +72,18 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
     ///   - readyForMore: awaited after each frame. A consumer that is behind stops the reading
     ///     here; the WebSocket client's receive buffer then fills and it stops reading the socket,
     ///     so the backlog waits in the server (TCP flow control) rather than in this process.
+    ///   - executor: where the reader runs, which is where pushed messages are parsed and handed
+    ///     on (``CallUpdateSink/taskExecutor``); nil: anywhere.
     public init(
         name: String, configuration: Configuration, headers: @escaping @Sendable () async -> [WebSocketHeader] = { [] },
-        readyForMore: @escaping @Sendable () async -> Void = {}, report: @escaping @Sendable (String) -> Void
+        readyForMore: @escaping @Sendable () async -> Void = {}, executor: (any TaskExecutor)? = nil,
+        report: @escaping @Sendable (String) -> Void
     ) throws {
         self.name = name
         self.configuration = configuration
         self.headers = headers
         self.readyForMore = readyForMore
+        self.executor = executor
         self.report = report
         service = try WebSocketService(name: name, report: report)
     }
@@ -106,7 +111,7 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
             state.client = client
             state.push = push
         }
-        let reader = Task { [self] in
+        let reader = Task(executorPreference: executor) { [self] in
             for await event in client.events {
                 handle(event)
                 await readyForMore()

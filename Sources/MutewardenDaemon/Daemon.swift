@@ -198,7 +198,7 @@ public final class Daemon: Sendable {
     }
 
     private func startFeed(_ feed: any CallFeed) -> Task<Void, Never> {
-        Task { [sink, audit, options] in
+        Task(executorPreference: loop.executor) { [sink, audit, options] in
             await Self.supervise(feed, sink: sink, audit: audit, options: options)
         }
     }

@@ -132,9 +132,9 @@ public struct EngineSnapshot: Sendable, Hashable {
 /// Runs the engine on a thread of its own. The engine is not thread-safe, so nothing but this
 /// thread ever touches it; other threads reach it only through the inbox.
 final class EngineLoop: Sendable {
-    private let inbox = EngineInbox()
-    /// Where attempts run: see ``ActionExecutor``.
-    private let actionExecutor = ActionExecutor.shared
+    private let inbox: EngineInbox
+    /// Feeds and action attempts run on the engine thread: see ``EngineExecutor``.
+    let executor: EngineExecutor
     private let clock: any MonotonicClock
     private let audit: AuditLogger
     private let logger: Logger
@@ -151,12 +151,20 @@ final class EngineLoop: Sendable {
     private let controlFailureTimes = Mutex<[MonotonicInstant]>([])
     /// What the engine held when the loop stopped, for the shutdown record of each open window.
     private let finalStateStore = Mutex<EngineState?>(nil)
+    /// The engine thread's pthread_t, once it runs: feed code called from its jobs must not yield
+    /// the core it is meant to use.
+    private let engineThread = Atomic<UInt>(0)
 
     init(
         targets: [String: any ActionTarget], feeds: [String], clock: any MonotonicClock, audit: AuditLogger,
         logger: Logger, notifier: SystemdNotifier, stateWriter: StateWriter?
     ) {
         targetTable = Mutex(targets)
+        let inbox = EngineInbox()
+        self.inbox = inbox
+        executor = EngineExecutor(wake: { [weak inbox] in inbox?.nudge() })
+        // Jobs hold their executor unowned; see EngineExecutor.
+        _ = Unmanaged.passRetained(executor)
         self.notifier = notifier
         self.stateWriter = stateWriter
         self.clock = clock
@@ -168,6 +176,9 @@ final class EngineLoop: Sendable {
     }
 
     var snapshot: EngineSnapshot { snapshotStore.withLock { $0 } }
+
+    /// True on the engine thread: in a feed's or an attempt's job.
+    var onEngineThread: Bool { engineThread.load(ordering: .acquiring) == UInt(pthread_self()) }
 
     @discardableResult
     func post(_ input: EngineInput) -> Bool { inbox.post(input) }
@@ -182,6 +193,7 @@ final class EngineLoop: Sendable {
         let failure = Mutex<(any Error)?>(nil)
         let thread = Thread { [self] in
             mw_set_thread_name("mw-engine")
+            engineThread.store(UInt(pthread_self()), ordering: .releasing)
             let engine: Engine
             do {
                 engine = try Engine(configuration: configuration, options: options)
@@ -230,6 +242,8 @@ final class EngineLoop: Sendable {
             // opens behind other inputs must not wait for their records (sanitize, format and
             // write(2), tens of microseconds each).
             var records: [AuditRecord] = []
+            // Feeds parse what their transports received and post it; finished attempts post their results.
+            executor.runJobs()
             for input in inbox.drain() { handle(input, engine: engine, now: now, records: &records) }
             engine.advance(to: now)
             startSends(engine.takeEffects(), deferring: &records)
@@ -257,8 +271,10 @@ final class EngineLoop: Sendable {
             if watchdogInterval != nil { wake = min(wake ?? nextPing, nextPing) }
             wake = min(wake ?? nextStatus, nextStatus)
             if stateWriter != nil, engine.stateVersion != persistedVersion { wake = min(wake ?? nextStateAt, nextStateAt) }
+            if executor.hasJobs { continue }
             inbox.wait(until: wake, clock: clock)
         }
+        executor.stop()
         // The last word on state: what the engine holds as it stops.
         let final = engine.snapshot(now: clock.now(), wallNow: wallClockNanoseconds())
         finalStateStore.withLock { $0 = final }
@@ -346,10 +362,13 @@ final class EngineLoop: Sendable {
                 records.append(record)
             }
         }
-        // The action thread was just woken, but the kernel lets a running thread go on: on one
-        // core it ran only after these records were written (0.22 ms at the median, traced at
-        // 5,000 events/s). Yielding lets the sends reach the HTTP thread first (0.01 ms).
-        if sent { sched_yield() }
+        guard sent else { return }
+        // The attempts build their requests and hand them to the HTTP thread now, not after the records.
+        executor.runJobs()
+        // The HTTP thread was just woken, but the kernel lets a running thread go on: on one core
+        // it ran only after these records were written (0.22 ms at the median, traced at 5,000
+        // events/s). Yielding lets the requests leave first.
+        sched_yield()
     }
 
     private func write(_ records: [AuditRecord]) {
@@ -370,7 +389,7 @@ final class EngineLoop: Sendable {
             return
         }
         attemptsInFlight.add(1, ordering: .relaxed)
-        Task.detached(executorPreference: actionExecutor) { [self] in
+        Task.detached(executorPreference: executor) { [self] in
             let result = await target.perform(request)
             attemptsInFlight.subtract(1, ordering: .relaxed)
             inbox.post(.attemptFinished(ticket, result))
@@ -406,13 +425,17 @@ final class EngineSink: CallUpdateSink {
 
     func deliver(contentsOf updates: [CallUpdate]) {
         guard accepting.load(ordering: .relaxed), !updates.isEmpty else { return }
-        // Having woken the engine, let it run before this thread prepares the next long poll:
-        // the engine's sends are what is waited for (feed to send: 0.17 -> 0.09 ms at the median,
-        // 1.1 -> 0.7 ms at p99, traced at 5,000 events/s on one core).
-        if loop.post(updates.count == 1 ? .update(updates[0]) : .updates(updates)) { sched_yield() }
+        let woke = loop.post(updates.count == 1 ? .update(updates[0]) : .updates(updates))
+        // A feed on another thread, having woken the engine, lets it run before preparing its
+        // next long poll: the engine's sends are what is waited for (feed to send: 0.17 -> 0.09
+        // ms at the median, 1.1 -> 0.7 ms at p99, traced at 5,000 events/s on one core). A feed
+        // on the engine thread itself (the daemon's own) has nothing to wait for.
+        if woke, !loop.onEngineThread { sched_yield() }
     }
 
     func awaitCapacity() async { await loop.awaitCapacity() }
+
+    var taskExecutor: (any TaskExecutor)? { loop.executor }
 
     func resync(feed: String, current: [CallUpdate]) {
         guard accepting.load(ordering: .relaxed) else { return }

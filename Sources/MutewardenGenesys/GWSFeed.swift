@@ -66,6 +66,7 @@ public final class GWSFeed: CallFeed {
                 url: url, tls: settings.tls, connectTimeout: settings.connectTimeout),
             headers: { [session] in session.upgradeHeaders() },
             readyForMore: { await sink.awaitCapacity() },
+            executor: sink.taskExecutor,
             report: { [context, name] message in context.report(.info, "feed \(name): \(message)", [.feed: name]) })
     }
 

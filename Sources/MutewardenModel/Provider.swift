@@ -14,6 +14,10 @@ public protocol CallUpdateSink: Sendable {
     /// reading, delay the next poll) awaits it between batches, so that an overload queues at
     /// the platform and not in this process's memory. The default never waits.
     func awaitCapacity() async
+    /// Where a feed's own tasks should run (a WebSocket reader, say): the thread that takes the
+    /// updates, so that handing them over is a function call rather than a wake-up. nil, the
+    /// default: anywhere.
+    var taskExecutor: (any TaskExecutor)? { get }
 }
 
 extension CallUpdateSink {
@@ -22,6 +26,8 @@ extension CallUpdateSink {
     }
 
     public func awaitCapacity() async {}
+
+    public var taskExecutor: (any TaskExecutor)? { nil }
 }
 
 /// An event source: turns one platform's real-time feed into normalized call updates.

@@ -177,3 +177,63 @@ struct ResyncingFeed: CallFeed, FeedSettings {
     #expect(snapshot.statistics.trackedCalls == 1)
     #expect(logs.lines().contains { $0.contains("feed desk resynchronized: 1 current call(s), 1 ended while it was down") })
 }
+
+/// The kernel's name for the calling thread: what `top -H` shows.
+private func threadName() -> String {
+    ((try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?")
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// Notes the thread it runs on before and after each await, and delivers one capture.
+final class ThreadNotingFeed: CallFeed, FeedSettings {
+    let name = "desk"
+    var summary: String { "thread-noting" }
+    let threads = Mutex<[String]>([])
+    let sinkExecutor = Mutex<Bool?>(nil)
+
+    func makeFeed(name: String, context: ProviderContext) throws -> any CallFeed { self }
+
+    func run(delivering sink: any CallUpdateSink) async throws {
+        threads.withLock { $0.append(threadName()) }
+        sinkExecutor.withLock { $0 = sink.taskExecutor != nil }
+        sink.feedStateChanged(feed: name, up: true, detail: "connected")
+        try await Task.sleep(for: .milliseconds(10))
+        threads.withLock { $0.append(threadName()) }
+        sink.deliver(update("c1", .established, ["PCI_STAGE": "CARD"]))
+        while true { try await Task.sleep(for: .seconds(60)) }
+    }
+}
+
+/// Notes the thread each attempt runs on, before and after an await.
+final class ThreadNotingTarget: ActionTarget, TargetSettings {
+    var summary: String { "thread-noting" }
+    var confirmsByEvent: Bool { false }
+    var descriptor: TargetDescriptor { TargetDescriptor(name: "recorder", confirmsByEvent: false) }
+    let threads = Mutex<[String]>([])
+
+    func makeTarget(name: String, context: ProviderContext) throws -> any ActionTarget { self }
+
+    func perform(_ request: ActionRequest) async -> ActionAttemptResult {
+        threads.withLock { $0.append(threadName()) }
+        try? await Task.sleep(for: .milliseconds(1))
+        threads.withLock { $0.append(threadName()) }
+        return .accepted
+    }
+}
+
+/// Feeds and attempts run their code on the engine thread (EngineExecutor): an event then
+/// crosses from the transport's thread to the engine and back, and no other thread is woken.
+@Test func feedsAndActionAttemptsRunOnTheEngineThread() async throws {
+    let here = SourceLocation(file: "test.yaml", line: 1, column: 1)
+    let feed = ThreadNotingFeed()
+    let target = ThreadNotingTarget()
+    var daemonConfiguration = configuration(
+        feeds: [FeedConfiguration(name: "desk", type: "thread-noting", settings: feed, location: here)], allowlist: [])
+    daemonConfiguration.targets = [TargetConfiguration(name: "recorder", type: "thread-noting", settings: target, location: here)]
+    let (status, _, _) = try await runDaemon(
+        daemonConfiguration, until: { _ in target.threads.withLock { $0.count } >= 2 })
+    #expect(status == 0)
+    #expect(feed.sinkExecutor.withLock { $0 } == true)
+    #expect(feed.threads.withLock { $0 } == ["mw-engine", "mw-engine"])
+    #expect(target.threads.withLock { $0 } == ["mw-engine", "mw-engine"])
+}

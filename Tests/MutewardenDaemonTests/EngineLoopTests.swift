@@ -79,3 +79,52 @@ private final class RecordWitness: LogHandler, Sendable {
         #expect(seen.first?.attemptsStarted == 2, "records written before every send of the batch had started: \(seen)")
     }
 }
+
+/// A target whose attempt waits until the test lets it go, then says where it finished.
+private final class HeldTarget: ActionTarget, Sendable {
+    var descriptor: TargetDescriptor { TargetDescriptor(name: "recorder", confirmsByEvent: false) }
+    let held = Mutex<CheckedContinuation<Void, Never>?>(nil)
+    let finishedOn = Mutex<String?>(nil)
+
+    func perform(_ request: ActionRequest) async -> ActionAttemptResult {
+        await withCheckedContinuation { continuation in held.withLock { $0 = continuation } }
+        let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?"
+        finishedOn.withLock { $0 = name.trimmingCharacters(in: .whitespacesAndNewlines) }
+        return .accepted
+    }
+}
+
+extension EngineLoopTests {
+    /// Attempts run on the engine thread; one still waiting when its loop stops must not hang
+    /// forever with it: it finishes on the leftover thread.
+    @Test func anAttemptThatOutlivesItsLoopStillFinishes() throws {
+        let target = HeldTarget()
+        let logger = Logger(label: "mutewarden") { _ in SwiftLogNoOpLogHandler() }
+        let policy = PolicyDefinition(
+            name: "card", feeds: ["desk"], start: .attributeEquals(key: "PCI_STAGE", value: "CARD"),
+            actions: [ActionSpec(kind: .pauseRecording, target: "recorder", deadline: .seconds(60))])
+        let loop = EngineLoop(
+            targets: ["recorder": target], feeds: ["desk"], clock: SystemClock(),
+            audit: AuditLogger(logger: logger), logger: logger, notifier: SystemdNotifier(), stateWriter: nil)
+        try loop.start(
+            configuration: EngineConfiguration(
+                policies: [policy], targets: [TargetDescriptor(name: "recorder", confirmsByEvent: false)]),
+            options: EngineOptions(randomSeed: 1), restoring: nil)
+        loop.post(
+            .update(
+                CallUpdate(
+                    feed: "desk", ids: CallIdentifiers(primary: "c1"), agentExtension: "3001", direction: .inbound,
+                    state: .established, attributes: ["PCI_STAGE": "CARD"])))
+        func waitUntil(_ condition: () -> Bool) {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !condition(), ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        }
+        waitUntil { target.held.withLock { $0 != nil } }
+        loop.stop()
+        let continuation = target.held.withLock { $0 }
+        #expect(continuation != nil, "the attempt never started")
+        continuation?.resume()
+        waitUntil { target.finishedOn.withLock { $0 != nil } }
+        #expect(target.finishedOn.withLock { $0 } == "mw-leftovers")
+    }
+}

@@ -3,37 +3,28 @@ import Dispatch
 import Foundation
 import MutewardenModel
 
-/// The thread that action attempts run on (`ActionTarget.perform` and what it awaits), instead of
-/// Swift's cooperative pool.
+/// A thread for the jobs of tasks whose ``EngineExecutor`` has stopped: an action attempt still
+/// waiting for its answer when the daemon stopped, a feed that has not yet seen its cancellation.
+/// They finish here instead of waiting forever for a loop that is gone.
 ///
-/// Why: a daemon pinned to one core has a pool one thread wide, and a pool thread runs a task
-/// until it suspends. A send would wait there behind a feed task parsing and mapping a whole
-/// long-poll reply (docs/performance.md). On a thread of its own, a send is one kernel wake-up
-/// away from the engine thread, and the kernel, not cooperation, decides who runs.
-///
-/// Targets must not block (docs/architecture.md), so one thread serves them all: their work
-/// between awaits is building a request and reading an answer.
-///
-/// One for the process, never released: a job holds its executor unowned, and an executor that
-/// went away with its daemon (the tests start many) while a finishing attempt still had jobs
-/// queued would leave them pointing at freed memory.
-final class ActionExecutor: TaskExecutor {
-    static let shared = ActionExecutor()
+/// One for the process, started on first use and never released: a job holds its executor
+/// unowned.
+final class LeftoverExecutor: Sendable {
+    static let shared = LeftoverExecutor()
 
     private let queue = JobQueue()
 
     private init() {
         let queue = self.queue
         let thread = Thread {
-            mw_set_thread_name("mw-actions")
+            mw_set_thread_name("mw-leftovers")
             queue.run()
         }
         thread.start()
     }
 
-    func enqueue(_ job: consuming ExecutorJob) {
-        queue.post(UnownedJob(job), executor: asUnownedTaskExecutor())
-    }
+    /// Runs `job` on this thread, as a job of `executor`.
+    func post(_ job: UnownedJob, executor: UnownedTaskExecutor) { queue.post(job, executor: executor) }
 }
 
 /// The executor's jobs, in order. `UnownedJob` and `UnownedTaskExecutor` are Sendable handles;
