@@ -104,6 +104,8 @@ final class EngineInbox: Sendable {
     /// Wakes the consumer without posting anything (to stop, or to re-check its deadline).
     func nudge() { wakeup.signal() }
 
+    var hasInputs: Bool { queue.withLock { !$0.isEmpty } }
+
     func drain() -> [EngineInput] {
         queue.withLock { queue in
             defer { queue.removeAll(keepingCapacity: true) }
@@ -154,6 +156,8 @@ final class EngineLoop: Sendable {
     /// The engine thread's pthread_t, once it runs: feed code called from its jobs must not yield
     /// the core it is meant to use.
     private let engineThread = Atomic<UInt>(0)
+    /// Feed jobs waiting for what they posted to be ingested and sent: see ``awaitSends()``.
+    private let sendWaiters = Mutex<[CheckedContinuation<Void, Never>]>([])
 
     init(
         targets: [String: any ActionTarget], feeds: [String], clock: any MonotonicClock, audit: AuditLogger,
@@ -185,6 +189,23 @@ final class EngineLoop: Sendable {
 
     /// See ``EngineInbox/awaitCapacity()``.
     func awaitCapacity() async { await inbox.awaitCapacity() }
+
+    /// On the engine thread, in a feed's job: returns once what the feed has posted is ingested
+    /// and its sends have left, so that the feed's next request (a long poll) queues behind them
+    /// at the HTTP thread, not ahead. Elsewhere, or with nothing posted, returns at once.
+    func awaitSends() async {
+        guard onEngineThread, inbox.hasInputs else { return }
+        await withCheckedContinuation { continuation in sendWaiters.withLock { $0.append(continuation) } }
+    }
+
+    /// Engine thread, once the batch's sends have started: lets the waiting feeds go on.
+    private func resumeSendWaiters() {
+        let waiters = sendWaiters.withLock { waiters in
+            defer { waiters.removeAll() }
+            return waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
 
     /// Starts the thread and returns once the engine is built on it, from Sendable configuration,
     /// so that the engine never crosses threads. Throws what building it threw.
@@ -247,6 +268,9 @@ final class EngineLoop: Sendable {
             for input in inbox.drain() { handle(input, engine: engine, now: now, records: &records) }
             engine.advance(to: now)
             startSends(engine.takeEffects(), deferring: &records)
+            // Feeds that waited for their events' sends now prepare their next long poll.
+            resumeSendWaiters()
+            executor.runJobs()
             write(records)
             publish(engine)
             if engine.stateVersion != persistedVersion, now >= nextStateAt, let stateWriter {
@@ -274,6 +298,7 @@ final class EngineLoop: Sendable {
             if executor.hasJobs { continue }
             inbox.wait(until: wake, clock: clock)
         }
+        resumeSendWaiters()
         executor.stop()
         // The last word on state: what the engine holds as it stops.
         let final = engine.snapshot(now: clock.now(), wallNow: wallClockNanoseconds())
@@ -433,7 +458,10 @@ final class EngineSink: CallUpdateSink {
         if woke, !loop.onEngineThread { sched_yield() }
     }
 
-    func awaitCapacity() async { await loop.awaitCapacity() }
+    func awaitCapacity() async {
+        await loop.awaitSends()
+        await loop.awaitCapacity()
+    }
 
     var taskExecutor: (any TaskExecutor)? { loop.executor }
 

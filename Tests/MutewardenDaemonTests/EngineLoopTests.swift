@@ -128,3 +128,54 @@ extension EngineLoopTests {
         #expect(target.finishedOn.withLock { $0 } == "mw-leftovers")
     }
 }
+
+/// What happened, in order, from any thread.
+private final class OrderLog: Sendable {
+    let entries = Mutex<[String]>([])
+    func note(_ entry: String) { entries.withLock { $0.append(entry) } }
+}
+
+/// Notes when an attempt starts.
+private struct OrderNotingTarget: ActionTarget {
+    var descriptor: TargetDescriptor { TargetDescriptor(name: "recorder", confirmsByEvent: false) }
+    let order: OrderLog
+
+    func perform(_ request: ActionRequest) async -> ActionAttemptResult {
+        order.note("send")
+        return .accepted
+    }
+}
+
+extension EngineLoopTests {
+    /// A feed on the engine thread that posts a batch and then asks for capacity (the Genesys
+    /// feed does before each long poll) goes on only once the batch's sends have left: its next
+    /// long poll must not reach the HTTP thread ahead of them.
+    @Test func aFeedOnTheEngineThreadGoesOnOnlyAfterItsBatchsSends() async throws {
+        let order = OrderLog()
+        let logger = Logger(label: "mutewarden") { _ in SwiftLogNoOpLogHandler() }
+        let policy = PolicyDefinition(
+            name: "card", feeds: ["desk"], start: .attributeEquals(key: "PCI_STAGE", value: "CARD"),
+            actions: [ActionSpec(kind: .pauseRecording, target: "recorder", deadline: .seconds(60))])
+        let loop = EngineLoop(
+            targets: ["recorder": OrderNotingTarget(order: order)], feeds: ["desk"], clock: SystemClock(),
+            audit: AuditLogger(logger: logger), logger: logger, notifier: SystemdNotifier(), stateWriter: nil)
+        try loop.start(
+            configuration: EngineConfiguration(
+                policies: [policy], targets: [TargetDescriptor(name: "recorder", confirmsByEvent: false)]),
+            options: EngineOptions(randomSeed: 1), restoring: nil)
+        defer { loop.stop() }
+        let sink = EngineSink(loop: loop)
+        let feed = Task(executorPreference: loop.executor) {
+            sink.deliver(
+                contentsOf: ["c1", "c2"].map { id in
+                    CallUpdate(
+                        feed: "desk", ids: CallIdentifiers(primary: id), agentExtension: "3001", direction: .inbound,
+                        state: .established, attributes: ["PCI_STAGE": "CARD"])
+                })
+            await sink.awaitCapacity()
+            order.note("next poll")
+        }
+        await feed.value
+        #expect(order.entries.withLock { $0 } == ["send", "send", "next poll"])
+    }
+}
