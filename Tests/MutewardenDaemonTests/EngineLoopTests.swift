@@ -80,6 +80,23 @@ private final class RecordWitness: LogHandler, Sendable {
     }
 }
 
+/// A running loop, quiet logger, whose one policy pauses the recording through `target` while
+/// PCI_STAGE is CARD on feed "desk".
+private func startedLoop(pausingWith target: any ActionTarget) throws -> EngineLoop {
+    let logger = Logger(label: "mutewarden") { _ in SwiftLogNoOpLogHandler() }
+    let policy = PolicyDefinition(
+        name: "card", feeds: ["desk"], start: .attributeEquals(key: "PCI_STAGE", value: "CARD"),
+        actions: [ActionSpec(kind: .pauseRecording, target: "recorder", deadline: .seconds(60))])
+    let loop = EngineLoop(
+        targets: ["recorder": target], feeds: ["desk"], clock: SystemClock(),
+        audit: AuditLogger(logger: logger), logger: logger, notifier: SystemdNotifier(), stateWriter: nil)
+    try loop.start(
+        configuration: EngineConfiguration(
+            policies: [policy], targets: [TargetDescriptor(name: "recorder", confirmsByEvent: false)]),
+        options: EngineOptions(randomSeed: 1), restoring: nil)
+    return loop
+}
+
 /// A target whose attempt waits until the test lets it go, then says where it finished.
 private final class HeldTarget: ActionTarget, Sendable {
     var descriptor: TargetDescriptor { TargetDescriptor(name: "recorder", confirmsByEvent: false) }
@@ -99,17 +116,7 @@ extension EngineLoopTests {
     /// forever with it: it finishes on the leftover thread.
     @Test func anAttemptThatOutlivesItsLoopStillFinishes() throws {
         let target = HeldTarget()
-        let logger = Logger(label: "mutewarden") { _ in SwiftLogNoOpLogHandler() }
-        let policy = PolicyDefinition(
-            name: "card", feeds: ["desk"], start: .attributeEquals(key: "PCI_STAGE", value: "CARD"),
-            actions: [ActionSpec(kind: .pauseRecording, target: "recorder", deadline: .seconds(60))])
-        let loop = EngineLoop(
-            targets: ["recorder": target], feeds: ["desk"], clock: SystemClock(),
-            audit: AuditLogger(logger: logger), logger: logger, notifier: SystemdNotifier(), stateWriter: nil)
-        try loop.start(
-            configuration: EngineConfiguration(
-                policies: [policy], targets: [TargetDescriptor(name: "recorder", confirmsByEvent: false)]),
-            options: EngineOptions(randomSeed: 1), restoring: nil)
+        let loop = try startedLoop(pausingWith: target)
         loop.post(
             .update(
                 CallUpdate(
@@ -152,17 +159,7 @@ extension EngineLoopTests {
     /// long poll must not reach the HTTP thread ahead of them.
     @Test func aFeedOnTheEngineThreadGoesOnOnlyAfterItsBatchsSends() async throws {
         let order = OrderLog()
-        let logger = Logger(label: "mutewarden") { _ in SwiftLogNoOpLogHandler() }
-        let policy = PolicyDefinition(
-            name: "card", feeds: ["desk"], start: .attributeEquals(key: "PCI_STAGE", value: "CARD"),
-            actions: [ActionSpec(kind: .pauseRecording, target: "recorder", deadline: .seconds(60))])
-        let loop = EngineLoop(
-            targets: ["recorder": OrderNotingTarget(order: order)], feeds: ["desk"], clock: SystemClock(),
-            audit: AuditLogger(logger: logger), logger: logger, notifier: SystemdNotifier(), stateWriter: nil)
-        try loop.start(
-            configuration: EngineConfiguration(
-                policies: [policy], targets: [TargetDescriptor(name: "recorder", confirmsByEvent: false)]),
-            options: EngineOptions(randomSeed: 1), restoring: nil)
+        let loop = try startedLoop(pausingWith: OrderNotingTarget(order: order))
         defer { loop.stop() }
         let sink = EngineSink(loop: loop)
         let feed = Task(executorPreference: loop.executor) {
