@@ -66,26 +66,7 @@ extension GenesysProviderTests {
     /// runs there too, not on a thread of Swift's pool.
     @Test(arguments: transports) func theFeedHandsOverItsEventsOnTheSinksExecutor(_ transport: String) async throws {
         let peer = try await GenesysPeer.start(connectTimeout: 2)
-        let yaml = """
-            feeds:
-              gws:
-                type: genesys
-                base_url: \(peer.baseURL)
-                username: \(GenesysPeer.user)
-                password: "${env:GWS_PASSWORD}"
-                agent_extension: "\(GenesysPeer.agentPhoneNumber)"
-                transport: \(transport)
-            targets:
-              log: { type: log }
-            policies:
-              pause:
-                feeds: [gws]
-                start: { attribute: PCI_STAGE, equals: CARD }
-                actions: [{ kind: pause-recording, target: log }]
-            """
-        let configuration = try ConfigurationLoader(
-            registry: BuiltInProviders.registry, environment: ["GWS_PASSWORD": GenesysPeer.password]
-        ).load(yaml: yaml, file: "gws.yaml")
+        let configuration = try GenesysProviderTests.configuration(peer: peer, transport: transport)
         let feed = try configuration.feeds[0].settings.makeFeed(
             name: "gws", context: ProviderContext(report: { _, _, _ in }))
         let sink = ThreadNotingSink()

@@ -18,37 +18,8 @@ import Testing
         init(
             peer: GenesysPeer, deadline: String = "3s", transport: String = "long-polling", kind: String = "pause-recording"
         ) async throws {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mw-gws-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            let yaml = """
-                feeds:
-                  gws:
-                    type: genesys
-                    base_url: \(peer.baseURL)
-                    username: \(GenesysPeer.user)
-                    password: "${env:GWS_PASSWORD}"
-                    agent_extension: "\(GenesysPeer.agentPhoneNumber)"
-                    transport: \(transport)
-                    reconnect_max: 1s
-                targets:
-                  voice:
-                    type: genesys
-                    base_url: \(peer.baseURL)
-                    username: \(GenesysPeer.user)
-                    password: "${env:GWS_PASSWORD}"
-                policies:
-                  pause:
-                    feeds: [gws]
-                    start: { attribute: PCI_STAGE, equals: CARD }
-                    actions: [{ kind: \(kind), target: voice, deadline: \(deadline) }]
-                logging:
-                  attributes: [PCI_STAGE]
-                state:
-                  directory: \(directory.path)
-                """
-            let configuration = try ConfigurationLoader(
-                registry: BuiltInProviders.registry, environment: ["GWS_PASSWORD": GenesysPeer.password]
-            ).load(yaml: yaml, file: "gws.yaml")
+            let configuration = try GenesysProviderTests.configuration(
+                peer: peer, deadline: deadline, transport: transport, kind: kind)
             let handler = InMemoryLogHandler(label: "mutewarden", logLevel: .debug)
             logs = handler.store
             daemon = try Daemon(configuration: configuration, logger: Logger(label: "mutewarden") { _ in handler })
@@ -75,6 +46,44 @@ import Testing
             stop.yield(.terminate)
             return try await task.value
         }
+    }
+
+    /// The daemon's configuration for `peer`: the `genesys` feed and target, and one policy that
+    /// takes `kind` while PCI_STAGE is CARD; state in a fresh temporary directory.
+    static func configuration(
+        peer: GenesysPeer, deadline: String = "3s", transport: String = "long-polling", kind: String = "pause-recording"
+    ) throws -> DaemonConfiguration {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mw-gws-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let yaml = """
+            feeds:
+              gws:
+                type: genesys
+                base_url: \(peer.baseURL)
+                username: \(GenesysPeer.user)
+                password: "${env:GWS_PASSWORD}"
+                agent_extension: "\(GenesysPeer.agentPhoneNumber)"
+                transport: \(transport)
+                reconnect_max: 1s
+            targets:
+              voice:
+                type: genesys
+                base_url: \(peer.baseURL)
+                username: \(GenesysPeer.user)
+                password: "${env:GWS_PASSWORD}"
+            policies:
+              pause:
+                feeds: [gws]
+                start: { attribute: PCI_STAGE, equals: CARD }
+                actions: [{ kind: \(kind), target: voice, deadline: \(deadline) }]
+            logging:
+              attributes: [PCI_STAGE]
+            state:
+              directory: \(directory.path)
+            """
+        return try ConfigurationLoader(
+            registry: BuiltInProviders.registry, environment: ["GWS_PASSWORD": GenesysPeer.password]
+        ).load(yaml: yaml, file: "gws.yaml")
     }
 
     /// Every scenario runs over both of Bayeux's connection types.
