@@ -46,16 +46,13 @@ final class EngineExecutor: TaskExecutor {
     var hasJobs: Bool { state.withLock { !$0.jobs.isEmpty } }
 
     /// Engine thread: runs the jobs queued now, in order; jobs they queue wait for the next call.
-    /// Returns how many ran.
-    @discardableResult
-    func runJobs() -> Int {
+    func runJobs() {
         let jobs = state.withLock { state in
             defer { state.jobs.removeAll(keepingCapacity: true) }
             return state.jobs
         }
         let executor = asUnownedTaskExecutor()
         for job in jobs { job.runSynchronously(on: executor) }
-        return jobs.count
     }
 
     /// Engine thread, as its loop ends: from now on jobs run on ``LeftoverExecutor``.

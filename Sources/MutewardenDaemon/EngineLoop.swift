@@ -153,8 +153,8 @@ final class EngineLoop: Sendable {
     private let controlFailureTimes = Mutex<[MonotonicInstant]>([])
     /// What the engine held when the loop stopped, for the shutdown record of each open window.
     private let finalStateStore = Mutex<EngineState?>(nil)
-    /// The engine thread's pthread_t, once it runs: feed code called from its jobs must not yield
-    /// the core it is meant to use.
+    /// The engine thread's pthread_t, once it runs: a feed running in one of its jobs must neither
+    /// yield the core it is meant to use (`EngineSink.deliver`) nor miss its sends (``awaitSends()``).
     private let engineThread = Atomic<UInt>(0)
     /// Feed jobs waiting for what they posted to be ingested and sent: see ``awaitSends()``.
     private let sendWaiters = Mutex<[CheckedContinuation<Void, Never>]>([])
