@@ -164,7 +164,7 @@ let package = Package(
             name: "GenesysPeerTests",
             dependencies: [
                 "MutewardenJSON", "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging", "MutewardenModel",
-                .product(name: "Logging", package: "swift-log"),
+                "MutewardenTestSupport", .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Peers"]),
         .testTarget(name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel"]),
@@ -181,7 +181,7 @@ let package = Package(
         .testTarget(
             name: "MutewardenDaemonTests",
             dependencies: [
-                "MutewardenDaemon", "MutewardenLogging", "MutewardenModel",
+                "MutewardenDaemon", "MutewardenLogging", "MutewardenModel", "MutewardenTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // The binaries as an operator runs them, and the daemon under mutewarden-loadgen.

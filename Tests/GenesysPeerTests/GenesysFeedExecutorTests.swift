@@ -3,6 +3,7 @@ import Foundation
 import MutewardenConfig
 import MutewardenDaemon
 import MutewardenModel
+import MutewardenTestSupport
 import Synchronization
 import Testing
 
@@ -51,8 +52,7 @@ private final class ThreadNotingSink: CallUpdateSink {
     func deliver(_ update: CallUpdate) { deliver(contentsOf: [update]) }
 
     func deliver(contentsOf updates: [CallUpdate]) {
-        let thread = ((try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?")
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let thread = currentThreadName()
         deliveries.withLock { $0.append(contentsOf: updates.map { ($0.ids.primary, thread) }) }
     }
 

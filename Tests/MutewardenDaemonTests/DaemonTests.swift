@@ -5,6 +5,7 @@ import MutewardenDaemon
 import MutewardenLogging
 import MutewardenModel
 import MutewardenSimulator
+import MutewardenTestSupport
 import Synchronization
 import Testing
 
@@ -178,12 +179,6 @@ struct ResyncingFeed: CallFeed, FeedSettings {
     #expect(logs.lines().contains { $0.contains("feed desk resynchronized: 1 current call(s), 1 ended while it was down") })
 }
 
-/// The kernel's name for the calling thread: what `top -H` shows.
-private func threadName() -> String {
-    ((try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?")
-        .trimmingCharacters(in: .whitespacesAndNewlines)
-}
-
 /// Notes the thread it runs on before and after each await, and delivers one capture.
 final class ThreadNotingFeed: CallFeed, FeedSettings {
     let name = "desk"
@@ -194,11 +189,11 @@ final class ThreadNotingFeed: CallFeed, FeedSettings {
     func makeFeed(name: String, context: ProviderContext) throws -> any CallFeed { self }
 
     func run(delivering sink: any CallUpdateSink) async throws {
-        threads.withLock { $0.append(threadName()) }
+        threads.withLock { $0.append(currentThreadName()) }
         sinkExecutor.withLock { $0 = sink.taskExecutor != nil }
         sink.feedStateChanged(feed: name, up: true, detail: "connected")
         try await Task.sleep(for: .milliseconds(10))
-        threads.withLock { $0.append(threadName()) }
+        threads.withLock { $0.append(currentThreadName()) }
         sink.deliver(update("c1", .established, ["PCI_STAGE": "CARD"]))
         while true { try await Task.sleep(for: .seconds(60)) }
     }
@@ -214,9 +209,9 @@ final class ThreadNotingTarget: ActionTarget, TargetSettings {
     func makeTarget(name: String, context: ProviderContext) throws -> any ActionTarget { self }
 
     func perform(_ request: ActionRequest) async -> ActionAttemptResult {
-        threads.withLock { $0.append(threadName()) }
+        threads.withLock { $0.append(currentThreadName()) }
         try? await Task.sleep(for: .milliseconds(1))
-        threads.withLock { $0.append(threadName()) }
+        threads.withLock { $0.append(currentThreadName()) }
         return .accepted
     }
 }

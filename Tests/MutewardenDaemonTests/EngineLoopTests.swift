@@ -3,6 +3,7 @@ import Logging
 import MutewardenEngine
 import MutewardenLogging
 import MutewardenModel
+import MutewardenTestSupport
 import Synchronization
 import Testing
 
@@ -105,8 +106,8 @@ private final class HeldTarget: ActionTarget, Sendable {
 
     func perform(_ request: ActionRequest) async -> ActionAttemptResult {
         await withCheckedContinuation { continuation in held.withLock { $0 = continuation } }
-        let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?"
-        finishedOn.withLock { $0 = name.trimmingCharacters(in: .whitespacesAndNewlines) }
+        let name = currentThreadName()
+        finishedOn.withLock { $0 = name }
         return .accepted
     }
 }
