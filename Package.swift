@@ -93,7 +93,7 @@ let package = Package(
             name: "MutewardenDaemon",
             dependencies: [
                 "MutewardenModel", "MutewardenEngine", "MutewardenConfig", "MutewardenLogging",
-                "MutewardenSimulator", "MutewardenGenesys", "CMutewardenShims", "CSystemd",
+                "MutewardenSimulator", "MutewardenGenesys", "MutewardenHTTP", "CMutewardenShims", "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
@@ -169,7 +169,9 @@ let package = Package(
             exclude: ["Peers"]),
         .testTarget(name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel"]),
         // Peers/ holds the test servers, run with python3 from the source tree.
-        .testTarget(name: "MutewardenHTTPTests", dependencies: ["MutewardenHTTP", "MutewardenModel"], exclude: ["Peers"]),
+        .testTarget(
+            name: "MutewardenHTTPTests", dependencies: ["MutewardenHTTP", "MutewardenModel", "MutewardenTestSupport"],
+            exclude: ["Peers"]),
         .testTarget(
             name: "MutewardenWebSocketTests",
             dependencies: ["MutewardenWebSocket", "MutewardenModel", "MutewardenSupervisor", "MutewardenTestSupport"],
@@ -181,7 +183,7 @@ let package = Package(
         .testTarget(
             name: "MutewardenDaemonTests",
             dependencies: [
-                "MutewardenDaemon", "MutewardenLogging", "MutewardenModel", "MutewardenTestSupport",
+                "MutewardenDaemon", "MutewardenHTTP", "MutewardenLogging", "MutewardenModel", "MutewardenTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // The binaries as an operator runs them, and the daemon under mutewarden-loadgen.

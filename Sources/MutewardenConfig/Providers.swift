@@ -1,4 +1,5 @@
 import MutewardenModel
+import Synchronization
 
 /// Provider-specific settings decoded from a feed's or target's mapping (all keys besides `type`).
 public protocol ProviderSettings: Sendable {
@@ -10,10 +11,52 @@ public protocol ProviderSettings: Sendable {
 public struct ProviderContext: Sendable {
     /// Emits an audit record: the provider's way to report connection state and trouble.
     public var report: @Sendable (AuditSeverity, String, AuditFields) -> Void
+    /// What the providers of one daemon share: its HTTP transport, a platform login used by both a
+    /// feed and a target. One per daemon, so that nothing outlives it or leaks into another.
+    public let shared: SharedResources
 
-    public init(report: @escaping @Sendable (AuditSeverity, String, AuditFields) -> Void) {
+    public init(
+        report: @escaping @Sendable (AuditSeverity, String, AuditFields) -> Void, shared: SharedResources = SharedResources()
+    ) {
         self.report = report
+        self.shared = shared
     }
+}
+
+/// Objects shared by the providers of one daemon, by name. The first to ask makes it.
+public final class SharedResources: Sendable {
+    private let entries = Mutex<[String: any Sendable]>([:])
+
+    public init() {}
+
+    /// The object named `name`, made by `make` if nobody has asked for it yet. `make` runs under
+    /// the lock, so two providers asking at once get the same object.
+    public func resource<Value: Sendable>(_ name: String, make: () throws -> Value) throws -> Value {
+        try entries.withLock { entries in
+            if let existing = entries[name] {
+                guard let value = existing as? Value else {
+                    throw SharedResourceError(name: name, expected: "\(Value.self)", found: "\(type(of: existing))")
+                }
+                return value
+            }
+            let value = try make()
+            entries[name] = value
+            return value
+        }
+    }
+
+    /// Sets `name` to `value` before any provider asks for it (the daemon's HTTP transport).
+    public func provide(_ name: String, _ value: some Sendable) {
+        entries.withLock { $0[name] = value }
+    }
+}
+
+/// Two providers used one name for different things: a bug, reported rather than crashing.
+public struct SharedResourceError: Error, CustomStringConvertible {
+    public var name: String
+    public var expected: String
+    public var found: String
+    public var description: String { "shared resource '\(name)' is a \(found), not a \(expected) (a bug)" }
 }
 
 public protocol FeedSettings: ProviderSettings {

@@ -2,6 +2,7 @@ import Dispatch
 import Logging
 import MutewardenConfig
 import MutewardenEngine
+import MutewardenHTTP
 import MutewardenLogging
 import MutewardenModel
 import Synchronization
@@ -59,6 +60,9 @@ public final class Daemon: Sendable {
                 metadata: AuditLogger.metadata(for: AuditRecord(.feedUp, severity, message, fields))
                     .filter { $0.key != AuditLogger.kindKey })
         }
+        // One HTTP transport for every provider, run by the engine thread (see EngineLoop).
+        let (transport, httpHost) = try HTTPTransport.hosted()
+        context.shared.provide(HTTPTransport.sharedResourceName, transport)
         redactor = Mutex(AttributeRedactor(allowlist: configuration.logging.attributeAllowlist))
         let targets = try Self.makeTargets(configuration, context: context)
         feeds = Mutex(try Self.makeFeeds(configuration, context: context))
@@ -83,8 +87,8 @@ public final class Daemon: Sendable {
             }
         }
         loop = EngineLoop(
-            targets: targets, feeds: configuration.feeds.map(\.name), clock: clock, audit: audit, logger: logger,
-            notifier: notifier, stateWriter: writer)
+            targets: targets, feeds: configuration.feeds.map(\.name), http: httpHost, clock: clock, audit: audit,
+            logger: logger, notifier: notifier, stateWriter: writer)
         sink = EngineSink(loop: loop)
     }
 

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Logging
 import MutewardenEngine
+import MutewardenHTTP
 import MutewardenLogging
 import MutewardenModel
 import Synchronization
@@ -27,8 +28,11 @@ enum EngineInput: Sendable {
 /// thread drains in batches.
 final class EngineInbox: Sendable {
     private let queue = Mutex<[EngineInput]>([])
-    // Counts posts into an empty queue only, so a burst of events costs one wake-up.
-    private let wakeup = DispatchSemaphore(value: 0)
+    /// Ends the engine thread's wait (see ``HTTPTransportHost/wake()``). Called for posts into an
+    /// empty queue only, so a burst of events costs one wake-up.
+    private let wakeup: @Sendable () -> Void
+
+    init(wake: @escaping @Sendable () -> Void = {}) { wakeup = wake }
 
     /// True when this post woke the consumer.
     @discardableResult
@@ -42,7 +46,7 @@ final class EngineInbox: Sendable {
             queue.append(input)
             return queue.count == 1
         }
-        if wasEmpty { wakeup.signal() }
+        if wasEmpty { wakeup() }
         return wasEmpty
     }
 
@@ -102,7 +106,7 @@ final class EngineInbox: Sendable {
     }
 
     /// Wakes the consumer without posting anything (to stop, or to re-check its deadline).
-    func nudge() { wakeup.signal() }
+    func nudge() { wakeup() }
 
     var hasInputs: Bool { queue.withLock { !$0.isEmpty } }
 
@@ -111,17 +115,6 @@ final class EngineInbox: Sendable {
             defer { queue.removeAll(keepingCapacity: true) }
             return queue
         }
-    }
-
-    /// Sleeps until something is posted or `deadline` (nil: forever) passes.
-    func wait(until deadline: MonotonicInstant?, clock: any MonotonicClock) {
-        guard let deadline else {
-            wakeup.wait()
-            return
-        }
-        let remaining = deadline.nanoseconds - clock.now().nanoseconds
-        guard remaining > 0 else { return }
-        _ = wakeup.wait(timeout: .now() + .nanoseconds(Int(min(remaining, Int64(Int.max)))))
     }
 }
 
@@ -133,8 +126,14 @@ public struct EngineSnapshot: Sendable, Hashable {
 
 /// Runs the engine on a thread of its own. The engine is not thread-safe, so nothing but this
 /// thread ever touches it; other threads reach it only through the inbox.
+///
+/// The same thread runs the daemon's HTTP transport (``HTTPTransportHost``) and the jobs of feeds
+/// and action attempts (``EngineExecutor``): a long-poll answer, its events, the engine's
+/// decisions and the requests they cause never cross a thread (docs/architecture.md).
 final class EngineLoop: Sendable {
     private let inbox: EngineInbox
+    /// The daemon's HTTP transport, driven between batches; its wait is this thread's wait.
+    private let http: HTTPTransportHost
     /// Feeds and action attempts run on the engine thread: see ``EngineExecutor``.
     let executor: EngineExecutor
     private let clock: any MonotonicClock
@@ -160,13 +159,13 @@ final class EngineLoop: Sendable {
     private let sendWaiters = Mutex<[CheckedContinuation<Void, Never>]>([])
 
     init(
-        targets: [String: any ActionTarget], feeds: [String], clock: any MonotonicClock, audit: AuditLogger,
-        logger: Logger, notifier: SystemdNotifier, stateWriter: StateWriter?
+        targets: [String: any ActionTarget], feeds: [String], http: HTTPTransportHost, clock: any MonotonicClock,
+        audit: AuditLogger, logger: Logger, notifier: SystemdNotifier, stateWriter: StateWriter?
     ) {
         targetTable = Mutex(targets)
-        let inbox = EngineInbox()
-        self.inbox = inbox
-        executor = EngineExecutor(wake: { [weak inbox] in inbox?.nudge() })
+        self.http = http
+        inbox = EngineInbox(wake: { [http] in http.wake() })
+        executor = EngineExecutor(wake: { [http] in http.wake() })
         // Jobs hold their executor unowned; see EngineExecutor.
         _ = Unmanaged.passRetained(executor)
         self.notifier = notifier
@@ -227,6 +226,9 @@ final class EngineLoop: Sendable {
             if let state {
                 engine.restore(state, now: clock.now(), wallNow: wallClockNanoseconds())
             }
+            // Claimed only once the engine exists: if building it fails, the transport stays
+            // unclaimed and its clients still close (in place).
+            http.claim()
             started.signal()
             run(engine)
         }
@@ -263,6 +265,8 @@ final class EngineLoop: Sendable {
             // opens behind other inputs must not wait for their records (sanitize, format and
             // write(2), tens of microseconds each).
             var records: [AuditRecord] = []
+            // Answers in, and the requests queued since the last round out.
+            http.step()
             // Feeds parse what their transports received and post it; finished attempts post their results.
             executor.runJobs()
             for input in inbox.drain() { handle(input, engine: engine, now: now, records: &records) }
@@ -271,6 +275,7 @@ final class EngineLoop: Sendable {
             // Feeds that waited for their events' sends now prepare their next long poll.
             resumeSendWaiters()
             executor.runJobs()
+            http.step()
             write(records)
             publish(engine)
             if engine.stateVersion != persistedVersion, now >= nextStateAt, let stateWriter {
@@ -295,11 +300,14 @@ final class EngineLoop: Sendable {
             if watchdogInterval != nil { wake = min(wake ?? nextPing, nextPing) }
             wake = min(wake ?? nextStatus, nextStatus)
             if stateWriter != nil, engine.stateVersion != persistedVersion { wake = min(wake ?? nextStateAt, nextStateAt) }
-            if executor.hasJobs { continue }
-            inbox.wait(until: wake, clock: clock)
+            // Posts and jobs from this thread woke nothing: look before waiting.
+            if executor.hasJobs || inbox.hasInputs || http.hasCommands { continue }
+            http.wait(atMostMilliseconds: wake.map { Self.milliseconds(from: clock.now(), to: $0) })
         }
         resumeSendWaiters()
         executor.stop()
+        // Attempts still in flight fail with `closed`; their tasks finish on the leftover thread.
+        http.end()
         // The last word on state: what the engine holds as it stops.
         let final = engine.snapshot(now: clock.now(), wallNow: wallClockNanoseconds())
         finalStateStore.withLock { $0 = final }
@@ -308,6 +316,11 @@ final class EngineLoop: Sendable {
             stateWriter.finish()
         }
         finished.signal()
+    }
+
+    /// Rounded up: a wait that ends a little early would only spin.
+    static func milliseconds(from now: MonotonicInstant, to deadline: MonotonicInstant) -> Int64 {
+        max(0, (deadline.nanoseconds - now.nanoseconds + 999_999) / 1_000_000)
     }
 
     /// One line for `systemctl status`: calls, windows, feeds, and recent control failures.
@@ -388,12 +401,10 @@ final class EngineLoop: Sendable {
             }
         }
         guard sent else { return }
-        // The attempts build their requests and hand them to the HTTP thread now, not after the records.
+        // The attempts build their requests and queue them now; the step hands them to libcurl,
+        // which writes them to their connections before any record is written.
         executor.runJobs()
-        // The HTTP thread was just woken, but the kernel lets a running thread go on: on one core
-        // it ran only after these records were written (0.22 ms at the median, traced at 5,000
-        // events/s). Yielding lets the requests leave first.
-        sched_yield()
+        http.step()
     }
 
     private func write(_ records: [AuditRecord]) {

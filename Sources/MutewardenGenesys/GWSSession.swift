@@ -7,11 +7,6 @@ import Synchronization
 /// One login to GWS, shared by the feed and the target that name the same server and user: GWS
 /// ties the CometD session and the voice API to the same `JSESSIONID` cookie and CSRF token.
 public final class GWSSession: Sendable {
-    public struct Key: Hashable, Sendable {
-        public var baseURL: String
-        public var username: String
-    }
-
     public let baseURL: String
     private let authorization: String
     private let client: HTTPClient
@@ -23,26 +18,12 @@ public final class GWSSession: Sendable {
 
     init(
         baseURL: String, username: String, password: String, configuration: HTTPClientConfiguration,
-        report: @escaping @Sendable (String) -> Void
+        transport: HTTPTransport, report: @escaping @Sendable (String) -> Void
     ) throws {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         authorization = "Basic " + Data("\(username):\(password)".utf8).base64EncodedString()
         self.report = report
-        client = try HTTPClient(configuration: configuration) { httpReport in report("\(httpReport)") }
-    }
-
-    /// Sessions by server and user: the feed and the target of one GWS deployment meet here.
-    private static let shared = Mutex<[Key: GWSSession]>([:])
-
-    static func shared(
-        key: Key, make: () throws -> GWSSession
-    ) throws -> GWSSession {
-        try shared.withLock { sessions in
-            if let session = sessions[key] { return session }
-            let session = try make()
-            sessions[key] = session
-            return session
-        }
+        client = try HTTPClient(configuration: configuration, transport: transport) { httpReport in report("\(httpReport)") }
     }
 
     /// `GET /api/v2/me` with Basic credentials: sets the `JSESSIONID` cookie and reads the CSRF

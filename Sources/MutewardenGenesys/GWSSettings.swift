@@ -36,10 +36,15 @@ public struct GWSSettings: FeedSettings, TargetSettings, Sendable {
             name: "genesys \(baseURL)", timeout: timeout, connectTimeout: connectTimeout,
             // Long polls are held by the server: the Bayeux client sets each one's own deadline.
             tls: tls, cookieSession: true)
-        return try GWSSession.shared(key: GWSSession.Key(baseURL: baseURL, username: username)) {
+        // The daemon provides its transport, run by the engine thread; providers built on their
+        // own (tests, tools) share one with a thread of its own.
+        let transport = try context.shared.resource(HTTPTransport.sharedResourceName) { try HTTPTransport() }
+        // One login per server and user, shared by the feed and the target that name them: GWS ties
+        // the CometD session and the voice API to the same cookie and CSRF token.
+        return try context.shared.resource("genesys session \(baseURL) as \(username)") {
             try GWSSession(
                 baseURL: baseURL, username: username, password: password.reveal(), configuration: configuration,
-                report: { message in context.report(.warning, message, [:]) })
+                transport: transport, report: { message in context.report(.warning, message, [:]) })
         }
     }
 

@@ -10,10 +10,10 @@ let curlGlobalInitResult: CURLcode = curl_global_init(Int(CURL_GLOBAL_ALL))
 
 /// The multi handle's address, for the one call other threads may make: `curl_multi_wakeup`,
 /// which libcurl documents as safe from any thread. Why this is sound:
-/// - producers call it only inside ``LoopMailbox``'s lock, and only while `closed` is false;
-/// - the loop thread sets `closed` under that same lock *before* `curl_multi_cleanup`, so no
+/// - other threads call it only inside ``LoopMailbox``'s lock, and only while `released` is false;
+/// - the loop's thread sets `released` under that same lock *before* `curl_multi_cleanup`, so no
 ///   wake-up can reach a freed handle;
-/// - every other use of the pointer (perform, poll, add, remove) happens on the loop thread.
+/// - every other use of the pointer (perform, poll, add, remove) happens on the loop's thread.
 struct MultiHandle: @unchecked Sendable {
     let pointer: UnsafeMutableRawPointer
 }
@@ -72,25 +72,44 @@ enum LoopCommand: Sendable {
 final class LoopMailbox: Sendable {
     private struct State {
         var commands: [LoopCommand] = []
+        /// Posts are refused: the loop has stopped, and nothing will ever read them.
         var closed = false
+        /// The multi handle is freed (or about to be): no more wake-ups.
+        var released = false
     }
 
     private let state = Locked(State())
     private let multi: MultiHandle
+    /// The pthread running the loop, once one does (0 before). A post from that thread needs no
+    /// wake-up: the loop looks at its mailbox before it polls again.
+    let loopThread = Atomic<UInt>(0)
 
     init(multi: MultiHandle) { self.multi = multi }
+
+    private var onLoopThread: Bool { loopThread.load(ordering: .relaxed) == UInt(pthread_self()) }
 
     /// Queues a command and wakes the loop. Only a post into an empty queue wakes it: a burst
     /// costs one wake-up, and the loop drains everything queued before it polls again. Returns
     /// false once the loop has stopped, when nothing will ever read the command.
     func post(_ command: LoopCommand) -> Bool {
-        state.withLock { state in
+        let wakes = !onLoopThread
+        return state.withLock { state in
             guard !state.closed else { return false }
             state.commands.append(command)
-            if state.commands.count == 1 { _ = curl_multi_wakeup(multi.pointer) }
+            if wakes, state.commands.count == 1, !state.released { _ = curl_multi_wakeup(multi.pointer) }
             return true
         }
     }
+
+    /// Ends the loop's current or next poll, from any thread but its own (where it is not needed).
+    func wake() {
+        guard !onLoopThread else { return }
+        state.withLock { state in
+            if !state.released { _ = curl_multi_wakeup(multi.pointer) }
+        }
+    }
+
+    var hasCommands: Bool { state.withLock { !$0.commands.isEmpty } }
 
     /// Swaps the queue with the loop's (empty) buffer, so neither side reallocates in steady state.
     func take(into buffer: inout [LoopCommand]) {
@@ -103,6 +122,14 @@ final class LoopMailbox: Sendable {
             state.closed = true
             defer { state.commands = [] }
             return state.commands
+        }
+    }
+
+    /// Stops every later wake-up; called on the loop's thread just before the multi handle is freed.
+    func release() {
+        state.withLock { state in
+            state.closed = true
+            state.released = true
         }
     }
 }
@@ -248,8 +275,9 @@ struct DeadlineHeap {
     }
 }
 
-/// The loop thread's state: the multi handle, the clients, the transfers. Built and used on the
-/// loop thread only; other threads reach it through ``LoopMailbox``.
+/// The loop's state: the multi handle, the clients, the transfers. Built on any thread, then used
+/// on the loop's thread only (its own, see ``HTTPTransport``, or a host's, see ``HTTPTransportHost``);
+/// other threads reach it through ``LoopMailbox``.
 final class CurlLoop {
     private let multi: UnsafeMutableRawPointer
     private let mailbox: LoopMailbox
@@ -259,49 +287,84 @@ final class CurlLoop {
     private var transfers: [UInt64: Transfer] = [:]
     private var deadlines = DeadlineHeap()
     private var admission: HostAdmission
+    private var commands: [LoopCommand] = []
+    /// Set by the `stop` command: every transfer has failed and every handle but the multi is freed.
+    private(set) var stopped = false
+    /// Called once, as the loop stops: what ``HTTPTransport/close()`` waits for.
+    private let onStopped: () -> Void
 
     /// Our own deadline fires this long after libcurl's: libcurl's timer normally wins and says
     /// more, ours catches what libcurl does not time (a transfer queued for a free connection).
     private static let backstopGrace: Int64 = 100_000_000
 
-    init(multi: MultiHandle, mailbox: LoopMailbox, counters: TransportCounters, transfersPerHost: Int) {
+    init(
+        multi: MultiHandle, mailbox: LoopMailbox, counters: TransportCounters, transfersPerHost: Int,
+        onStopped: @escaping () -> Void = {}
+    ) {
         self.multi = multi.pointer
         self.mailbox = mailbox
         self.counters = counters
+        self.onStopped = onStopped
         admission = HostAdmission(limit: transfersPerHost)
+        commands.reserveCapacity(64)
     }
 
+    /// The loop of a transport with a thread of its own.
     func run() {
-        var commands: [LoopCommand] = []
-        commands.reserveCapacity(64)
-        while true {
-            mailbox.take(into: &commands)
-            for (index, command) in commands.enumerated() {
-                if case .stop = command {
-                    shutdown(leftOver: Array(commands[(index + 1)...]))
-                    return
-                }
-                handle(command)
-            }
-            commands.removeAll(keepingCapacity: true)
+        while step() { poll(atMost: nil) }
+        releaseMulti()
+    }
 
-            var running: Int32 = 0
-            _ = curl_multi_perform(multi, &running)
-            collectFinished()
-            let now = clock.now().nanoseconds
-            expireDeadlines(now: now)
-            if admission.hasWaiting {
-                startAdmitted()
-                if admission.hasWaiting { expireWaiting(now: clock.now()) }
-            }
-
-            var waitMilliseconds: Int64 = admission.hasWaiting ? 100 : 1000
-            if let next = deadlines.earliest {
-                waitMilliseconds = min(waitMilliseconds, max(0, (next - now + 999_999) / 1_000_000))
-            }
-            // libcurl shortens the wait to its own next timer, and `curl_multi_wakeup` ends it.
-            _ = curl_multi_poll(multi, nil, 0, Int32(waitMilliseconds), nil)
+    /// One round: queued commands, then whatever libcurl can do without waiting (requests out,
+    /// answers in), then deadlines. Returns false once the loop has stopped.
+    @discardableResult
+    func step() -> Bool {
+        handleCommands()
+        guard !stopped else { return false }
+        var running: Int32 = 0
+        _ = curl_multi_perform(multi, &running)
+        collectFinished()
+        let now = clock.now().nanoseconds
+        expireDeadlines(now: now)
+        if admission.hasWaiting {
+            startAdmitted()
+            if admission.hasWaiting { expireWaiting(now: clock.now()) }
         }
+        return true
+    }
+
+    /// Runs the queued commands; a `stop` among them stops the loop.
+    func handleCommands() {
+        guard !stopped else { return }
+        mailbox.take(into: &commands)
+        defer { commands.removeAll(keepingCapacity: true) }
+        for (index, command) in commands.enumerated() {
+            if case .stop = command {
+                shutdown(leftOver: Array(commands[(index + 1)...]))
+                return
+            }
+            handle(command)
+        }
+    }
+
+    /// Waits for socket activity, a wake-up, libcurl's or our next deadline, or `limit`
+    /// milliseconds, whichever comes first.
+    func poll(atMost limit: Int64?) {
+        var waitMilliseconds: Int64 = admission.hasWaiting ? 100 : 1000
+        if let limit { waitMilliseconds = min(waitMilliseconds, max(0, limit)) }
+        if let next = deadlines.earliest {
+            let now = clock.now().nanoseconds
+            waitMilliseconds = min(waitMilliseconds, max(0, (next - now + 999_999) / 1_000_000))
+        }
+        // libcurl shortens the wait to its own next timer, and `curl_multi_wakeup` ends it.
+        _ = curl_multi_poll(multi, nil, 0, Int32(waitMilliseconds), nil)
+    }
+
+    /// Stops (if the `stop` command has not) and frees the multi handle: the loop's last call.
+    func releaseMulti() {
+        if !stopped { shutdown(leftOver: []) }
+        mailbox.release()
+        _ = curl_multi_cleanup(multi)
     }
 
     private func handle(_ command: LoopCommand) {
@@ -700,7 +763,8 @@ final class CurlLoop {
                 break
             }
         }
-        _ = curl_multi_cleanup(multi)
+        stopped = true
+        onStopped()
     }
 }
 

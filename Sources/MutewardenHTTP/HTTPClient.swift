@@ -18,12 +18,17 @@ public struct HTTPTransportStatistics: Sendable, Hashable {
     public var inFlight: Int
 }
 
-/// One thread driving one libcurl multi handle: every transfer of every client on it runs there.
+/// One libcurl multi handle and the loop that drives it: every transfer of every client on it
+/// runs there.
 ///
-/// The thread owns the multi handle, every easy handle and every cookie share; other threads only
-/// queue commands and call `curl_multi_wakeup`. Connections are pooled per transport, so clients
-/// to the same host (with the same TLS settings) reuse each other's idle connections, while
-/// cookies stay per client. The daemon needs one transport; a client made without one gets its own.
+/// The loop runs on a thread of its own, or, for a transport made by ``hosted(options:)``, on
+/// a host's thread: the daemon's engine thread drives its transport between batches, so that
+/// a reply, the events in it and the requests they cause are one thread's work, with no hand-off
+/// between threads (docs/performance.md). Either way, that thread owns the multi handle, every
+/// easy handle and every cookie share; other threads only queue commands and call
+/// `curl_multi_wakeup`. Connections are pooled per transport, so clients to the same host (with
+/// the same TLS settings) reuse each other's idle connections, while cookies stay per client.
+/// The daemon needs one transport; a client made without one gets its own.
 public final class HTTPTransport: Sendable {
     public struct Options: Sendable, Hashable {
         /// Concurrent connections to one host; transfers beyond wait for a free one (HTTP/1.1) or
@@ -46,8 +51,29 @@ public final class HTTPTransport: Sendable {
     private let closing = Atomic<Bool>(false)
     let nextClientID = Atomic<Int>(1)
     let nextRequestID = Atomic<UInt64>(1)
+    /// Set when a host runs the loop: see ``hosted(options:)``.
+    let hosted: HostedLoop?
 
-    public init(options: Options = Options()) throws(HTTPError) {
+    /// The name a daemon's transport goes by among the providers' shared resources.
+    public static let sharedResourceName = "http-transport"
+
+    /// A transport with a thread of its own.
+    public convenience init(options: Options = Options()) throws(HTTPError) {
+        try self.init(options: options, hostedByCaller: false)
+    }
+
+    /// A transport without a thread: the returned host runs its loop on the thread that claims it.
+    /// Until one does, nothing is sent; closing a client or the transport still works.
+    public static func hosted(options: Options = Options()) throws(HTTPError) -> (
+        transport: HTTPTransport, host: HTTPTransportHost
+    ) {
+        let transport = try HTTPTransport(options: options, hostedByCaller: true)
+        // Set by the initializer just called.
+        guard let loop = transport.hosted else { preconditionFailure("a hosted transport without its loop") }
+        return (transport, HTTPTransportHost(loop: loop, mailbox: transport.mailbox))
+    }
+
+    private init(options: Options, hostedByCaller: Bool) throws(HTTPError) {
         guard curlGlobalInitResult == CURLE_OK else {
             throw HTTPError(.transportFailure, "libcurl could not initialize (curl_global_init failed)")
         }
@@ -67,12 +93,21 @@ public final class HTTPTransport: Sendable {
         let counters = self.counters
         let running = self.running
         running.enter()
+        // Room for libcurl to queue a few per connection, so a connection never idles waiting
+        // for the loop; HostAdmission holds the rest.
+        let transfersPerHost = 4 * max(1, options.maxConnectionsPerHost)
+        if hostedByCaller {
+            hosted = HostedLoop(
+                loop: CurlLoop(
+                    multi: multi, mailbox: mailbox, counters: counters, transfersPerHost: transfersPerHost,
+                    onStopped: { running.leave() }),
+                mailbox: mailbox)
+            return
+        }
+        hosted = nil
         // The thread holds the mailbox and counters, never `self`, so dropping the last reference
         // to the transport runs deinit, which stops the thread.
         let threadName = options.threadName
-        // Room for libcurl to queue a few per connection, so a connection never idles waiting
-        // for this thread; HostAdmission holds the rest.
-        let transfersPerHost = 4 * max(1, options.maxConnectionsPerHost)
         let thread = Thread {
             // Foundation's Thread.name does not reach the kernel on Linux: this is what top -H shows.
             mw_set_thread_name(threadName)
@@ -82,11 +117,14 @@ public final class HTTPTransport: Sendable {
         thread.start()
     }
 
-    /// Stops the thread: transfers in flight and queued fail with ``HTTPError/Kind/closed``, then
-    /// every handle is freed. Returns once the thread has finished; later calls return at once.
+    /// Stops the loop: transfers in flight and queued fail with ``HTTPError/Kind/closed``, then
+    /// every handle is freed. Returns once that is done; later calls return at once. On a hosted
+    /// transport, this runs in place on the host's thread or before any host has claimed it, and
+    /// otherwise waits for the host's next round.
     public func close() {
         if !closing.exchange(true, ordering: .acquiringAndReleasing) {
             _ = mailbox.post(.stop)
+            hosted?.runCommandsIfAllowed()
         }
         running.wait()
     }
@@ -217,7 +255,11 @@ public final class HTTPClient: Sendable {
     public func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let done = DispatchSemaphore(value: 0)
-        if transport.mailbox.post(.removeClient(id, done)) { done.wait() }
+        if transport.mailbox.post(.removeClient(id, done)) {
+            // On a hosted transport's own thread, waiting for the loop would wait for ourselves.
+            transport.hosted?.runCommandsIfAllowed()
+            done.wait()
+        }
         if ownsTransport { transport.close() }
     }
 

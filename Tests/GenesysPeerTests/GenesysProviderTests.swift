@@ -4,6 +4,7 @@ import MutewardenConfig
 import MutewardenDaemon
 import MutewardenLogging
 import MutewardenModel
+import MutewardenTestSupport
 import Testing
 
 /// The `genesys` feed and target inside the real daemon, against Faye and the fake GWS.
@@ -93,12 +94,15 @@ import Testing
 
     @Test(arguments: transports) func aCaptureIsPausedAndResumedEachConfirmedByTheFeed(_ transport: String) async throws {
         let peer = try await GenesysPeer.start(connectTimeout: 2)
+        let httpThreadsBefore = processThreadNames().filter { $0 == "mw-http" }.count
         let running = try await Running(peer: peer, transport: transport)
         try await peer.waitForSubscribers()
         #expect(await running.waitForLine("audit=feed.up", "feed=gws"))
 
         try await peer.createCall(id: "C1", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
         #expect(await running.waitForLine("audit=action.confirmed", "action=pause-recording", "call=C1"))
+        // The feed's and the target's HTTP ran on the engine thread: the daemon started no HTTP thread.
+        #expect(processThreadNames().filter { $0 == "mw-http" }.count == httpThreadsBefore)
         try await peer.setUserData("C1", ["PCI_STAGE": "DONE"])
         #expect(await running.waitForLine("audit=action.confirmed", "action=resume-recording", "call=C1"))
 

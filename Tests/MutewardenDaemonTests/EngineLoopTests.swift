@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MutewardenEngine
+import MutewardenHTTP
 import MutewardenLogging
 import MutewardenModel
 import MutewardenTestSupport
@@ -55,7 +56,8 @@ private final class RecordWitness: LogHandler, Sendable {
             name: "card", feeds: ["desk"], start: .attributeEquals(key: "PCI_STAGE", value: "CARD"),
             actions: [ActionSpec(kind: .pauseRecording, target: "recorder", deadline: .seconds(60))])
         let loop = EngineLoop(
-            targets: ["recorder": HangingTarget()], feeds: ["desk"], clock: SystemClock(),
+            targets: ["recorder": HangingTarget()], feeds: ["desk"], http: try HTTPTransport.hosted().host,
+            clock: SystemClock(),
             audit: AuditLogger(logger: logger), logger: logger, notifier: SystemdNotifier(), stateWriter: nil)
         witness.loop.withLock { $0 = loop }
         func capture(_ id: String) -> CallUpdate {
@@ -89,7 +91,7 @@ private func startedLoop(pausingWith target: any ActionTarget) throws -> EngineL
         name: "card", feeds: ["desk"], start: .attributeEquals(key: "PCI_STAGE", value: "CARD"),
         actions: [ActionSpec(kind: .pauseRecording, target: "recorder", deadline: .seconds(60))])
     let loop = EngineLoop(
-        targets: ["recorder": target], feeds: ["desk"], clock: SystemClock(),
+        targets: ["recorder": target], feeds: ["desk"], http: try HTTPTransport.hosted().host, clock: SystemClock(),
         audit: AuditLogger(logger: logger), logger: logger, notifier: SystemdNotifier(), stateWriter: nil)
     try loop.start(
         configuration: EngineConfiguration(

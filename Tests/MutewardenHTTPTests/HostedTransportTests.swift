@@ -1,0 +1,178 @@
+import CMutewardenShims
+import Dispatch
+import Foundation
+import MutewardenModel
+import MutewardenTestSupport
+import Synchronization
+import Testing
+
+@testable import MutewardenHTTP
+
+/// A thread that hosts a transport the way the daemon's engine thread does: step, run its own
+/// work, wait. `onHost` runs a closure there, as a feed's or an attempt's job would run.
+private final class TestHost: Sendable {
+    static let threadName = "test-http-host"
+    let host: HTTPTransportHost
+    private let work = Mutex<[@Sendable () -> Void]>([])
+    private let stopping = Atomic<Bool>(false)
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(_ host: HTTPTransportHost) { self.host = host }
+
+    func start() {
+        let thread = Thread { [self] in
+            mw_set_thread_name(TestHost.threadName)
+            _ = host.claim()
+            // Bounded: the test's time limit ends a run that never stops.
+            while !stopping.load(ordering: .acquiring) {
+                host.step()
+                let batch = work.withLock { work in
+                    defer { work.removeAll() }
+                    return work
+                }
+                for body in batch { body() }
+                if batch.isEmpty, !host.hasCommands { host.wait(atMostMilliseconds: 1000) }
+            }
+            host.end()
+            finished.signal()
+        }
+        thread.start()
+    }
+
+    func onHost(_ body: @escaping @Sendable () -> Void) {
+        work.withLock { $0.append(body) }
+        host.wake()
+    }
+
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        host.wake()
+        finished.wait()
+    }
+}
+
+@Suite(.timeLimit(.minutes(2)))
+struct HostedTransportTests {
+    /// Nothing moves until a host claims the loop; then the transfers run on the host's thread.
+    @Test func requestsWaitForTheHostAndRunOnItsThread() async throws {
+        let peer = try await PythonPeer.start()
+        let httpThreadsBefore = processThreadNames().filter { $0 == "mw-http" }.count
+        let (transport, host) = try HTTPTransport.hosted()
+        let client = try makeClient(transport: transport)
+        let echo = peer.url("/echo")
+        let pending = Task { () async throws(HTTPError) -> HTTPResponse in
+            try await client.send(HTTPRequest(.get, echo))
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(transport.statistics.started == 0, "a transfer started with no host running the loop")
+
+        let testHost = TestHost(host)
+        testHost.start()
+        #expect(try await pending.value.status == 200)
+        #expect(try await client.send(HTTPRequest(.post, peer.url("/echo"), text: "{}")).status == 200)
+        #expect(transport.statistics.started == 2 && transport.statistics.connectionsOpened == 1)
+        // libcurl's callbacks ran on the host's thread.
+        let loopThread = Mutex<String?>(nil)
+        let seen = DispatchSemaphore(value: 0)
+        testHost.onHost {
+            loopThread.withLock { $0 = currentThreadName() }
+            seen.signal()
+        }
+        seen.wait()
+        #expect(loopThread.withLock { $0 } == TestHost.threadName)
+        #expect(processThreadNames().filter { $0 == "mw-http" }.count == httpThreadsBefore)
+        client.close()
+        testHost.stop()
+        transport.close()
+    }
+
+    /// A client closed in a job on the host's thread (a feed or target released there) must not
+    /// wait for a loop that only that thread runs.
+    @Test func aClientClosedOnTheHostsThreadClosesInPlace() async throws {
+        let peer = try await PythonPeer.start()
+        let (transport, host) = try HTTPTransport.hosted()
+        let testHost = TestHost(host)
+        testHost.start()
+        let client = try makeClient(timeout: .seconds(60), transport: transport)
+        let other = try makeClient("other", transport: transport)
+        let slowURL = peer.url("/slow?ms=30000")
+        let slow = Task { () async throws(HTTPError) -> HTTPResponse in
+            try await client.send(HTTPRequest(.get, slowURL))
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let closed = DispatchSemaphore(value: 0)
+        testHost.onHost {
+            client.close()
+            closed.signal()
+        }
+        closed.wait()
+        #expect(await expectHTTPError { try await slow.value }?.kind == .closed)
+        // The host and the transport's other clients go on.
+        #expect(try await other.send(HTTPRequest(.get, peer.url("/echo"))).status == 200)
+        testHost.stop()
+        transport.close()
+    }
+
+    /// A daemon that fails before its engine thread claims the transport still closes its clients
+    /// and the transport: nobody would ever run their commands otherwise.
+    @Test func clientsAndTheTransportCloseBeforeAnyHostClaimsIt() async throws {
+        let peer = try await PythonPeer.start()
+        let (transport, host) = try HTTPTransport.hosted()
+        let client = try makeClient(transport: transport)
+        let other = try makeClient("other", transport: transport)
+        let echo = peer.url("/echo")
+        let pending = Task { () async throws(HTTPError) -> HTTPResponse in
+            try await client.send(HTTPRequest(.get, echo))
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        client.close()
+        #expect(await expectHTTPError { try await pending.value }?.kind == .closed)
+        transport.close()
+        #expect(await expectHTTPError { try await other.send(HTTPRequest(.get, peer.url("/echo"))) }?.kind == .closed)
+        // A host may still claim and end it; there is nothing left for it to run.
+        #expect(host.claim())
+        host.end()
+    }
+
+    /// The host's end fails what is still in flight, and everything after it fails at once.
+    @Test func theHostsEndFailsWhatIsInFlight() async throws {
+        let peer = try await PythonPeer.start()
+        let (transport, host) = try HTTPTransport.hosted()
+        let testHost = TestHost(host)
+        testHost.start()
+        let client = try makeClient(timeout: .seconds(60), transport: transport)
+        let slowURL = peer.url("/slow?ms=30000")
+        let slow = Task { () async throws(HTTPError) -> HTTPResponse in
+            try await client.send(HTTPRequest(.get, slowURL))
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(transport.statistics.inFlight == 1)
+        testHost.stop()
+        #expect(await expectHTTPError { try await slow.value }?.kind == .closed)
+        #expect(await expectHTTPError { try await client.send(HTTPRequest(.get, peer.url("/echo"))) }?.kind == .closed)
+        // Closing after the end returns at once.
+        client.close()
+        transport.close()
+        // The wake-up of a host that has ended touches no freed handle.
+        host.wake()
+    }
+
+    /// Another thread's wake-up ends the host's wait; the host's own does nothing.
+    @Test func aWakeUpEndsTheHostsWait() throws {
+        let (transport, host) = try HTTPTransport.hosted()
+        let returned = DispatchSemaphore(value: 0)
+        let claimed = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            host.claim()
+            claimed.signal()
+            host.wait(atMostMilliseconds: 60_000)
+            returned.signal()
+            host.end()
+        }
+        thread.start()
+        claimed.wait()
+        host.wake()
+        #expect(returned.wait(timeout: .now() + 30) == .success, "the wait outlived its wake-up")
+        transport.close()
+    }
+}
