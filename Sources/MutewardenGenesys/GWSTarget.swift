@@ -21,7 +21,7 @@ public final class GWSTarget: ActionTarget {
                 ActionFailure(
                     .permanent, "GWS acts on calls by id: address this action `by: call`", code: "addressing"))
         }
-        let path = "/api/v2/me/calls/" + (id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? id)
+        let path = GWSVoiceAPI.callPath(id)
         let body = GWSVoiceAPI.requestBody(request.kind, request.verb)
         for attempt in 1...2 {
             let response: HTTPResponse
@@ -46,5 +46,3 @@ public final class GWSTarget: ActionTarget {
         return .failed(ActionFailure(.retryable, "GWS: not authenticated after logging in again", code: "20"))
     }
 }
-
-import Foundation

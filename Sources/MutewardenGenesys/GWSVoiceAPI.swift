@@ -15,6 +15,36 @@ public enum GWSVoiceAPI {
         }
     }
 
+    /// The path of the voice API for one call: the id as one path segment, every byte outside
+    /// RFC 3986's unreserved set (letters, digits, `-._~`) percent-encoded, `/` included, so an id
+    /// can never reach another resource. GWS ids are letters and digits, returned as they are:
+    /// Foundation's `addingPercentEncoding` cost 20 µs a request, a tenth of an event's path.
+    public static func callPath(_ id: String) -> String {
+        func unreserved(_ byte: UInt8) -> Bool {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "~"):
+                true
+            default: false
+            }
+        }
+        let prefix = "/api/v2/me/calls/"
+        guard !id.utf8.allSatisfy(unreserved) else { return prefix + id }
+        let hex = Array("0123456789ABCDEF".utf8)
+        var bytes = Array(prefix.utf8)
+        for byte in id.utf8 {
+            if unreserved(byte) {
+                bytes.append(byte)
+            } else {
+                bytes.append(UInt8(ascii: "%"))
+                bytes.append(hex[Int(byte >> 4)])
+                bytes.append(hex[Int(byte & 0x0F)])
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     public static func requestBody(_ kind: ActionKind, _ verb: ActionVerb) -> String {
         JSONValue.object([("operationName", .string(operationName(kind, verb)))]).serialized
     }

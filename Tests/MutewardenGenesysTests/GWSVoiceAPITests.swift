@@ -13,6 +13,19 @@ func operationNames(_ kind: ActionKind, _ verb: ActionVerb, _ name: String) {
     #expect(GWSVoiceAPI.requestBody(kind, verb) == "{\"operationName\":\"\(name)\"}")
 }
 
+/// A call id is one path segment: nothing in it can reach another resource or the query.
+@Test(arguments: [
+    ("00LG0000030000000003", "/api/v2/me/calls/00LG0000030000000003"),
+    ("a-b.c_d~e", "/api/v2/me/calls/a-b.c_d~e"),
+    ("../../admin", "/api/v2/me/calls/..%2F..%2Fadmin"),
+    ("id?x=1#f", "/api/v2/me/calls/id%3Fx%3D1%23f"),
+    ("a b%", "/api/v2/me/calls/a%20b%25"),
+    ("é", "/api/v2/me/calls/%C3%A9"),
+])
+func callPaths(_ id: String, _ path: String) {
+    #expect(GWSVoiceAPI.callPath(id) == path)
+}
+
 @Test(arguments: [
     (200, "{\"statusCode\":0}", "accepted"),
     (200, "{\"statusCode\":20,\"statusMessage\":\"Access denied\"}", "reauthenticate"),
