@@ -106,12 +106,16 @@ public enum LogLineFormatter {
             line.append(": ")
         }
         appendEscaped(record.message, to: &line)
-        for key in record.metadata.keys.sorted() {
+        for (key, value) in record.metadata.sorted(by: { $0.key < $1.key }) {
             line.append(" ")
             // A bare `=` in a key would make the pair ambiguous to a logfmt reader.
-            appendQuotedIfNeeded(key, to: &line, alsoQuoting: ["="])
+            appendQuotedIfNeeded(key, to: &line, alsoQuoting: .equals)
             line.append("=")
-            appendQuotedIfNeeded(render(record.metadata[key]!), to: &line)
+            if case .string(let text) = value {
+                appendQuotedIfNeeded(text, to: &line)
+            } else {
+                appendQuotedIfNeeded(render(value), to: &line)
+            }
         }
         return line
     }
@@ -126,11 +130,11 @@ public enum LogLineFormatter {
             return convertible.description
         case .dictionary(let nested):
             var text = "{"
-            for (index, key) in nested.keys.sorted().enumerated() {
+            for (index, (key, element)) in nested.sorted(by: { $0.key < $1.key }).enumerated() {
                 if index > 0 { text.append(",") }
-                appendQuotedIfNeeded(key, to: &text, alsoQuoting: nestedDelimiters)
+                appendQuotedIfNeeded(key, to: &text, alsoQuoting: .nestedDelimiters)
                 text.append("=")
-                appendQuotedIfNeeded(render(nested[key]!), to: &text, alsoQuoting: nestedDelimiters)
+                appendQuotedIfNeeded(render(element), to: &text, alsoQuoting: .nestedDelimiters)
             }
             text.append("}")
             return text
@@ -138,14 +142,35 @@ public enum LogLineFormatter {
             var text = "["
             for (index, element) in elements.enumerated() {
                 if index > 0 { text.append(",") }
-                appendQuotedIfNeeded(render(element), to: &text, alsoQuoting: nestedDelimiters)
+                appendQuotedIfNeeded(render(element), to: &text, alsoQuoting: .nestedDelimiters)
             }
             text.append("]")
             return text
         }
     }
 
-    private static let nestedDelimiters: Set<Unicode.Scalar> = [",", "=", "{", "}", "[", "]"]
+    /// ASCII characters that force quotes on top of the usual ones, as a bitmask: a `Set` cost a
+    /// hash per character, most of a line's formatting.
+    struct QuotedASCII: Sendable {
+        var mask: UInt128
+
+        static let none = QuotedASCII(mask: 0)
+        static let equals = QuotedASCII("=")
+        static let nestedDelimiters = QuotedASCII(",={}[]")
+
+        init(mask: UInt128) { self.mask = mask }
+
+        init(_ characters: StaticString) {
+            var mask: UInt128 = 0
+            characters.withUTF8Buffer { for byte in $0 { mask |= 1 << UInt128(byte) } }
+            self.mask = mask
+        }
+
+        func contains(_ byte: UInt8) -> Bool { byte < 128 && mask & (1 << UInt128(byte)) != 0 }
+    }
+
+    /// Always quoted, at any level: space, `"` and `\`.
+    private static let alwaysQuoted = QuotedASCII(" \"\\")
 
     /// Scalars that could break a line, or hide text, on a terminal or in a log viewer.
     static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
@@ -154,7 +179,7 @@ public enum LogLineFormatter {
     }
 
     static func appendEscaped(_ text: String, to line: inout String) {
-        guard text.unicodeScalars.contains(where: needsEscape) else {
+        guard hasScalarNeedingEscape(text) else {
             line.append(text)
             return
         }
@@ -165,13 +190,24 @@ public enum LogLineFormatter {
 
     /// Appends `text` bare when it is unambiguous, otherwise in double quotes with `\`, `"` and
     /// control characters escaped. Empty text is quoted so that `key=` never appears.
-    static func appendQuotedIfNeeded(
-        _ text: String, to line: inout String, alsoQuoting extra: Set<Unicode.Scalar> = []
-    ) {
-        let needsQuotes = text.isEmpty || text.unicodeScalars.contains { scalar in
-            scalar == " " || scalar == "\"" || scalar == "\\" || needsEscape(scalar)
-                || extra.contains(scalar)
+    static func appendQuotedIfNeeded(_ text: String, to line: inout String, alsoQuoting extra: QuotedASCII = .none) {
+        let quoted = QuotedASCII(mask: alwaysQuoted.mask | extra.mask)
+        func scan(_ bytes: some Sequence<UInt8>) -> (needsQuotes: Bool, nonASCII: Bool) {
+            var nonASCII = false
+            for byte in bytes {
+                if byte >= 0x80 {
+                    nonASCII = true
+                } else if byte < 0x20 || byte == 0x7F || quoted.contains(byte) {
+                    return (true, nonASCII)
+                }
+            }
+            return (false, nonASCII)
         }
+        let (found, nonASCII) = text.utf8.withContiguousStorageIfAvailable { scan($0) } ?? scan(text.utf8)
+        var needsQuotes = text.isEmpty || found
+        // Bytes of 0x80 and up are only ever part of a multi-byte scalar; of those, only U+0085,
+        // U+2028 and U+2029 need escaping.
+        if !needsQuotes && nonASCII { needsQuotes = hasScalarNeedingEscape(text) }
         guard needsQuotes else {
             line.append(text)
             return
@@ -181,6 +217,24 @@ public enum LogLineFormatter {
             appendScalar(scalar, to: &line, escapingQuotes: true)
         }
         line.append("\"")
+    }
+
+    /// Whether any scalar of `text` needs escaping, looking at bytes first: ASCII text is settled
+    /// without decoding a scalar.
+    static func hasScalarNeedingEscape(_ text: String) -> Bool {
+        func scan(_ bytes: some Sequence<UInt8>) -> (escape: Bool, nonASCII: Bool) {
+            var nonASCII = false
+            for byte in bytes {
+                if byte >= 0x80 {
+                    nonASCII = true
+                } else if byte < 0x20 || byte == 0x7F {
+                    return (true, nonASCII)
+                }
+            }
+            return (false, nonASCII)
+        }
+        let (escape, nonASCII) = text.utf8.withContiguousStorageIfAvailable { scan($0) } ?? scan(text.utf8)
+        return escape || (nonASCII && text.unicodeScalars.contains(where: needsEscape))
     }
 
     private static func appendScalar(_ scalar: Unicode.Scalar, to line: inout String, escapingQuotes: Bool) {

@@ -73,7 +73,9 @@ public struct LogRecordSanitizer: Sendable, Hashable {
             merged.merge(provided) { _, provided in provided }
         }
         if let explicit = event.metadata, !explicit.isEmpty {
-            merged.merge(explicit) { _, explicit in explicit }
+            // The usual case (an audit record's fields, nothing else) takes the event's own
+            // dictionary rather than hashing every key into an empty one.
+            if merged.isEmpty { merged = explicit } else { merged.merge(explicit) { _, explicit in explicit } }
         }
         if let error = event.error {
             // The same keys as swift-log's StreamLogHandler, so that operators see one convention.
@@ -93,18 +95,23 @@ public struct LogRecordSanitizer: Sendable, Hashable {
 
     /// `metadata` with PANs masked in keys and values and secret-bearing values redacted.
     public func sanitize(_ metadata: Logger.Metadata) -> Logger.Metadata {
-        var result: Logger.Metadata = [:]
-        result.reserveCapacity(metadata.count)
+        // Values are replaced in place, by index: most keys and values come out unchanged, and a
+        // new dictionary would hash every key again.
+        var result = metadata
         var renamed: [(key: String, value: Logger.MetadataValue)] = []
-        for (key, value) in metadata {
-            let maskedKey = PANMasker.mask(key)
+        var moved: [String] = []
+        for index in metadata.indices {
+            let (key, value) = metadata[index]
             let clean = isSecretKey(key) ? .string(Self.redacted) : sanitize(value)
+            let maskedKey = PANMasker.mask(key)
             if maskedKey == key {
-                result[key] = clean
+                result.values[index] = clean
             } else {
+                moved.append(key)
                 renamed.append((maskedKey, clean))
             }
         }
+        for key in moved { result[key] = nil }
         // Two keys can mask to the same text. Keys that needed no masking win, then the first in
         // sorted order, so that the outcome does not depend on dictionary order.
         renamed.sort { $0.key < $1.key }
@@ -130,6 +137,21 @@ public struct LogRecordSanitizer: Sendable, Hashable {
 
     /// Whether `key` names a value that must never be logged.
     public func isSecretKey(_ key: String) -> Bool {
+        // ASCII keys (all of the daemon's) are normalized into a stack buffer: lowercasing and
+        // filtering a String allocated twice per key. Others keep Unicode's lowercasing, which
+        // can turn a non-ASCII letter into an ASCII one (KELVIN SIGN into `k`).
+        let count = key.utf8.count
+        if count <= 64, key.utf8.allSatisfy({ $0 < 0x80 }) {
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buffer in
+                var length = 0
+                for byte in key.utf8 where byte != UInt8(ascii: "_") && byte != UInt8(ascii: "-") {
+                    buffer[length] = byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
+                    length += 1
+                }
+                let text = UnsafeBufferPointer(rebasing: buffer[..<length])
+                return markers.contains { Self.occurs($0, in: text) }
+            }
+        }
         let normalized = Self.normalizedKey(key)
         return normalized.utf8.withContiguousStorageIfAvailable { text in
             markers.contains { Self.occurs($0, in: text) }

@@ -1,11 +1,12 @@
 // Journal backend throughput: audit records per second that JournalLogHandler sustains into
 // systemd-journald, and the handler's own cost without a journal.
 //
-// Usage: mutewarden-journal-bench [--records N] [--rounds N] [--sink journal|null]
+// Usage: mutewarden-journal-bench [--records N] [--rounds N] [--sink journal|null|line]
 //   journal  sends to /run/systemd/journal/socket: the journald that receives is the limit, as
 //            sd_journal_sendv blocks while journald's socket buffer is full. bench/journal.sh
 //            runs it against a private journald and checks that every record was stored.
 //   null     sanitizes and encodes every record, then drops it: the handler's CPU cost alone.
+//   line     the stderr backend's CPU cost alone: sanitizes and formats each line, then drops it.
 // Build in release mode; the figure is meaningless in debug.
 import Logging
 import MutewardenLogging
@@ -30,14 +31,16 @@ while let flag = arguments.next() {
     switch flag {
     case "--records": records = Int(value) ?? 0
     case "--rounds": rounds = Int(value) ?? 0
-    case "--sink" where ["journal", "null"].contains(value): sinkName = value
-    default: fail("usage: mutewarden-journal-bench [--records N] [--rounds N] [--sink journal|null]", status: 64)
+    case "--sink" where ["journal", "null", "line"].contains(value): sinkName = value
+    default: fail("usage: mutewarden-journal-bench [--records N] [--rounds N] [--sink journal|null|line]", status: 64)
     }
 }
 guard records > 0, rounds > 0 else { fail("--records and --rounds must be positive", status: 64) }
 
 let sink: JournalSink
-if sinkName == "journal" {
+if sinkName == "line" {
+    sink = JournalSink(sender: { _, _ in 0 })
+} else if sinkName == "journal" {
     let error = LogBackend.probeJournalSocket()
     guard error == 0 else {
         fail("no journal at \(LogBackend.journalSocketPath) (errno \(error)); see bench/journal.sh", status: 69)
@@ -46,7 +49,10 @@ if sinkName == "journal" {
 } else {
     sink = JournalSink(sender: { _, _ in 0 })
 }
-let logger = Logger(label: "mutewarden") { JournalLogHandler(label: $0, logLevel: .info, sink: sink) }
+let logger =
+    sinkName == "line"
+    ? Logger(label: "mutewarden") { StderrLogHandler(label: $0, logLevel: .info, writer: { _ in }) }
+    : Logger(label: "mutewarden") { JournalLogHandler(label: $0, logLevel: .info, sink: sink) }
 let audit = AuditLogger(logger: logger)
 
 /// What the engine writes most: a confirmed action, with the fields it really carries.

@@ -130,6 +130,20 @@ import Darwin
                 + " \"key\\nbreak\"=v multi=\"a\\nb\" sep=\"x\\u{2028}y\" tab=\"a\\tb\"")
     }
 
+    /// The byte-level fast paths (ASCII keys, ASCII text) decide as the Unicode rules do.
+    @Test func fastPathsAgreeWithTheUnicodeRules() {
+        // Unicode lowercasing turns KELVIN SIGN into an ASCII `k`: still a secret key.
+        #expect(LogRecordSanitizer().isSecretKey("TO\u{212A}EN"))
+        #expect(LogRecordSanitizer().isSecretKey("X_AUTH-TOKEN"))
+        #expect(!LogRecordSanitizer().isSecretKey("idempotency_key"))
+        let (logger, collector) = stderrLogger()
+        logger.info("é\u{85}", metadata: ["café": "naïve", "nel": "a\u{85}b", "ls": "\u{2029}"])
+        #expect(
+            collector.lines == [
+                "2026-11-21T22:49:00.123Z INFO mutewarden: é\\u{85} café=naïve ls=\"\\u{2029}\" nel=\"a\\u{85}b\""
+            ])
+    }
+
     @Test func quotesKeysThatWouldBeAmbiguous() {
         let (logger, collector) = stderrLogger()
         logger.info("k", metadata: ["a=b": "c", "with space": "v"])
