@@ -351,8 +351,12 @@ final class EngineLoop: Sendable {
             engine.ingest(update, at: now)
             inbox.ingested(1)
         case .updates(let updates):
-            // Ingesting is microseconds; the batch's sends then all leave before its records.
-            for update in updates { engine.ingest(update, at: now) }
+            // A window that opens early in a long-poll answer sends before the rest of the answer
+            // is ingested; every send of the batch still leaves before any of its records.
+            for update in updates {
+                engine.ingest(update, at: now)
+                if engine.hasEffects { startSends(engine.takeEffects(), deferring: &records) }
+            }
             inbox.ingested(updates.count)
         case .attemptFinished(let ticket, let result):
             engine.attemptFinished(ticket, result: result, at: now)
