@@ -51,6 +51,29 @@ private final class TestHost: Sendable {
     }
 }
 
+/// A running host, a client on its transport, and a request the peer holds for 30 s, in flight.
+private struct HeldRequest {
+    let peer: PythonPeer
+    let transport: HTTPTransport
+    let testHost: TestHost
+    let client: HTTPClient
+    let task: Task<HTTPResponse, any Error>
+
+    static func start() async throws -> HeldRequest {
+        let peer = try await PythonPeer.start()
+        let (transport, host) = try HTTPTransport.hosted()
+        let testHost = TestHost(host)
+        testHost.start()
+        let client = try makeClient(timeout: .seconds(60), transport: transport)
+        let slowURL = peer.url("/slow?ms=30000")
+        let task = Task { () async throws(HTTPError) -> HTTPResponse in
+            try await client.send(HTTPRequest(.get, slowURL))
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        return HeldRequest(peer: peer, transport: transport, testHost: testHost, client: client, task: task)
+    }
+}
+
 @Suite(.timeLimit(.minutes(2)))
 struct HostedTransportTests {
     /// Nothing moves until a host claims the loop; then the transfers run on the host's thread.
@@ -89,28 +112,20 @@ struct HostedTransportTests {
     /// A client closed in a job on the host's thread (a feed or target released there) must not
     /// wait for a loop that only that thread runs.
     @Test func aClientClosedOnTheHostsThreadClosesInPlace() async throws {
-        let peer = try await PythonPeer.start()
-        let (transport, host) = try HTTPTransport.hosted()
-        let testHost = TestHost(host)
-        testHost.start()
-        let client = try makeClient(timeout: .seconds(60), transport: transport)
-        let other = try makeClient("other", transport: transport)
-        let slowURL = peer.url("/slow?ms=30000")
-        let slow = Task { () async throws(HTTPError) -> HTTPResponse in
-            try await client.send(HTTPRequest(.get, slowURL))
-        }
-        try await Task.sleep(for: .milliseconds(300))
+        let held = try await HeldRequest.start()
+        let other = try makeClient("other", transport: held.transport)
         let closed = DispatchSemaphore(value: 0)
-        testHost.onHost {
+        let client = held.client
+        held.testHost.onHost {
             client.close()
             closed.signal()
         }
         closed.wait()
-        #expect(await expectHTTPError { try await slow.value }?.kind == .closed)
+        #expect(await expectHTTPError { try await held.task.value }?.kind == .closed)
         // The host and the transport's other clients go on.
-        #expect(try await other.send(HTTPRequest(.get, peer.url("/echo"))).status == 200)
-        testHost.stop()
-        transport.close()
+        #expect(try await other.send(HTTPRequest(.get, held.peer.url("/echo"))).status == 200)
+        held.testHost.stop()
+        held.transport.close()
     }
 
     /// A daemon that fails before its engine thread claims the transport still closes its clients
@@ -136,25 +151,17 @@ struct HostedTransportTests {
 
     /// The host's end fails what is still in flight, and everything after it fails at once.
     @Test func theHostsEndFailsWhatIsInFlight() async throws {
-        let peer = try await PythonPeer.start()
-        let (transport, host) = try HTTPTransport.hosted()
-        let testHost = TestHost(host)
-        testHost.start()
-        let client = try makeClient(timeout: .seconds(60), transport: transport)
-        let slowURL = peer.url("/slow?ms=30000")
-        let slow = Task { () async throws(HTTPError) -> HTTPResponse in
-            try await client.send(HTTPRequest(.get, slowURL))
-        }
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(transport.statistics.inFlight == 1)
-        testHost.stop()
-        #expect(await expectHTTPError { try await slow.value }?.kind == .closed)
-        #expect(await expectHTTPError { try await client.send(HTTPRequest(.get, peer.url("/echo"))) }?.kind == .closed)
+        let held = try await HeldRequest.start()
+        #expect(held.transport.statistics.inFlight == 1)
+        held.testHost.stop()
+        #expect(await expectHTTPError { try await held.task.value }?.kind == .closed)
+        let echo = held.peer.url("/echo")
+        #expect(await expectHTTPError { try await held.client.send(HTTPRequest(.get, echo)) }?.kind == .closed)
         // Closing after the end returns at once.
-        client.close()
-        transport.close()
+        held.client.close()
+        held.transport.close()
         // The wake-up of a host that has ended touches no freed handle.
-        host.wake()
+        held.testHost.host.wake()
     }
 
     /// Another thread's wake-up ends the host's wait; the host's own does nothing.
