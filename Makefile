@@ -78,6 +78,8 @@ bench-journal: test-deps
 	swift build -c release --product mutewarden-journal-bench
 	@echo "== handler cost alone: sanitize and encode, no journal"
 	.build/release/mutewarden-journal-bench --sink null --records 200000 --rounds 3
+	@echo "== the stderr handler alone: sanitize and format a line, no write"
+	.build/release/mutewarden-journal-bench --sink line --records 200000 --rounds 3
 	@echo "== into systemd-journald"
 	bench/journal.sh .build/release/mutewarden-journal-bench --records 100000 --rounds 3
 
