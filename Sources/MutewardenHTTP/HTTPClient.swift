@@ -70,7 +70,7 @@ public final class HTTPTransport: Sendable {
         let transport = try HTTPTransport(options: options, hostedByCaller: true)
         // Set by the initializer just called.
         guard let loop = transport.hosted else { preconditionFailure("a hosted transport without its loop") }
-        return (transport, HTTPTransportHost(loop: loop, mailbox: transport.mailbox))
+        return (transport, HTTPTransportHost(loop: loop))
     }
 
     private init(options: Options, hostedByCaller: Bool) throws(HTTPError) {

@@ -28,12 +28,9 @@ import Glibc
 /// the host for work of its own.
 public final class HTTPTransportHost: Sendable {
     private let loop: HostedLoop
-    private let mailbox: LoopMailbox
+    private var mailbox: LoopMailbox { loop.mailbox }
 
-    init(loop: HostedLoop, mailbox: LoopMailbox) {
-        self.loop = loop
-        self.mailbox = mailbox
-    }
+    init(loop: HostedLoop) { self.loop = loop }
 
     /// Makes the calling thread the loop's; once, before any other call but ``wake()``. Returns
     /// false if another thread claimed it first or the host has ended.
@@ -74,7 +71,7 @@ final class HostedLoop: @unchecked Sendable {
 
     private let owner = Locked(Owner.unclaimed)
     private let loop: CurlLoop
-    private let mailbox: LoopMailbox
+    let mailbox: LoopMailbox
     /// The claiming thread's pthread (0 before): the cheap check of the host's calls.
     private let hostThread = Atomic<UInt>(0)
 

@@ -179,7 +179,7 @@ public enum LogLineFormatter {
     }
 
     static func appendEscaped(_ text: String, to line: inout String) {
-        guard hasScalarNeedingEscape(text) else {
+        guard needsMarking(text, quoting: .none) else {
             line.append(text)
             return
         }
@@ -192,23 +192,7 @@ public enum LogLineFormatter {
     /// control characters escaped. Empty text is quoted so that `key=` never appears.
     static func appendQuotedIfNeeded(_ text: String, to line: inout String, alsoQuoting extra: QuotedASCII = .none) {
         let quoted = QuotedASCII(mask: alwaysQuoted.mask | extra.mask)
-        func scan(_ bytes: some Sequence<UInt8>) -> (needsQuotes: Bool, nonASCII: Bool) {
-            var nonASCII = false
-            for byte in bytes {
-                if byte >= 0x80 {
-                    nonASCII = true
-                } else if byte < 0x20 || byte == 0x7F || quoted.contains(byte) {
-                    return (true, nonASCII)
-                }
-            }
-            return (false, nonASCII)
-        }
-        let (found, nonASCII) = text.utf8.withContiguousStorageIfAvailable { scan($0) } ?? scan(text.utf8)
-        var needsQuotes = text.isEmpty || found
-        // Bytes of 0x80 and up are only ever part of a multi-byte scalar; of those, only U+0085,
-        // U+2028 and U+2029 need escaping.
-        if !needsQuotes && nonASCII { needsQuotes = hasScalarNeedingEscape(text) }
-        guard needsQuotes else {
+        guard text.isEmpty || needsMarking(text, quoting: quoted) else {
             line.append(text)
             return
         }
@@ -219,22 +203,23 @@ public enum LogLineFormatter {
         line.append("\"")
     }
 
-    /// Whether any scalar of `text` needs escaping, looking at bytes first: ASCII text is settled
-    /// without decoding a scalar.
-    static func hasScalarNeedingEscape(_ text: String) -> Bool {
-        func scan(_ bytes: some Sequence<UInt8>) -> (escape: Bool, nonASCII: Bool) {
+    /// Whether `text` has a scalar that needs escaping, or one of the `quoting` characters. One
+    /// pass over the bytes settles ASCII text; scalars are decoded only when there are others, and
+    /// of those only U+0085, U+2028 and U+2029 need escaping.
+    static func needsMarking(_ text: String, quoting quoted: QuotedASCII) -> Bool {
+        func scan(_ bytes: some Sequence<UInt8>) -> (marked: Bool, nonASCII: Bool) {
             var nonASCII = false
             for byte in bytes {
                 if byte >= 0x80 {
                     nonASCII = true
-                } else if byte < 0x20 || byte == 0x7F {
+                } else if byte < 0x20 || byte == 0x7F || quoted.contains(byte) {
                     return (true, nonASCII)
                 }
             }
             return (false, nonASCII)
         }
-        let (escape, nonASCII) = text.utf8.withContiguousStorageIfAvailable { scan($0) } ?? scan(text.utf8)
-        return escape || (nonASCII && text.unicodeScalars.contains(where: needsEscape))
+        let (marked, nonASCII) = text.utf8.withContiguousStorageIfAvailable { scan($0) } ?? scan(text.utf8)
+        return marked || (nonASCII && text.unicodeScalars.contains(where: needsEscape))
     }
 
     private static func appendScalar(_ scalar: Unicode.Scalar, to line: inout String, escapingQuotes: Bool) {

@@ -67,13 +67,8 @@ public enum PANMasker {
     static func hasEnoughDigits(_ text: String) -> Bool {
         // Over the string's own bytes when it has them (native and small strings do): the
         // iterator of the UTF-8 view cost a tenth of writing an audit record.
-        if let answer = text.utf8.withContiguousStorageIfAvailable({ hasEnoughDigits($0) }) { return answer }
-        var digits = 0
-        for byte in text.utf8 where isDigit(byte) {
-            digits += 1
-            if digits >= minimumDigits { return true }
-        }
-        return false
+        text.utf8.withContiguousStorageIfAvailable { hasEnoughDigits($0) }
+            ?? Array(text.utf8).withUnsafeBufferPointer { hasEnoughDigits($0) }
     }
 
     static func hasEnoughDigits(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
