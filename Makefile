@@ -19,7 +19,7 @@ SHELL := /bin/bash
 .PHONY: demo test bench bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-gws build deps bench-deps test-deps check-warnings check-hazards
 
 # Debian packages: the C libraries behind the transports and the journal.
-BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-dev
+BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-dev libjemalloc-dev
 # Packages the test suite's real peers need:
 # - systemd for systemd-journald, journalctl and systemd-analyze (Tests/SystemdTests), util-linux
 #   and mount for the private mount namespaces the journald tests run in;

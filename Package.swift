@@ -104,8 +104,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
-        // The daemon's one malloc arena, set by a constructor before main (see startup.c).
-        .target(name: "CMutewardenStartup"),
+        // The daemon's allocator, jemalloc with one arena (see startup.c). Linked into the
+        // executable alone: libraries and tests keep the system's malloc.
+        .target(name: "CMutewardenStartup", linkerSettings: [.linkedLibrary("jemalloc")]),
 
         // Benchmarks are executables, never timed tests: the machines are shared and noisy.
         .target(name: "CAllocationCounter"),

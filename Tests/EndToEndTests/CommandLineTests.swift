@@ -8,6 +8,13 @@ import Testing
         #expect(result.stdout.hasPrefix("mutewarden "))
     }
 
+    @Test func theDaemonAllocatesWithJemallocInOneArena() throws {
+        // Linked is not enough: `version` checks that malloc itself resolves to jemalloc's.
+        let result = try BinaryRunner.run(["version"])
+        #expect(result.stdout.contains("allocator: jemalloc 5."), "\(result.stdout)")
+        #expect(result.stdout.contains(", 1 arena\n"), "\(result.stdout)")
+    }
+
     @Test(arguments: [[], ["run"], ["check-config"], ["version"]])
     func everyCommandHasHelp(_ command: [String]) throws {
         let result = try BinaryRunner.run(command + ["--help"])
