@@ -11,10 +11,13 @@
 #include <jemalloc/jemalloc.h>
 #include <stddef.h>
 
-// Read by jemalloc before its first allocation, so before any thread exists. One arena, as the
-// daemon had with glibc: its threads hardly ever allocate at the same moment, each keeps a cache
-// of its own, and every extra arena holds memory of its own.
-const char *malloc_conf = "narenas:1";
+// Read by jemalloc before its first allocation, so before any thread exists.
+// - One arena, as the daemon had with glibc: its threads hardly ever allocate at the same moment,
+//   each keeps a cache of its own, and every extra arena holds memory of its own.
+// - Freed pages go back to the kernel within about 250 ms rather than 10 s: a burst (a large
+//   reply, a resync) otherwise stays in RSS. Websocket at 20,000 events/s peaked at 65.5-65.7
+//   MiB with the default, 63.0-63.1 with 1 s, 62.1 with 250 ms, for the same throughput.
+const char *malloc_conf = "narenas:1,dirty_decay_ms:250";
 
 const char *mw_startup_allocator(void) {
     // Linked is not enough: if another library's malloc came first in the lookup order, the
