@@ -71,13 +71,16 @@ def sweep(options):
                     print("the daemon cannot use the %s transport in this build; skipping its rates" % transport)
                     break
         # The floor under the daemon's latency: the least consumer that sends every action, on the
-        # daemon's core (long-polling only), at the rates it can keep up with.
+        # daemon's core, over each transport, at the rates it can keep up with.
         if not options.no_reflex:
-            for rate in [int(r) for r in options.rates.split(",") if int(r) <= 20000]:
-                runs.append(run_loadgen(
-                    ["--reflex", "--rate", str(rate), "--calls", str(options.calls), "--warmup", str(options.warmup),
-                     "--duration", str(options.duration), "--grace", str(options.grace)],
-                    os.path.join(RESULTS, "reflex-%d.json" % rate), logs))
+            for transport in options.transports.split(","):
+                for rate in [int(r) for r in options.rates.split(",") if int(r) <= 20000]:
+                    name = "reflex-%d.json" % rate if transport == "long-polling" else "reflex-%s-%d.json" % (
+                        transport, rate)
+                    runs.append(run_loadgen(
+                        ["--reflex", "--transport", transport, "--rate", str(rate), "--calls", str(options.calls),
+                         "--warmup", str(options.warmup), "--duration", str(options.duration), "--grace",
+                         str(options.grace)], os.path.join(RESULTS, name), logs))
     summary = {"machine": describe_machine(), "sink": sink, "runs": runs}
     with open(os.path.join(RESULTS, "sweep.json"), "w") as handle:
         json.dump(summary, handle, indent=2)
@@ -91,7 +94,7 @@ def number(value, digits=2):
 
 def label(run):
     """The table's and the plot's name for a run: its transport, or the floor consumer."""
-    return "floor (--reflex)" if run.get("reflex") else run["transport"]
+    return "floor, %s" % run["transport"] if run.get("reflex") else run["transport"]
 
 
 def write_table(summary):
@@ -130,8 +133,8 @@ def write_table(summary):
                       sink["events_per_second"], sink["target_rate"], sink["loadgen"]["cpu_cores"])]
     if any(run.get("reflex") for run in summary["runs"]):
         lines += ["", "The floor rows replace the daemon with `--reflex`: one thread on the daemon's core that "
-                  "long-polls, parses, and sends each edge's two operations at once, with no engine, log or state "
-                  "file. What it measures, no change to the daemon can remove."]
+                  "long-polls (or reads the websocket itself), parses, and sends each edge's two operations at once, "
+                  "with no engine, log or state file. What it measures, no change to the daemon can remove."]
     lines += ["", "![latency against rate](latency.png)", ""]
     with open(os.path.join(RESULTS, "latest.md"), "w") as handle:
         handle.write("\n".join(lines))
@@ -148,7 +151,7 @@ def plot_latency(runs):
     data = os.path.join(RESULTS, "latency.dat")
     transports = []
     blocks = []
-    for transport in ["long-polling", "websocket", "floor (--reflex)"]:
+    for transport in ["long-polling", "websocket", "floor, long-polling", "floor, websocket"]:
         rows = [run for run in runs if label(run) == transport and (run.get("latency_ms") or {}).get("count")]
         if not rows:
             continue
@@ -169,10 +172,13 @@ def plot_latency(runs):
                  for column, label in [(2, "p50"), (3, "p90"), (4, "p99"), (5, "p99.9"), (6, "max")]]
         panels.append("set title '%s'\nplot %s, 1 with lines dashtype 2 lc rgb 'gray' title '1 ms'" % (
             transport, ", ".join(lines)))
+    # Two rows once the floors have a panel per transport, so that the picture stays readable.
+    rows = 1 if len(panels) <= 3 else 2
+    columns = (len(panels) + rows - 1) // rows
     gnuplot("""
-set terminal pngcairo size %d,520
+set terminal pngcairo size %d,%d
 set output '%s'
-set multiplot layout 1,%d title 'mutewarden: event to action request, 10,000 calls, one daemon core'
+set multiplot layout %d,%d title 'mutewarden: event to action request, 10,000 calls, one daemon core'
 set xlabel 'events per second asked'
 set ylabel 'latency (ms)'
 set logscale xy
@@ -181,7 +187,7 @@ set grid
 set key left top
 %s
 unset multiplot
-""" % (560 * len(panels), os.path.join(RESULTS, "latency.png"), len(panels), "\n".join(panels)))
+""" % (560 * columns, 520 * rows, os.path.join(RESULTS, "latency.png"), rows, columns, "\n".join(panels)))
     os.unlink(data)
 
 

@@ -37,7 +37,8 @@ struct LoadRun {
         if options.sink {
             _ = Sink(port: port).start(until: { stopConsumer.isSet })
         } else if options.reflex {
-            _ = Reflex(port: port, authorization: settings.authorization, cpu: options.daemonCPU).start(until: { stopConsumer.isSet })
+            _ = Reflex(port: port, authorization: settings.authorization, cpu: options.daemonCPU, transport: options.transport)
+                .start(until: { stopConsumer.isSet })
         } else if options.external {
             log("no daemon: waiting for a client on 127.0.0.1:\(port)")
         } else {

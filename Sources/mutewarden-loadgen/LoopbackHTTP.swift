@@ -27,24 +27,7 @@ final class LoopbackHTTP {
     private var pending: [UInt8] = []
 
     init(port: Int) throws {
-        socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { throw Failure(description: "socket failed") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else {
-            close(socket)
-            throw Failure(description: "connect failed")
-        }
-        // Requests are small and each is waited for: Nagle would hold the next one back.
-        var on: Int32 = 1
-        setsockopt(socket, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+        socket = try loopbackSocket(port: port)
     }
 
     deinit { close(socket) }
@@ -92,7 +75,30 @@ final class LoopbackHTTP {
     }
 }
 
-private func find(_ haystack: [UInt8], _ needle: [UInt8]) -> Int? {
+/// A TCP connection to 127.0.0.1:`port`, with Nagle off: the built-in consumers' requests are
+/// small and each is waited for, so Nagle would hold the next one back.
+func loopbackSocket(port: Int) throws -> Int32 {
+    let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard socket >= 0 else { throw LoopbackHTTP.Failure(description: "socket failed") }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+    guard connected == 0 else {
+        close(socket)
+        throw LoopbackHTTP.Failure(description: "connect failed")
+    }
+    var on: Int32 = 1
+    setsockopt(socket, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+    return socket
+}
+
+func find(_ haystack: [UInt8], _ needle: [UInt8]) -> Int? {
     guard haystack.count >= needle.count else { return nil }
     var index = 0
     while index <= haystack.count - needle.count {

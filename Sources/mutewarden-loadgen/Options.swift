@@ -35,7 +35,7 @@ struct Options: Sendable {
         capture-window event to the arrival of each action request it calls for.
         --sink replaces the daemon with a trivial built-in consumer, to show the generator's headroom.
         --reflex replaces the daemon with the least consumer that sends every action (one thread, pinned
-        to --daemon-cpu), to show the latency floor of this machine and harness.
+        to --daemon-cpu, on --transport), to show the latency floor of this machine and harness.
         --external starts no daemon and serves any client (the port is printed on standard error).
         """
 
@@ -77,7 +77,6 @@ struct Options: Sendable {
             default: fail("unknown option \(argument)")
             }
         }
-        if options.reflex, options.transport != "long-polling" { fail("--reflex polls: it needs --transport long-polling") }
         if [options.sink, options.reflex, options.external].filter({ $0 }).count > 1 {
             fail("--sink, --reflex and --external each replace the daemon: give one")
         }

@@ -2,10 +2,11 @@ import CMutewardenShims
 import Foundation
 import MutewardenJSON
 
-/// The least a consumer can do and still send every action: one thread that long-polls, parses
-/// each reply, and the moment an event opens or closes a capture (`PCI_STAGE` becomes or stops
-/// being `CARD`) sends that edge's two operations, each on a keep-alive connection of its own,
-/// then waits for both answers before the next poll. No engine, no log, no state file, no retry.
+/// The least a consumer can do and still send every action: one thread that long-polls (or reads
+/// the CometD websocket), parses each reply (or frame), and the moment an event opens or closes a
+/// capture (`PCI_STAGE` becomes or stops being `CARD`) sends that edge's two operations, each on a
+/// keep-alive connection of its own, then waits for both answers before it reads on. No engine, no
+/// log, no state file, no retry; over websocket, no service thread to hand frames over.
 ///
 /// Run in place of the daemon (`--reflex`, pinned to `--daemon-cpu` like the daemon), it measures
 /// the floor under the daemon's latency on this machine: the generator, loopback, the kernel's
@@ -14,6 +15,8 @@ struct Reflex: Sendable {
     let port: Int
     let authorization: String
     let cpu: Int?
+    /// `long-polling` or `websocket`, as the daemon's feed would use.
+    let transport: String
 
     func start(until stop: @escaping @Sendable () -> Bool) -> Thread {
         consumerThread(name: "loadgen-reflex", until: stop) {
@@ -32,7 +35,14 @@ struct Reflex: Sendable {
         else { throw LoopbackHTTP.Failure(description: "the login gave no session cookie or CSRF token") }
         let headers = ["Cookie: \(cookie)", "X-CSRF-TOKEN: \(csrf)"]
         let mute = try LoopbackHTTP(port: port)
-        let poll = try BayeuxPoll(port: port)
+        let next: () throws -> [UInt8]
+        if transport == "websocket" {
+            let socket = try BayeuxWebSocket(port: port, headers: ["Cookie: \(cookie)", "Authorization: \(authorization)"])
+            next = socket.next
+        } else {
+            let poll = try BayeuxPoll(port: port)
+            next = poll.next
+        }
         var capturing = Set<String>()
 
         func perform(_ recordingOperation: Operation, _ muteOperation: Operation, call: String) throws {
@@ -44,7 +54,7 @@ struct Reflex: Sendable {
         }
 
         while !stop() {
-            guard let messages = try JSONValue.parse(poll.next()).array else { continue }
+            guard let messages = try JSONValue.parse(next()).array else { continue }
             for message in messages where message["channel"]?.string == "/v2/me/calls" {
                 guard let call = message["data"]?["call"], let id = call["id"]?.string else { continue }
                 let card = call["userData"]?["PCI_STAGE"]?.string == "CARD"

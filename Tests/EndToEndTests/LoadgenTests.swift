@@ -62,11 +62,17 @@ import Testing
     }
 
     /// The floor consumer logs in as the daemon does and sends every action once, so its latency
-    /// is a fair floor for the daemon's.
-    @Test func theReflexConsumerSendsEveryActionOnce() throws {
-        let report = try run(["--reflex", "--rate", "500", "--calls", "400", "--warmup", "1", "--duration", "3", "--grace", "2"])
+    /// is a fair floor for the daemon's; over websocket it upgrades with the session cookie and the
+    /// Basic credentials, as the daemon does.
+    @Test(arguments: ["long-polling", "websocket"])
+    func theReflexConsumerSendsEveryActionOnce(_ transport: String) throws {
+        let report = try run([
+            "--reflex", "--transport", transport, "--rate", "500", "--calls", "400", "--warmup", "1", "--duration", "3",
+            "--grace", "2",
+        ])
         #expect(report["error"] == nil)
         #expect(report["reflex"] as? Bool == true)
+        #expect(report["transport"] as? String == transport)
         let actions = try #require(report["actions"] as? [String: Int])
         #expect(actions["expected", default: 0] > 0)
         #expect(actions["received"] == actions["expected"])
@@ -75,16 +81,10 @@ import Testing
         let server = try #require(report["server"] as? [String: Int])
         #expect(server["csrf_missing"] == 0)
         #expect(server["logins", default: 0] == 1)
-    }
-
-    @Test func aReflexRunOverWebSocketIsRefused() throws {
-        let process = Process()
-        process.executableURL = LoadgenTests.loadgen
-        process.arguments = ["--reflex", "--transport", "websocket"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 64)
+        if transport == "websocket" {
+            #expect(server["web_socket_upgrades_with_credentials"] == 1)
+            #expect(server["poll_replies"] == 0)
+            #expect(server["web_socket_frames", default: 0] > 0)
+        }
     }
 }
