@@ -136,9 +136,11 @@ import Testing
         try await peer.waitForSubscribers()
         try await peer.createCall(id: "C3", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
         #expect(await running.waitForLine("audit=action.confirmed", "call=C3"))
-        // The call ends while the feed is cut off: the resync after the re-handshake notices.
-        _ = try await peer.dropBayeuxClients()
+        // The call ends unannounced and the feed is cut off: the resync after the re-handshake
+        // notices. Ending it before the drop, not after: a dropped client's held long poll returns
+        // at once, and a resync that came before the end (one CI run) would rightly find it alive.
         try await peer.endCall("C3", notify: false)
+        _ = try await peer.dropBayeuxClients()
         #expect(await running.waitForLine("feed gws resynchronized", "1 ended while it was down"))
         #expect(await running.waitForLine("audit=window.closed", "call=C3", "result=call-ended"))
         try await peer.waitForSubscribers()
