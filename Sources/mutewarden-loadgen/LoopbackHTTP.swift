@@ -22,15 +22,12 @@ final class LoopbackHTTP {
         }
     }
 
-    private let socket: Int32
-    private var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    private let socket: LoopbackSocket
     private var pending: [UInt8] = []
 
     init(port: Int) throws {
-        socket = try loopbackSocket(port: port)
+        socket = try LoopbackSocket(port: port)
     }
-
-    deinit { close(socket) }
 
     /// Writes one request; read its response with `receive()`.
     func send(_ method: String, _ path: String, headers: [String] = [], body: String = "") throws {
@@ -38,13 +35,7 @@ final class LoopbackHTTP {
         for header in headers { request += header + "\r\n" }
         if method == "POST" { request += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" }
         request += "\r\n" + body
-        let bytes = Array(request.utf8)
-        var sent = 0
-        while sent < bytes.count {
-            let count = bytes[sent...].withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, 0) }
-            guard count > 0 else { throw Failure(description: "send failed") }
-            sent += count
-        }
+        try socket.send(Array(request.utf8))
     }
 
     /// Reads one response: the head up to CRLFCRLF, then Content-Length bytes.
@@ -63,9 +54,7 @@ final class LoopbackHTTP {
                 pending.removeFirst(head.end + contentLength)
                 return Response(head: head.text, body: body)
             }
-            let count = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
-            guard count > 0 else { throw Failure(description: "the server closed the connection") }
-            pending.append(contentsOf: buffer[..<count])
+            try socket.receive(appendingTo: &pending)
         }
     }
 
@@ -75,27 +64,50 @@ final class LoopbackHTTP {
     }
 }
 
-/// A TCP connection to 127.0.0.1:`port`, with Nagle off: the built-in consumers' requests are
-/// small and each is waited for, so Nagle would hold the next one back.
-func loopbackSocket(port: Int) throws -> Int32 {
-    let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard socket >= 0 else { throw LoopbackHTTP.Failure(description: "socket failed") }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+/// A TCP connection to 127.0.0.1:`port` for the built-in consumers, with blocking calls and
+/// Nagle off: their requests are small and each is waited for, so Nagle would hold the next one
+/// back.
+final class LoopbackSocket {
+    private let descriptor: Int32
+    private var buffer = [UInt8](repeating: 0, count: 1 << 20)
+
+    init(port: Int) throws {
+        descriptor = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw LoopbackHTTP.Failure(description: "socket failed") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else {
+            close(descriptor)
+            throw LoopbackHTTP.Failure(description: "connect failed")
+        }
+        var on: Int32 = 1
+        setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    deinit { close(descriptor) }
+
+    func send(_ bytes: [UInt8]) throws {
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes[sent...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { throw LoopbackHTTP.Failure(description: "send failed") }
+            sent += count
         }
     }
-    guard connected == 0 else {
-        close(socket)
-        throw LoopbackHTTP.Failure(description: "connect failed")
+
+    /// Waits for the next bytes and appends them.
+    func receive(appendingTo pending: inout [UInt8]) throws {
+        let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+        guard count > 0 else { throw LoopbackHTTP.Failure(description: "the server closed the connection") }
+        pending.append(contentsOf: buffer[..<count])
     }
-    var on: Int32 = 1
-    setsockopt(socket, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
-    return socket
 }
 
 func find(_ haystack: [UInt8], _ needle: [UInt8]) -> Int? {

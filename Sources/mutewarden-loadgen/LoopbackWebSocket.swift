@@ -6,8 +6,7 @@ import MutewardenJSON
 /// Just enough client for the websocket reflex, which must cost next to nothing itself; libwebsockets
 /// would add the service thread and hand-off that the daemon's figure includes and the floor must not.
 final class LoopbackWebSocket {
-    private let socket: Int32
-    private var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    private let socket: LoopbackSocket
     /// Bytes read and not yet taken, from `start` on.
     private var pending: [UInt8] = []
     private var start = 0
@@ -16,11 +15,11 @@ final class LoopbackWebSocket {
     private static let mask: [UInt8] = [0x6D, 0x77, 0x72, 0x66]
 
     init(port: Int, path: String, headers: [String]) throws {
-        socket = try loopbackSocket(port: port)
+        socket = try LoopbackSocket(port: port)
         var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         request += "Sec-WebSocket-Key: \(Self.key)\r\nSec-WebSocket-Version: 13\r\n"
         for header in headers { request += header + "\r\n" }
-        try write(Array((request + "\r\n").utf8))
+        try socket.send(Array((request + "\r\n").utf8))
         let separator = Array("\r\n\r\n".utf8)
         while true {
             if let end = find(pending, separator) {
@@ -34,8 +33,6 @@ final class LoopbackWebSocket {
             try fill()
         }
     }
-
-    deinit { close(socket) }
 
     func sendText(_ text: String) throws {
         try sendFrame(opcode: 0x1, Array(text.utf8))
@@ -101,16 +98,7 @@ final class LoopbackWebSocket {
         }
         frame += Self.mask
         for (index, byte) in payload.enumerated() { frame.append(byte ^ Self.mask[index & 3]) }
-        try write(frame)
-    }
-
-    private func write(_ bytes: [UInt8]) throws {
-        var sent = 0
-        while sent < bytes.count {
-            let count = bytes[sent...].withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, 0) }
-            guard count > 0 else { throw LoopbackHTTP.Failure(description: "send failed") }
-            sent += count
-        }
+        try socket.send(frame)
     }
 
     private func fill() throws {
@@ -118,9 +106,7 @@ final class LoopbackWebSocket {
             pending.removeFirst(start)
             start = 0
         }
-        let count = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
-        guard count > 0 else { throw LoopbackHTTP.Failure(description: "the server closed the connection") }
-        pending.append(contentsOf: buffer[..<count])
+        try socket.receive(appendingTo: &pending)
     }
 }
 
