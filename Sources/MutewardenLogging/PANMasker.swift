@@ -62,8 +62,7 @@ public enum PANMasker {
         byte == UInt8(ascii: " ") || byte == UInt8(ascii: "-")
     }
 
-    /// Whether `text` has at least 13 ASCII digits: fewer can hold no PAN. Iterating the UTF-8
-    /// view of a native string does not allocate.
+    /// Whether `text` has at least 13 ASCII digits: fewer can hold no PAN.
     static func hasEnoughDigits(_ text: String) -> Bool {
         // Over the string's own bytes when it has them (native and small strings do): the
         // iterator of the UTF-8 view cost a tenth of writing an audit record.

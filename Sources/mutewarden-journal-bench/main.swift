@@ -38,9 +38,7 @@ while let flag = arguments.next() {
 guard records > 0, rounds > 0 else { fail("--records and --rounds must be positive", status: 64) }
 
 let sink: JournalSink
-if sinkName == "line" {
-    sink = JournalSink(sender: { _, _ in 0 })
-} else if sinkName == "journal" {
+if sinkName == "journal" {
     let error = LogBackend.probeJournalSocket()
     guard error == 0 else {
         fail("no journal at \(LogBackend.journalSocketPath) (errno \(error)); see bench/journal.sh", status: 69)

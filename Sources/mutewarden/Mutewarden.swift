@@ -69,9 +69,6 @@ struct Run: AsyncParsableCommand {
     }
 
     func run() async throws {
-        // jemalloc, linked in (startup.c): with another malloc the daemon still works, at about
-        // two thirds of the throughput, which an operator sizing a site should know.
-        let allocatorWarning = Allocator.current == nil ? "malloc is not jemalloc's: expect less throughput" : nil
         let configuration = try loadConfiguration(options.config)
         let level = AuditLogger.level(for: configuration.logging.level)
         let backend = LogBackend.select(configured: LogBackend.Request(configuration.logging.target))
@@ -80,7 +77,9 @@ struct Run: AsyncParsableCommand {
         let logger = Logger(label: "mutewarden")
         // Once, after bootstrap, so that it reaches the log it is about.
         if let warning = backend.warning { logger.warning("\(warning)") }
-        if let allocatorWarning { logger.warning("\(allocatorWarning)") }
+        // jemalloc, linked in (startup.c): with another malloc the daemon still works, at about
+        // two thirds of the throughput, which an operator sizing a site should know.
+        if Allocator.current == nil { logger.warning("malloc is not jemalloc's: expect less throughput") }
         logger.debug("logging to \(backend.backend.rawValue): \(backend.reason)")
         let watcher = SignalWatcher()
         let daemon: Daemon
