@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CMutewardenShims.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -234,3 +235,9 @@ int mw_lws_http_write_head(
 size_t mw_malloc_bytes_in_use(void) { return mallinfo2().uordblks; }
 
 int mw_set_thread_nice(int nice) { return setpriority(PRIO_PROCESS, (id_t)gettid(), nice); }
+
+int mw_set_thread_idle_policy(void) {
+    struct sched_param param = {.sched_priority = 0};
+    // With pid 0, Linux applies the policy to the calling thread only.
+    return sched_setscheduler(0, SCHED_IDLE, &param) == 0 ? 0 : errno;
+}

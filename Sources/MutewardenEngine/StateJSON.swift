@@ -7,12 +7,24 @@ import MutewardenModel
 /// tens of milliseconds a second and 8 MiB of resident memory (docs/performance.md).
 /// Absent optionals are left out, as `encodeIfPresent` does.
 extension EngineState {
-    public func jsonBytes() -> [UInt8] {
+    ///
+    /// `pause` runs after every `pauseEvery` windows: the state writer yields its core there, so
+    /// that encoding thousands of windows is never one long burst (see `StateWriter`).
+    public func jsonBytes(pauseEvery: Int = .max, pause: () -> Void = {}) -> [UInt8] {
         var out = StateJSONWriter()
         out.bytes.reserveCapacity(1024 + windows.count * 1024)
         out.open()
         out.key("version"); out.integer(version)
-        out.key("windows"); out.array(windows) { $0.window($1) }
+        var sincePause = 0
+        out.key("windows")
+        out.array(windows) { out, window in
+            out.window(window)
+            sincePause += 1
+            if sincePause >= pauseEvery {
+                sincePause = 0
+                pause()
+            }
+        }
         out.key("pendingUndos")
         out.array(pendingUndos) { out, undo in
             out.open()
@@ -46,7 +58,8 @@ struct StateJSONWriter {
         separate()
         bytes.append(UInt8(ascii: "\""))
         name.withUTF8Buffer { bytes.append(contentsOf: $0) }
-        bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
         needsComma = false
     }
 
@@ -73,7 +86,16 @@ struct StateJSONWriter {
 
     mutating func integer(_ value: some BinaryInteger) {
         separate()
-        bytes.append(contentsOf: String(value).utf8)
+        // Digits straight into the buffer: `String(value)` allocated a string for each of the
+        // five to ten integers of every window.
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        let start = bytes.count
+        repeat {
+            bytes.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: magnitude % 10))
+            magnitude /= 10
+        } while magnitude != 0
+        bytes[start...].reverse()
         needsComma = true
     }
 
@@ -82,8 +104,9 @@ struct StateJSONWriter {
         bytes.append(UInt8(ascii: "\""))
         for byte in value.utf8 {
             switch byte {
-            case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                bytes.append(0x5C)
+                bytes.append(byte)
             case 0..<0x20:
                 let hex = Array("0123456789abcdef".utf8)
                 bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])

@@ -89,6 +89,11 @@ int mw_pin_current_thread(int cpu);
 // gettid is not exported by Swift's Glibc module.
 int mw_set_thread_nice(int nice);
 
+// Puts the calling thread in SCHED_IDLE: it runs only when nothing else on its CPU wants to, and
+// any other thread that wakes takes the CPU from it at once. 0 on success, else errno. SCHED_IDLE
+// needs _GNU_SOURCE, which Swift's Glibc module is not built with.
+int mw_set_thread_idle_policy(void);
+
 // mallinfo2().uordblks: the bytes malloc has handed out and not had back (leak regression
 // tests); <malloc.h> is not part of Swift's Glibc module.
 size_t mw_malloc_bytes_in_use(void);
