@@ -74,7 +74,15 @@ public struct StateStore: Sendable {
     /// `pause` runs between slices of the work (a few dozen windows encoded, or 256 KiB
     /// written): the state writer yields its core there.
     public func save(_ state: EngineState, pause: () -> Void = {}) throws(Failure) {
-        let data = state.jsonBytes(pauseEvery: 32, pause: pause)
+        try save(bytes: state.jsonBytes(pauseEvery: 32, pause: pause), pause: pause)
+    }
+
+    /// The engine's image, encoded straight from its entries.
+    public func save(_ image: EngineStateImage, pause: () -> Void = {}) throws(Failure) {
+        try save(bytes: image.jsonBytes(pauseEvery: 32, pause: pause), pause: pause)
+    }
+
+    private func save(bytes data: [UInt8], pause: () -> Void) throws(Failure) {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw Failure(description: "cannot write \(temporary): \(String(cString: strerror(errno)))") }
@@ -114,7 +122,7 @@ public struct StateStore: Sendable {
 /// action, and only the newest state matters.
 final class StateWriter: Sendable {
     private let store: StateStore
-    private let latest = Mutex<(state: EngineState, version: UInt64)?>(nil)
+    private let latest = Mutex<(image: EngineStateImage, version: UInt64)?>(nil)
     private let wakeup = DispatchSemaphore(value: 0)
     private let stopped = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)
@@ -131,8 +139,9 @@ final class StateWriter: Sendable {
         thread.start()
     }
 
-    func submit(_ state: EngineState, version: UInt64) {
-        latest.withLock { $0 = (state, version) }
+    /// The engine's image: sorted and encoded here, off the engine thread.
+    func submit(_ image: EngineStateImage, version: UInt64) {
+        latest.withLock { $0 = (image, version) }
         wakeup.signal()
     }
 
@@ -158,21 +167,21 @@ final class StateWriter: Sendable {
                 defer { value = nil }
                 return value
             }) {
-                write(pending.state)
+                write(pending.image)
             }
             if stopped.load(ordering: .acquiring) {
-                if let pending = latest.withLock({ $0 }) { write(pending.state) }
+                if let pending = latest.withLock({ $0 }) { write(pending.image) }
                 done.signal()
                 return
             }
         }
     }
 
-    private func write(_ state: EngineState) {
+    private func write(_ image: EngineStateImage) {
         do {
             // About 100 µs of encoding between yields: whatever else wants this core gets it
             // within that, where SCHED_IDLE alone still let a burst run a whole time slice.
-            try store.save(state, pause: { _ = sched_yield() })
+            try store.save(image, pause: { _ = sched_yield() })
             lastFailure.withLock { $0 = nil }
         } catch {
             // One report per distinct failure, not one per write.

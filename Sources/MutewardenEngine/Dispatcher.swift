@@ -86,6 +86,7 @@ extension Engine {
         } else {
             window.engagements[index].targets[targetIndex].assumedApplied = true
         }
+        touch(window)
     }
 
     func startUndo(_ window: Window, engagement index: Int, targetIndex: Int, now: MonotonicInstant) {
@@ -132,7 +133,8 @@ extension Engine {
             confirmsByEvent: targets[target]?.confirmsByEvent ?? false, confirmCalls: confirmCalls)
         nextJobID += 1
         jobs[job.id] = job
-        noteStateChange()
+        // An apply under way is "pending" in the window's entry.
+        touch(window)
         lanes[job.lane, default: []].append(job.id)
         if lanes[job.lane]?.count == 1 { activate(job, now: now) }
         return job.id
@@ -293,6 +295,7 @@ extension Engine {
         if let fallback {
             let window = job.window
             window.engagements[job.engagement].targets.append(EngagedTarget(target: fallback))
+            touch(window)
             startApply(
                 window, engagement: job.engagement,
                 targetIndex: window.engagements[job.engagement].targets.count - 1, now: now)
@@ -307,7 +310,8 @@ extension Engine {
     /// Removes the job and starts the next one on its lane.
     func finish(_ job: ActionJob, now: MonotonicInstant, outcome: JobOutcome) {
         jobs[job.id] = nil
-        noteStateChange()
+        // An apply answered is "applied" in the window's entry.
+        touch(job.window)
         for key in job.confirmCalls {
             calls[key]?.awaitingConfirmation.removeAll { $0 == job.id }
         }

@@ -95,11 +95,15 @@ public final class Engine {
         let definition: PolicyDefinition
         let start: CompiledCondition
         let stop: CompiledCondition?
+        /// The actions as the state file has them: one array that every window of the policy
+        /// shares, rather than one copy per window's entry.
+        let actionStates: [ActionSpecState]
 
         init(definition: PolicyDefinition, start: CompiledCondition, stop: CompiledCondition?) {
             self.definition = definition
             self.start = start
             self.stop = stop
+            actionStates = ActionSpecState.states(of: definition)
         }
     }
 
@@ -175,6 +179,14 @@ public final class Engine {
     var restoredWindows: [RestoredKey: Window] = [:]
     /// Bumped by every change the state file must reflect.
     public internal(set) var stateVersion: UInt64 = 0
+    /// The state file's entry for each open window, rebuilt at the next snapshot only for the
+    /// windows in `windowsToPersist`: see ``stateImage(now:wallNow:)``.
+    var persistedWindows: [UInt64: PersistedWindow] = [:]
+    var windowsToPersist: [Window] = []
+    /// How much of `windowsToPersist` is done: it is emptied only once all of it is.
+    var windowsToPersistHead = 0
+    /// Open windows by the call that opened them: a window's entry names that call's current ids.
+    var windowsBySubject: [CallKey: [Window]] = [:]
     var nextWindowID: UInt64 = 1
     var jobs: [UInt64: ActionJob] = [:]
     var lanes: [LaneKey: [UInt64]] = [:]
@@ -308,6 +320,7 @@ public final class Engine {
         let call = TrackedCall(key: key, update: update, routing: policiesByFeed[update.feed] ?? [], now: now)
         call.lastSequence = update.sequence
         calls[key] = call
+        touchWindows(openedBy: key)
         if let ext = update.agentExtension { indexExtension(call, ext) }
         reattachRestoredWindows(to: call)
         apply(update, to: call, now: now, isNew: true)
@@ -326,7 +339,10 @@ public final class Engine {
 
     private func apply(_ update: CallUpdate, to call: TrackedCall, now: MonotonicInstant, isNew: Bool = false) {
         if !isNew {
-            call.ids = update.ids
+            if call.ids != update.ids {
+                call.ids = update.ids
+                touchWindows(openedBy: call.key)
+            }
             call.direction = update.direction
             // nil means the event does not say: the call keeps the extension it had.
             if let ext = update.agentExtension, ext != call.agentExtension {
@@ -386,6 +402,7 @@ public final class Engine {
     /// call that is gone), and its pending actions stop.
     func forget(_ call: TrackedCall, now: MonotonicInstant, reason: CloseReason) {
         calls[call.key] = nil
+        touchWindows(openedBy: call.key)
         if let ext = call.agentExtension { unindexExtension(call.key, ext) }
         for index in call.slots.indices {
             guard let window = call.slots[index].window else { continue }

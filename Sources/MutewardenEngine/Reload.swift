@@ -95,6 +95,8 @@ extension Engine {
             }
         }
         calls = rebuilt
+        // Rare enough to rebuild every entry rather than reason about which a reload changed.
+        for window in openWindows.values { touch(window) }
         noteStateChange()
         return outcome
     }

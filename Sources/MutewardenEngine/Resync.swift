@@ -62,6 +62,7 @@ extension Engine {
                     contradicts(spec.kind, call)
                 else { continue }
                 window.engagements[index].generation += 1
+                touch(window)
                 startApply(window, engagement: index, targetIndex: targetIndex, now: now)
                 count += 1
             }

@@ -11,8 +11,17 @@ extension EngineState {
     /// `pause` runs after every `pauseEvery` windows: the state writer yields its core there, so
     /// that encoding thousands of windows is never one long burst (see `StateWriter`).
     public func jsonBytes(pauseEvery: Int = .max, pause: () -> Void = {}) -> [UInt8] {
+        Self.json(
+            version: version, windows: windows, windowCount: windows.count, pendingUndos: pendingUndos,
+            pauseEvery: pauseEvery, pause: pause)
+    }
+
+    static func json(
+        version: Int, windows: some Sequence<WindowState>, windowCount: Int, pendingUndos: [PendingUndo],
+        pauseEvery: Int, pause: () -> Void
+    ) -> [UInt8] {
         var out = StateJSONWriter()
-        out.bytes.reserveCapacity(1024 + windows.count * 1024)
+        out.bytes.reserveCapacity(1024 + windowCount * 1024)
         out.open()
         out.key("version"); out.integer(version)
         var sincePause = 0
@@ -35,6 +44,15 @@ extension EngineState {
         }
         out.close()
         return out.bytes
+    }
+}
+
+extension EngineStateImage {
+    /// The same document as `state.jsonBytes`, without building `state`'s array of every window.
+    public func jsonBytes(pauseEvery: Int = .max, pause: () -> Void = {}) -> [UInt8] {
+        EngineState.json(
+            version: EngineState.currentVersion, windows: windows.values.sorted { $0.id < $1.id }.lazy.map(\.state),
+            windowCount: windows.count, pendingUndos: pendingUndos, pauseEvery: pauseEvery, pause: pause)
     }
 }
 
@@ -67,7 +85,7 @@ struct StateJSONWriter {
         if needsComma { bytes.append(UInt8(ascii: ",")) }
     }
 
-    mutating func array<Element>(_ elements: [Element], _ write: (inout StateJSONWriter, Element) -> Void) {
+    mutating func array<Element>(_ elements: some Sequence<Element>, _ write: (inout StateJSONWriter, Element) -> Void) {
         separate()
         bytes.append(UInt8(ascii: "["))
         needsComma = false

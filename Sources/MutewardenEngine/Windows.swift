@@ -74,14 +74,20 @@ final class Window {
     var isOpen = true
     /// The fields every record about this window carries, built once.
     let fields: AuditFields
+    /// `definition`'s actions as the state file has them.
+    let actionStates: [ActionSpecState]
     /// Whether the actions should still hold: true while open, and after a cap expiry with
     /// `on_timeout: keep`. A failed apply falls back to the next target only while this holds.
     var protectionWanted = true
+    /// Waiting in ``Engine/windowsToPersist`` for its state-file entry to be rebuilt.
+    var needsPersisting = false
 
     init(
         id: UInt64, policy: Int, sequence: UInt64, subject: Engine.CallKey, extensionKey: ExtensionWindowKey?,
-        openedAt: MonotonicInstant, agentExtension: String?, covered: [Engine.CallKey], definition: PolicyDefinition
+        openedAt: MonotonicInstant, agentExtension: String?, covered: [Engine.CallKey], definition: PolicyDefinition,
+        actionStates: [ActionSpecState]
     ) {
+        self.actionStates = actionStates
         self.agentExtension = agentExtension
         var fields: AuditFields = [
             .policy: definition.name, .feed: subject.feed, .call: subject.id, .window: String(sequence),
@@ -115,6 +121,7 @@ extension Engine {
             guard stopHolds else { return }
             call.slots[slot].window = nil
             window.triggers.removeAll { $0 == call.key }
+            touch(window)
             if window.triggers.isEmpty { close(window, reason: .stopped, now: now) }
             return
         }
@@ -135,6 +142,7 @@ extension Engine {
             if let existing = extensionWindows[key] {
                 // Another capture on the same agent: the window already covers this call.
                 existing.triggers.append(call.key)
+                touch(existing)
                 call.slots[slot].window = existing
                 return
             }
@@ -143,7 +151,8 @@ extension Engine {
             let sequence = call.lastSequence ?? count
             window = Window(
                 id: nextWindowID, policy: index, sequence: sequence, subject: call.key, extensionKey: key,
-                openedAt: now, agentExtension: ext, covered: activeCalls(on: key.ext), definition: definition)
+                openedAt: now, agentExtension: ext, covered: activeCalls(on: key.ext), definition: definition,
+                actionStates: policies[index].actionStates)
             extensionWindows[key] = window
         } else {
             call.slots[slot].windowsOpened += 1
@@ -151,7 +160,7 @@ extension Engine {
                 id: nextWindowID, policy: index, sequence: call.lastSequence ?? call.slots[slot].windowsOpened,
                 subject: call.key,
                 extensionKey: nil, openedAt: now, agentExtension: call.agentExtension, covered: [call.key],
-                definition: definition)
+                definition: definition, actionStates: policies[index].actionStates)
         }
         nextWindowID += 1
         window.openingSequence = call.lastSequence
@@ -198,6 +207,7 @@ extension Engine {
             Engagement(
                 action: action, address: resolved, call: address == nil ? nil : call.key, context: call.ids,
                 agentExtension: call.agentExtension, targets: [EngagedTarget(target: spec.target)]))
+        touch(window)
         startApply(window, engagement: window.engagements.count - 1, targetIndex: 0, now: now)
     }
 
@@ -209,6 +219,7 @@ extension Engine {
                 !window.covered.contains(call.key)
             else { continue }
             window.covered.append(call.key)
+            touch(window)
             audit(
                 .windowOpened, .notice,
                 "\(policies[index].definition.name): window on extension \(key.agentExtension) now covers new call \(call.key.id)",
@@ -224,6 +235,7 @@ extension Engine {
                     for engagementIndex in window.engagements.indices
                     where window.engagements[engagementIndex].action == actionIndex {
                         window.engagements[engagementIndex].generation += 1
+                        touch(window)
                         let targetIndex = window.engagements[engagementIndex].targets.count - 1
                         startApply(window, engagement: engagementIndex, targetIndex: targetIndex, now: now)
                     }
@@ -251,6 +263,7 @@ extension Engine {
         guard window.isOpen else { return }
         window.triggers.removeAll { $0 == call }
         window.covered.removeAll { $0 == call }
+        touch(window)
         if window.triggers.isEmpty { close(window, reason: reason, now: now) }
     }
 
@@ -369,13 +382,18 @@ struct RestoredKey: Hashable {
 extension Engine {
     func register(_ window: Window) {
         openWindows[window.id] = window
+        windowsBySubject[window.subject, default: []].append(window)
         timers.schedule(.cap(window.id), at: window.capAt)
-        noteStateChange()
+        touch(window)
     }
 
     func unregister(_ window: Window) {
         openWindows[window.id] = nil
-        noteStateChange()
+        if var list = windowsBySubject[window.subject] {
+            list.removeAll { $0 === window }
+            windowsBySubject[window.subject] = list.isEmpty ? nil : list
+        }
+        touch(window)
         pruneTimersIfMostlyDead()
     }
 
@@ -393,4 +411,21 @@ extension Engine {
     }
 
     func noteStateChange() { stateVersion &+= 1 }
+
+    /// Every change to what the state file says of a window comes through here: the window's
+    /// entry is rebuilt at the next snapshot, and only then (a window that changes five times in
+    /// a second is rebuilt once). The engine tests compare the result with a full rebuild after
+    /// every step, so a change that bypasses this shows there.
+    func touch(_ window: Window) {
+        stateVersion &+= 1
+        guard !window.needsPersisting else { return }
+        window.needsPersisting = true
+        windowsToPersist.append(window)
+    }
+
+    /// The call's ids are part of the entry of every window it opened.
+    func touchWindows(openedBy key: CallKey) {
+        guard let windows = windowsBySubject[key] else { return }
+        for window in windows { touch(window) }
+    }
 }

@@ -1,4 +1,6 @@
 import MutewardenModel
+import Testing
+
 @testable import MutewardenEngine
 
 /// Drives an engine on a fake clock and records what it asks for.
@@ -91,6 +93,18 @@ final class EngineHarness {
                 }
             }
         }
+        verifyStateImage()
+    }
+
+    /// After every step: the engine's incremental state image must say what a rebuild of every
+    /// window says, or some change to a window bypassed `touch`.
+    func verifyStateImage() {
+        let incremental = engine.snapshot(now: now, wallNow: wallNow)
+        let full = engine.fullSnapshot(now: now, wallNow: wallNow)
+        guard incremental != full else { return }
+        let stale = zip(incremental.windows, full.windows).filter { $0 != $1 }.map(\.0.sequence)
+        let counts = "\(incremental.windows.count) against \(full.windows.count) windows"
+        Issue.record("the state image differs from a full rebuild: \(counts), stale entries for window sequences \(stale)")
     }
 
     /// "mute call c1 via recorder #1" for each send, in order.

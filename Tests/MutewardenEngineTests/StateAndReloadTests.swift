@@ -78,6 +78,10 @@ private let card = ["PCI_STAGE": "CARD"]
     // The state file is written by hand (StateJSON.swift); JSONDecoder must read it back the same.
     let fromFile = try JSONDecoder().decode(EngineState.self, from: Data(state.jsonBytes()))
     #expect(fromFile == state)
+    // The daemon's writer encodes the engine's image directly: the same document, byte for byte.
+    let image = harness.engine.stateImage(now: harness.now, wallNow: harness.wallNow)
+    #expect(image.jsonBytes() == state.jsonBytes())
+    #expect(image.jsonBytes(pauseEvery: 1, pause: {}) == state.jsonBytes())
     #expect(state.windows.count == 1)
     #expect(state.windows[0].covered == ["c1", "c2"])
     #expect(state.windows[0].engagements.flatMap(\.targets).allSatisfy { $0.status == .pending })
@@ -187,4 +191,39 @@ private let card = ["PCI_STAGE": "CARD"]
     #expect(after.count(.windowOpened) == 0)
     after.event("c1", attributes: [:], sequence: 3)  // genuinely new: the capture ended
     #expect(after.records(.windowClosed).first?[.result] == "stopped")
+}
+
+/// A window's entry names its call's current ids; the entry is rebuilt only when something
+/// touches the window, and a call's new ids must count as a touch.
+@Test func aWindowsStateEntryFollowsItsCallsIdsWithoutAFullRebuild() {
+    let harness = EngineHarness(policies: [Policies.pause()])
+    func event(_ secondary: [String: String], attributes: [String: String]) {
+        harness.engine.ingest(
+            CallUpdate(
+                feed: "sim", ids: CallIdentifiers(primary: "c1", secondary: secondary), agentExtension: "3001",
+                direction: .inbound, state: .established, attributes: attributes),
+            at: harness.now)
+        harness.drain()  // which also compares the incremental image with a full rebuild
+    }
+    event(["connId": "A"], attributes: card)
+    #expect(harness.engine.snapshot(now: harness.now, wallNow: harness.wallNow).windows.first?.call.secondary == ["connId": "A"])
+    harness.wait(.seconds(2))
+    event(["connId": "B"], attributes: card)  // nothing else about the window changes
+    let state = harness.engine.snapshot(now: harness.now, wallNow: harness.wallNow)
+    #expect(state.windows.first?.call.secondary == ["connId": "B"])
+    #expect(state == harness.engine.fullSnapshot(now: harness.now, wallNow: harness.wallNow))
+}
+
+/// Windows that close leave the image; windows nobody touched keep their entry object as it was.
+@Test func theStateImageRebuildsOnlyTheWindowsThatChanged() throws {
+    let harness = EngineHarness(policies: [Policies.pause()])
+    harness.event("c1", attributes: card)
+    harness.event("c2", attributes: card)
+    let first = harness.engine.stateImage(now: harness.now, wallNow: harness.wallNow)
+    #expect(first.windows.count == 2)
+    harness.event("c2", attributes: [:])  // c2's window closes; c1's is untouched
+    let second = harness.engine.stateImage(now: harness.now, wallNow: harness.wallNow)
+    #expect(second.windows.count == 1)
+    let kept = try #require(first.windows.values.first { $0.state.call.primary == "c1" })
+    #expect(second.windows.values.first === kept)
 }
