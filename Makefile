@@ -45,8 +45,12 @@ demo: deps
 # One test at a time: many tests drive real processes and peers and wait on them, and run side
 # by side on 2 cores they starve the async tests of the concurrency pool. Serially the whole
 # suite takes well under a minute.
+# Tests make state directories, peers' logs and sockets under TMPDIR: one scratch directory per
+# run, removed afterwards, so that runs do not pile thousands of them up in /tmp.
 test: test-deps check-warnings check-hazards
-	swift test --no-parallel
+	@scratch=$$(mktemp -d /tmp/mutewarden-tests.XXXXXX); \
+	TMPDIR=$$scratch swift test --no-parallel; status=$$?; \
+	rm -rf "$$scratch"; exit $$status
 
 # The sweep: 1,000 to 50,000 events/s with 10,000 concurrent calls, long-polling and websocket,
 # the generator on CPU 0 and the daemon on CPU 1, then the floor (--reflex) up to 20,000; about
