@@ -421,6 +421,25 @@ extension Engine {
         guard !window.needsPersisting else { return }
         window.needsPersisting = true
         windowsToPersist.append(window)
+        // Nobody may be taking snapshots (a daemon whose state directory is unusable, a
+        // benchmark): the list must not grow with every window ever opened, nor keep closed
+        // windows alive. Past this size most of it is closed windows, whose entries are dropped
+        // now rather than at the next snapshot.
+        if windowsToPersist.count - windowsToPersistHead > 2 * openWindows.count + 1_024 { dropClosedWindowsToPersist() }
+    }
+
+    private func dropClosedWindowsToPersist() {
+        var kept: [Window] = []
+        for window in windowsToPersist[windowsToPersistHead...] {
+            if openWindows[window.id] === window {
+                kept.append(window)
+            } else {
+                window.needsPersisting = false
+                persistedWindows[window.id] = nil
+            }
+        }
+        windowsToPersist = kept
+        windowsToPersistHead = 0
     }
 
     /// The call's ids are part of the entry of every window it opened.

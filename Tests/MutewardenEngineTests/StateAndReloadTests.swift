@@ -227,3 +227,35 @@ private let card = ["PCI_STAGE": "CARD"]
     let kept = try #require(first.windows.values.first { $0.state.call.primary == "c1" })
     #expect(second.windows.values.first === kept)
 }
+
+/// With nobody taking snapshots (no usable state directory), the windows waiting for their entry
+/// must not pile up: closed ones leave the list, open ones are there once each.
+@Test func windowsWaitingForTheirStateEntryStayBoundedWithoutSnapshots() throws {
+    let engine = try Engine(
+        configuration: EngineConfiguration(
+            policies: [Policies.pause()], targets: [TargetDescriptor(name: "recorder", confirmsByEvent: false)]),
+        options: EngineOptions(randomSeed: 1))
+    var now = MonotonicInstant.zero
+    func event(_ id: String, _ attributes: [String: String], _ state: CallState = .established) {
+        engine.ingest(
+            CallUpdate(
+                feed: "sim", ids: CallIdentifiers(primary: id), agentExtension: "3001", direction: .inbound,
+                state: state, attributes: attributes),
+            at: now)
+        for case .send(_, let ticket) in engine.takeEffects() { engine.attemptFinished(ticket, result: .accepted, at: now) }
+        _ = engine.takeEffects()
+        now = now + .milliseconds(1)
+    }
+    event("open", card)  // one window stays open throughout
+    for serial in 0..<5_000 {
+        event("c\(serial)", card)
+        event("c\(serial)", [:])
+        event("c\(serial)", [:], .released)
+    }
+    #expect(engine.openWindows.count == 1)
+    #expect(engine.windowsToPersist.count - engine.windowsToPersistHead <= 2 * 1 + 1_024 + 1)
+    // And the image it finally takes has exactly the open window.
+    let image = engine.stateImage(now: now, wallNow: 1_800_000_000_000_000_000)
+    #expect(image.windows.count == 1)
+    #expect(image.state == engine.fullSnapshot(now: now, wallNow: 1_800_000_000_000_000_000))
+}
