@@ -179,3 +179,73 @@ extension EngineLoopTests {
         #expect(order.entries.withLock { $0 } == ["send", "send", "next poll"])
     }
 }
+
+/// Notes each audit record as it is written, and when the first one is written, hands the loop
+/// another input, as a WebSocket frame arriving meanwhile would.
+private final class InterruptingWitness: LogHandler, Sendable {
+    let seen = Mutex<[(kind: String, call: String, attemptsStarted: Int)]>([])
+    let loop = Mutex<EngineLoop?>(nil)
+    let interruption: CallUpdate
+
+    init(interruption: CallUpdate) { self.interruption = interruption }
+
+    var metadata: Logger.Metadata {
+        get { [:] }
+        set {}
+    }
+    var logLevel: Logger.Level {
+        get { .debug }
+        set {}
+    }
+    subscript(metadataKey _: String) -> Logger.Metadata.Value? {
+        get { nil }
+        set {}
+    }
+
+    func log(event: LogEvent) {
+        guard case .string(let kind) = event.metadata?[AuditLogger.kindKey], let loop = loop.withLock({ $0 }) else { return }
+        let call: String
+        if case .string(let value) = event.metadata?["call"] { call = value } else { call = "" }
+        let isFirst = seen.withLock { seen in
+            seen.append((kind, call, loop.attemptsInFlightCount))
+            return seen.count == 1
+        }
+        if isFirst { loop.post(.update(interruption)) }
+    }
+}
+
+extension EngineLoopTests {
+    /// An input that arrives while a batch's records are being written has its sends started
+    /// before the rest of those records; every record is still written, in order.
+    @Test func recordsStepAsideForAnInputThatArrivesWhileTheyAreWritten() throws {
+        func capture(_ id: String) -> CallUpdate {
+            CallUpdate(
+                feed: "desk", ids: CallIdentifiers(primary: id), agentExtension: "3001", direction: .inbound,
+                state: .established, attributes: ["PCI_STAGE": "CARD"])
+        }
+        let witness = InterruptingWitness(interruption: capture("c2"))
+        let logger = Logger(label: "mutewarden") { _ in witness }
+        let policy = PolicyDefinition(
+            name: "card", feeds: ["desk"], start: .attributeEquals(key: "PCI_STAGE", value: "CARD"),
+            actions: [ActionSpec(kind: .pauseRecording, target: "recorder", deadline: .seconds(60))])
+        let loop = EngineLoop(
+            targets: ["recorder": HangingTarget()], feeds: ["desk"], http: try HTTPTransport.hosted().host,
+            clock: SystemClock(),
+            audit: AuditLogger(logger: logger), logger: logger, notifier: SystemdNotifier(), stateWriter: nil)
+        witness.loop.withLock { $0 = loop }
+        loop.post(.update(capture("c1")))
+        try loop.start(
+            configuration: EngineConfiguration(
+                policies: [policy], targets: [TargetDescriptor(name: "recorder", confirmsByEvent: false)]),
+            options: EngineOptions(randomSeed: 1), restoring: nil)
+        defer { loop.stop() }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while witness.seen.withLock({ $0.count }) < 4, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        let seen = witness.seen.withLock { $0 }
+        #expect(seen.map { "\($0.kind) \($0.call)" } == [
+            "window.opened c1", "action.attempt c1", "window.opened c2", "action.attempt c2",
+        ])
+        // c1's attempt record came after c2's send had started, not before.
+        #expect(seen.map(\.attemptsStarted) == [1, 2, 2, 2], "\(seen)")
+    }
+}
