@@ -20,10 +20,15 @@ private struct HangingTarget: ActionTarget {
     }
 }
 
-/// Notes, as each audit record is written (on the engine thread), how many attempts had started.
+/// Notes, as each audit record is written (on the engine thread), its kind and call and how many
+/// attempts had started. With an `interruption`, hands the loop that input as the first record
+/// is written, as a WebSocket frame arriving meanwhile would.
 private final class RecordWitness: LogHandler, Sendable {
-    let seen = Mutex<[(kind: String, attemptsStarted: Int)]>([])
+    let seen = Mutex<[(kind: String, call: String, attemptsStarted: Int)]>([])
     let loop = Mutex<EngineLoop?>(nil)
+    let interruption: CallUpdate?
+
+    init(interruption: CallUpdate? = nil) { self.interruption = interruption }
 
     var metadata: Logger.Metadata {
         get { [:] }
@@ -39,11 +44,50 @@ private final class RecordWitness: LogHandler, Sendable {
     }
 
     func log(event: LogEvent) {
-        guard case .string(let kind) = event.metadata?[AuditLogger.kindKey],
-            let started = loop.withLock({ $0?.attemptsInFlightCount })
-        else { return }
-        seen.withLock { $0.append((kind, started)) }
+        guard case .string(let kind) = event.metadata?[AuditLogger.kindKey], let loop = loop.withLock({ $0 }) else { return }
+        let call: String
+        if case .string(let value) = event.metadata?["call"] { call = value } else { call = "" }
+        let isFirst = seen.withLock { seen in
+            seen.append((kind, call, loop.attemptsInFlightCount))
+            return seen.count == 1
+        }
+        if isFirst, let interruption { loop.post(.update(interruption)) }
     }
+
+    /// Waits (10 s at most) until `count` records are seen, and returns them.
+    func awaitRecords(_ count: Int) -> [(kind: String, call: String, attemptsStarted: Int)] {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while seen.withLock({ $0.count }) < count, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        return seen.withLock { $0 }
+    }
+}
+
+private func capture(_ id: String) -> CallUpdate {
+    CallUpdate(
+        feed: "desk", ids: CallIdentifiers(primary: id), agentExtension: "3001", direction: .inbound,
+        state: .established, attributes: ["PCI_STAGE": "CARD"])
+}
+
+/// A loop, not yet started, that logs to `witness` and pauses the recording through a target
+/// whose attempts never finish while PCI_STAGE is CARD on feed "desk".
+private func witnessedLoop(_ witness: RecordWitness) throws -> EngineLoop {
+    let logger = Logger(label: "mutewarden") { _ in witness }
+    let loop = EngineLoop(
+        targets: ["recorder": HangingTarget()], feeds: ["desk"], http: try HTTPTransport.hosted().host,
+        clock: SystemClock(),
+        audit: AuditLogger(logger: logger), logger: logger, notifier: SystemdNotifier(), stateWriter: nil)
+    witness.loop.withLock { $0 = loop }
+    return loop
+}
+
+private func start(_ loop: EngineLoop) throws {
+    let policy = PolicyDefinition(
+        name: "card", feeds: ["desk"], start: .attributeEquals(key: "PCI_STAGE", value: "CARD"),
+        actions: [ActionSpec(kind: .pauseRecording, target: "recorder", deadline: .seconds(60))])
+    try loop.start(
+        configuration: EngineConfiguration(
+            policies: [policy], targets: [TargetDescriptor(name: "recorder", confirmsByEvent: false)]),
+        options: EngineOptions(randomSeed: 1), restoring: nil)
 }
 
 @Suite struct EngineLoopTests {
@@ -51,35 +95,31 @@ private final class RecordWitness: LogHandler, Sendable {
     /// records: every send of the batch starts before its first record is written.
     @Test func everySendOfABatchStartsBeforeAnyOfItsRecords() throws {
         let witness = RecordWitness()
-        let logger = Logger(label: "mutewarden") { _ in witness }
-        let policy = PolicyDefinition(
-            name: "card", feeds: ["desk"], start: .attributeEquals(key: "PCI_STAGE", value: "CARD"),
-            actions: [ActionSpec(kind: .pauseRecording, target: "recorder", deadline: .seconds(60))])
-        let loop = EngineLoop(
-            targets: ["recorder": HangingTarget()], feeds: ["desk"], http: try HTTPTransport.hosted().host,
-            clock: SystemClock(),
-            audit: AuditLogger(logger: logger), logger: logger, notifier: SystemdNotifier(), stateWriter: nil)
-        witness.loop.withLock { $0 = loop }
-        func capture(_ id: String) -> CallUpdate {
-            CallUpdate(
-                feed: "desk", ids: CallIdentifiers(primary: id), agentExtension: "3001", direction: .inbound,
-                state: .established, attributes: ["PCI_STAGE": "CARD"])
-        }
+        let loop = try witnessedLoop(witness)
         // Posted before the thread starts, so that its first wake-up drains both.
         loop.post(.update(capture("c1")))
         loop.post(.update(capture("c2")))
-        try loop.start(
-            configuration: EngineConfiguration(
-                policies: [policy], targets: [TargetDescriptor(name: "recorder", confirmsByEvent: false)]),
-            options: EngineOptions(randomSeed: 1), restoring: nil)
+        try start(loop)
         defer { loop.stop() }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while witness.seen.withLock({ $0.filter { $0.kind == "window.opened" }.count }) < 2, ContinuousClock.now < deadline {
-            Thread.sleep(forTimeInterval: 0.01)
-        }
-        let seen = witness.seen.withLock { $0 }
+        let seen = witness.awaitRecords(4)
         #expect(seen.filter { $0.kind == "window.opened" }.count == 2)
         #expect(seen.first?.attemptsStarted == 2, "records written before every send of the batch had started: \(seen)")
+    }
+
+    /// An input that arrives while a batch's records are being written has its sends started
+    /// before the rest of those records; every record is still written, in order.
+    @Test func recordsStepAsideForAnInputThatArrivesWhileTheyAreWritten() throws {
+        let witness = RecordWitness(interruption: capture("c2"))
+        let loop = try witnessedLoop(witness)
+        loop.post(.update(capture("c1")))
+        try start(loop)
+        defer { loop.stop() }
+        let seen = witness.awaitRecords(4)
+        #expect(seen.map { "\($0.kind) \($0.call)" } == [
+            "window.opened c1", "action.attempt c1", "window.opened c2", "action.attempt c2",
+        ])
+        // c1's attempt record came after c2's send had started, not before.
+        #expect(seen.map(\.attemptsStarted) == [1, 2, 2, 2], "\(seen)")
     }
 }
 
@@ -87,16 +127,10 @@ private final class RecordWitness: LogHandler, Sendable {
 /// PCI_STAGE is CARD on feed "desk".
 private func startedLoop(pausingWith target: any ActionTarget) throws -> EngineLoop {
     let logger = Logger(label: "mutewarden") { _ in SwiftLogNoOpLogHandler() }
-    let policy = PolicyDefinition(
-        name: "card", feeds: ["desk"], start: .attributeEquals(key: "PCI_STAGE", value: "CARD"),
-        actions: [ActionSpec(kind: .pauseRecording, target: "recorder", deadline: .seconds(60))])
     let loop = EngineLoop(
         targets: ["recorder": target], feeds: ["desk"], http: try HTTPTransport.hosted().host, clock: SystemClock(),
         audit: AuditLogger(logger: logger), logger: logger, notifier: SystemdNotifier(), stateWriter: nil)
-    try loop.start(
-        configuration: EngineConfiguration(
-            policies: [policy], targets: [TargetDescriptor(name: "recorder", confirmsByEvent: false)]),
-        options: EngineOptions(randomSeed: 1), restoring: nil)
+    try start(loop)
     return loop
 }
 
@@ -177,75 +211,5 @@ extension EngineLoopTests {
         }
         await feed.value
         #expect(order.entries.withLock { $0 } == ["send", "send", "next poll"])
-    }
-}
-
-/// Notes each audit record as it is written, and when the first one is written, hands the loop
-/// another input, as a WebSocket frame arriving meanwhile would.
-private final class InterruptingWitness: LogHandler, Sendable {
-    let seen = Mutex<[(kind: String, call: String, attemptsStarted: Int)]>([])
-    let loop = Mutex<EngineLoop?>(nil)
-    let interruption: CallUpdate
-
-    init(interruption: CallUpdate) { self.interruption = interruption }
-
-    var metadata: Logger.Metadata {
-        get { [:] }
-        set {}
-    }
-    var logLevel: Logger.Level {
-        get { .debug }
-        set {}
-    }
-    subscript(metadataKey _: String) -> Logger.Metadata.Value? {
-        get { nil }
-        set {}
-    }
-
-    func log(event: LogEvent) {
-        guard case .string(let kind) = event.metadata?[AuditLogger.kindKey], let loop = loop.withLock({ $0 }) else { return }
-        let call: String
-        if case .string(let value) = event.metadata?["call"] { call = value } else { call = "" }
-        let isFirst = seen.withLock { seen in
-            seen.append((kind, call, loop.attemptsInFlightCount))
-            return seen.count == 1
-        }
-        if isFirst { loop.post(.update(interruption)) }
-    }
-}
-
-extension EngineLoopTests {
-    /// An input that arrives while a batch's records are being written has its sends started
-    /// before the rest of those records; every record is still written, in order.
-    @Test func recordsStepAsideForAnInputThatArrivesWhileTheyAreWritten() throws {
-        func capture(_ id: String) -> CallUpdate {
-            CallUpdate(
-                feed: "desk", ids: CallIdentifiers(primary: id), agentExtension: "3001", direction: .inbound,
-                state: .established, attributes: ["PCI_STAGE": "CARD"])
-        }
-        let witness = InterruptingWitness(interruption: capture("c2"))
-        let logger = Logger(label: "mutewarden") { _ in witness }
-        let policy = PolicyDefinition(
-            name: "card", feeds: ["desk"], start: .attributeEquals(key: "PCI_STAGE", value: "CARD"),
-            actions: [ActionSpec(kind: .pauseRecording, target: "recorder", deadline: .seconds(60))])
-        let loop = EngineLoop(
-            targets: ["recorder": HangingTarget()], feeds: ["desk"], http: try HTTPTransport.hosted().host,
-            clock: SystemClock(),
-            audit: AuditLogger(logger: logger), logger: logger, notifier: SystemdNotifier(), stateWriter: nil)
-        witness.loop.withLock { $0 = loop }
-        loop.post(.update(capture("c1")))
-        try loop.start(
-            configuration: EngineConfiguration(
-                policies: [policy], targets: [TargetDescriptor(name: "recorder", confirmsByEvent: false)]),
-            options: EngineOptions(randomSeed: 1), restoring: nil)
-        defer { loop.stop() }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while witness.seen.withLock({ $0.count }) < 4, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
-        let seen = witness.seen.withLock { $0 }
-        #expect(seen.map { "\($0.kind) \($0.call)" } == [
-            "window.opened c1", "action.attempt c1", "window.opened c2", "action.attempt c2",
-        ])
-        // c1's attempt record came after c2's send had started, not before.
-        #expect(seen.map(\.attemptsStarted) == [1, 2, 2, 2], "\(seen)")
     }
 }
