@@ -56,9 +56,13 @@ def sweep(options):
     os.makedirs(RESULTS, exist_ok=True)
     runs = []
     with tempfile.TemporaryDirectory(prefix="mutewarden-bench-") as logs:
-        # The generator's own headroom: no daemon, a consumer that only reads.
-        sink = run_loadgen(["--sink", "--rate", str(options.sink_rate), "--warmup", "2", "--duration", "10",
-                            "--grace", "0"], os.path.join(RESULTS, "sink.json"), logs)
+        # The generator's own headroom: no daemon, a consumer that only reads, on each transport.
+        sinks = []
+        for transport in options.transports.split(","):
+            name = "sink.json" if transport == "long-polling" else "sink-%s.json" % transport
+            sinks.append(run_loadgen(["--sink", "--transport", transport, "--rate", str(options.sink_rate),
+                                      "--warmup", "2", "--duration", "10", "--grace", "0"],
+                                     os.path.join(RESULTS, name), logs))
         for transport in options.transports.split(","):
             for rate in [int(r) for r in options.rates.split(",")]:
                 name = os.path.join(RESULTS, "%s-%d.json" % (transport, rate))
@@ -81,7 +85,7 @@ def sweep(options):
                         ["--reflex", "--transport", transport, "--rate", str(rate), "--calls", str(options.calls),
                          "--warmup", str(options.warmup), "--duration", str(options.duration), "--grace",
                          str(options.grace)], os.path.join(RESULTS, name), logs))
-    summary = {"machine": describe_machine(), "sink": sink, "runs": runs}
+    summary = {"machine": describe_machine(), "sinks": sinks, "runs": runs}
     with open(os.path.join(RESULTS, "sweep.json"), "w") as handle:
         json.dump(summary, handle, indent=2)
     write_table(summary)
@@ -98,7 +102,7 @@ def label(run):
 
 
 def write_table(summary):
-    machine, sink = summary["machine"], summary.get("sink")
+    machine, sinks = summary["machine"], summary.get("sinks") or []
     lines = [
         "# mutewarden end-to-end load benchmark",
         "",
@@ -127,10 +131,14 @@ def write_table(summary):
             actions.get("duplicated", 0), number(daemon.get("cpu_seconds")), number(daemon.get("cpu_cores")),
             number(daemon.get("peak_rss_mib"), 1), number(daemon.get("memory_per_call_bytes"), 0),
             number(loadgen.get("cpu_cores"))))
-    if sink:
-        lines += ["", "Generator headroom (`--sink`: a trivial long-polling consumer instead of the daemon, no "
+    for sink in sinks:
+        if sink.get("error"):
+            lines += ["", "Generator headroom over %s: not measured: %s" % (sink["transport"], sink["error"])]
+            continue
+        lines += ["", "Generator headroom over %s (`--sink`: a trivial consumer instead of the daemon, no "
                   "actions): %.0f events/s achieved for %d asked, with %.2f generator cores." % (
-                      sink["events_per_second"], sink["target_rate"], sink["loadgen"]["cpu_cores"])]
+                      sink["transport"], sink["events_per_second"], sink["target_rate"],
+                      sink["loadgen"]["cpu_cores"])]
     if any(run.get("reflex") for run in summary["runs"]):
         lines += ["", "The floor rows replace the daemon with `--reflex`: one thread on the daemon's core that "
                   "long-polls (or reads the websocket itself), parses, and sends each edge's two operations at once, "

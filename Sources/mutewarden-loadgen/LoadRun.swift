@@ -35,7 +35,8 @@ struct LoadRun {
         let stopConsumer = ConsumerStop()
         let started = monotonicNanoseconds()
         if options.sink {
-            _ = Sink(port: port).start(until: { stopConsumer.isSet })
+            _ = Sink(port: port, authorization: settings.authorization, transport: options.transport)
+                .start(until: { stopConsumer.isSet })
         } else if options.reflex {
             _ = Reflex(port: port, authorization: settings.authorization, cpu: options.daemonCPU, transport: options.transport)
                 .start(until: { stopConsumer.isSet })

@@ -33,7 +33,8 @@ struct Options: Sendable {
         API), starts the daemon against it (pinned with taskset to --daemon-cpu), sends --rate call
         events a second over --calls concurrent calls, and measures the time from writing each
         capture-window event to the arrival of each action request it calls for.
-        --sink replaces the daemon with a trivial built-in consumer, to show the generator's headroom.
+        --sink replaces the daemon with a trivial built-in consumer on --transport, to show the
+        generator's headroom.
         --reflex replaces the daemon with the least consumer that sends every action (one thread, pinned
         to --daemon-cpu, on --transport), to show the latency floor of this machine and harness.
         --external starts no daemon and serves any client (the port is printed on standard error).

@@ -29,16 +29,12 @@ struct Reflex: Sendable {
 
     private func run(until stop: @Sendable () -> Bool) throws {
         let recording = try LoopbackHTTP(port: port)
-        let login = try recording.request("GET", "/api/v2/me", headers: ["Authorization: \(authorization)"])
-        guard let cookie = login.header("set-cookie")?.split(separator: ";").first,
-            let csrf = login.header("x-csrf-token")
-        else { throw LoopbackHTTP.Failure(description: "the login gave no session cookie or CSRF token") }
-        let headers = ["Cookie: \(cookie)", "X-CSRF-TOKEN: \(csrf)"]
+        let session = try GWSSession(port: port, authorization: authorization, over: recording)
+        let headers = session.requestHeaders
         let mute = try LoopbackHTTP(port: port)
         let next: () throws -> [UInt8]
         if transport == "websocket" {
-            let socket = try BayeuxWebSocket(port: port, headers: ["Cookie: \(cookie)", "Authorization: \(authorization)"])
-            next = socket.next
+            next = try BayeuxWebSocket(port: port, headers: session.upgradeHeaders).next
         } else {
             let poll = try BayeuxPoll(port: port)
             next = poll.next

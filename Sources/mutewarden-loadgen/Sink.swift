@@ -2,22 +2,54 @@ import Foundation
 import MutewardenJSON
 
 /// A trivial consumer in place of the daemon, to show the generator's own headroom: it shakes hands,
-/// subscribes and long-polls back to back on one keep-alive connection, counting bytes and never
-/// parsing the events, so nearly all the CPU it spends is the generator's and the server's.
-/// It sends no actions; a sink run measures throughput only.
-final class Sink: Sendable {
+/// subscribes and then long-polls back to back on one keep-alive connection, or reads the CometD
+/// websocket, never parsing the events, so nearly all the CPU it spends is the generator's and the
+/// server's. It sends no actions; a sink run measures throughput only.
+struct Sink: Sendable {
     let port: Int
-
-    init(port: Int) { self.port = port }
+    let authorization: String
+    /// `long-polling` or `websocket`, as the daemon's feed would use.
+    let transport: String
 
     func start(until stop: @escaping @Sendable () -> Bool) -> Thread {
         consumerThread(name: "loadgen-sink", until: stop) { [self] in try run(until: stop) }
     }
 
     private func run(until stop: @Sendable () -> Bool) throws {
-        let poll = try BayeuxPoll(port: port)
-        while !stop() { _ = try poll.next() }
+        let next: () throws -> [UInt8]
+        if transport == "websocket" {
+            // The upgrade needs the session a login gives, as the daemon's does.
+            let session = try GWSSession(port: port, authorization: authorization)
+            next = try BayeuxWebSocket(port: port, headers: session.upgradeHeaders).next
+        } else {
+            next = try BayeuxPoll(port: port).next
+        }
+        while !stop() { _ = try next() }
     }
+}
+
+/// A login as the daemon makes one: `GET /api/v2/me` with Basic credentials, which answers with
+/// the session cookie and the CSRF token that later requests and the websocket upgrade carry.
+struct GWSSession {
+    let cookie: Substring
+    let csrf: String
+    let authorization: String
+
+    init(port: Int, authorization: String, over connection: LoopbackHTTP? = nil) throws {
+        let login = try (connection ?? LoopbackHTTP(port: port)).request(
+            "GET", "/api/v2/me", headers: ["Authorization: \(authorization)"])
+        guard let cookie = login.header("set-cookie")?.split(separator: ";").first,
+            let csrf = login.header("x-csrf-token")
+        else { throw LoopbackHTTP.Failure(description: "the login gave no session cookie or CSRF token") }
+        self.cookie = cookie
+        self.csrf = csrf
+        self.authorization = authorization
+    }
+
+    /// What an operation request carries.
+    var requestHeaders: [String] { ["Cookie: \(cookie)", "X-CSRF-TOKEN: \(csrf)"] }
+    /// What the websocket upgrade carries.
+    var upgradeHeaders: [String] { ["Cookie: \(cookie)", "Authorization: \(authorization)"] }
 }
 
 /// Starts a built-in consumer on a thread of its own; an error before `stop` ends it, on standard

@@ -54,11 +54,24 @@ import Testing
         }
     }
 
-    /// The generator alone, with its built-in consumer: what `make bench` reports as headroom.
-    @Test func theSinkReadsTheStream() throws {
-        let report = try run(["--sink", "--rate", "2000", "--calls", "1000", "--warmup", "1", "--duration", "2", "--grace", "0"])
+    /// The generator alone, with its built-in consumer: what `make bench` reports as headroom, on
+    /// each transport.
+    @Test(arguments: ["long-polling", "websocket"])
+    func theSinkReadsTheStream(_ transport: String) throws {
+        let report = try run([
+            "--sink", "--transport", transport, "--rate", "2000", "--calls", "1000", "--warmup", "1", "--duration", "2",
+            "--grace", "0",
+        ])
         #expect(report["error"] == nil)
+        #expect(report["transport"] as? String == transport)
         #expect((report["events_written"] as? Int ?? 0) > 0)
+        let server = try #require(report["server"] as? [String: Int])
+        if transport == "websocket" {
+            #expect(server["web_socket_upgrades_with_credentials", default: 0] >= 1)
+            #expect(server["poll_replies"] == 0)
+        } else {
+            #expect(server["poll_replies", default: 0] > 0)
+        }
     }
 
     /// The floor consumer logs in as the daemon does and sends every action once, so its latency
