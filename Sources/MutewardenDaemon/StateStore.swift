@@ -71,18 +71,10 @@ public struct StateStore: Sendable {
         return .corrupt(reason: reason, movedTo: target)
     }
 
-    /// `pause` runs between slices of the work (a few dozen windows encoded, or 256 KiB
-    /// written): the state writer yields its core there.
-    public func save(_ state: EngineState, pause: () -> Void = {}) throws(Failure) {
-        try save(bytes: state.jsonBytes(pauseEvery: 32, pause: pause), pause: pause)
-    }
-
-    /// The engine's image, encoded straight from its entries.
+    /// Writes the engine's image, encoded straight from its entries. `pause` runs between slices
+    /// of the work (32 windows encoded, or 256 KiB written): the state writer yields its core there.
     public func save(_ image: EngineStateImage, pause: () -> Void = {}) throws(Failure) {
-        try save(bytes: image.jsonBytes(pauseEvery: 32, pause: pause), pause: pause)
-    }
-
-    private func save(bytes data: [UInt8], pause: () -> Void) throws(Failure) {
+        let data = image.jsonBytes(pauseEvery: 32, pause: pause)
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw Failure(description: "cannot write \(temporary): \(String(cString: strerror(errno)))") }
