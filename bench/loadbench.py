@@ -52,6 +52,13 @@ def describe_machine():
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
+def consumer_result(kind, transport, rate=None):
+    """Where a built-in consumer's run goes: `sink.json`, `reflex-5000.json`; the websocket runs
+    name their transport (`sink-websocket.json`, `reflex-websocket-5000.json`)."""
+    parts = [kind] + ([] if transport == "long-polling" else [transport]) + ([] if rate is None else [str(rate)])
+    return os.path.join(RESULTS, "-".join(parts) + ".json")
+
+
 def sweep(options):
     os.makedirs(RESULTS, exist_ok=True)
     runs = []
@@ -59,10 +66,9 @@ def sweep(options):
         # The generator's own headroom: no daemon, a consumer that only reads, on each transport.
         sinks = []
         for transport in options.transports.split(","):
-            name = "sink.json" if transport == "long-polling" else "sink-%s.json" % transport
             sinks.append(run_loadgen(["--sink", "--transport", transport, "--rate", str(options.sink_rate),
                                       "--warmup", "2", "--duration", "10", "--grace", "0"],
-                                     os.path.join(RESULTS, name), logs))
+                                     consumer_result("sink", transport), logs))
         for transport in options.transports.split(","):
             for rate in [int(r) for r in options.rates.split(",")]:
                 name = os.path.join(RESULTS, "%s-%d.json" % (transport, rate))
@@ -79,12 +85,10 @@ def sweep(options):
         if not options.no_reflex:
             for transport in options.transports.split(","):
                 for rate in [int(r) for r in options.rates.split(",") if int(r) <= 20000]:
-                    name = "reflex-%d.json" % rate if transport == "long-polling" else "reflex-%s-%d.json" % (
-                        transport, rate)
                     runs.append(run_loadgen(
                         ["--reflex", "--transport", transport, "--rate", str(rate), "--calls", str(options.calls),
                          "--warmup", str(options.warmup), "--duration", str(options.duration), "--grace",
-                         str(options.grace)], os.path.join(RESULTS, name), logs))
+                         str(options.grace)], consumer_result("reflex", transport, rate), logs))
     summary = {"machine": describe_machine(), "sinks": sinks, "runs": runs}
     with open(os.path.join(RESULTS, "sweep.json"), "w") as handle:
         json.dump(summary, handle, indent=2)

@@ -32,13 +32,7 @@ struct Reflex: Sendable {
         let session = try GWSSession(port: port, authorization: authorization, over: recording)
         let headers = session.requestHeaders
         let mute = try LoopbackHTTP(port: port)
-        let next: () throws -> [UInt8]
-        if transport == "websocket" {
-            next = try BayeuxWebSocket(port: port, headers: session.upgradeHeaders).next
-        } else {
-            let poll = try BayeuxPoll(port: port)
-            next = poll.next
-        }
+        let next = try bayeuxStream(port: port, transport: transport) { session }
         var capturing = Set<String>()
 
         func perform(_ recordingOperation: Operation, _ muteOperation: Operation, call: String) throws {

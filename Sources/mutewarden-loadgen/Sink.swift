@@ -16,16 +16,19 @@ struct Sink: Sendable {
     }
 
     private func run(until stop: @Sendable () -> Bool) throws {
-        let next: () throws -> [UInt8]
-        if transport == "websocket" {
-            // The upgrade needs the session a login gives, as the daemon's does.
-            let session = try GWSSession(port: port, authorization: authorization)
-            next = try BayeuxWebSocket(port: port, headers: session.upgradeHeaders).next
-        } else {
-            next = try BayeuxPoll(port: port).next
+        let next = try bayeuxStream(port: port, transport: transport) {
+            try GWSSession(port: port, authorization: authorization)
         }
         while !stop() { _ = try next() }
     }
+}
+
+/// The CometD stream as the daemon's feed reads it over `transport`: one long poll after another,
+/// or the websocket, whose upgrade carries the credentials of a login (`session`, asked for only
+/// then). Each call returns the next reply or frame, unparsed.
+func bayeuxStream(port: Int, transport: String, session: () throws -> GWSSession) throws -> () throws -> [UInt8] {
+    if transport == "websocket" { return try BayeuxWebSocket(port: port, headers: session().upgradeHeaders).next }
+    return try BayeuxPoll(port: port).next
 }
 
 /// A login as the daemon makes one: `GET /api/v2/me` with Basic credentials, which answers with
