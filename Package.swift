@@ -93,7 +93,8 @@ let package = Package(
             name: "MutewardenDaemon",
             dependencies: [
                 "MutewardenModel", "MutewardenEngine", "MutewardenConfig", "MutewardenLogging",
-                "MutewardenSimulator", "MutewardenGenesys", "MutewardenHTTP", "CMutewardenShims", "CSystemd",
+                "MutewardenSimulator", "MutewardenGenesys", "MutewardenHTTP", "MutewardenWebSocket", "CMutewardenShims",
+                "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
