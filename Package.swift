@@ -93,8 +93,7 @@ let package = Package(
             name: "MutewardenDaemon",
             dependencies: [
                 "MutewardenModel", "MutewardenEngine", "MutewardenConfig", "MutewardenLogging",
-                "MutewardenSimulator", "MutewardenGenesys", "MutewardenHTTP", "MutewardenWebSocket", "CMutewardenShims",
-                "CSystemd",
+                "MutewardenSimulator", "MutewardenGenesys", "MutewardenHTTP", "CMutewardenShims", "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(

@@ -45,8 +45,6 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
     private let readyForMore: @Sendable () async -> Void
     private let executor: (any TaskExecutor)?
     private let service: WebSocketService
-    /// False for a service somebody else runs and stops (the daemon's hosted one).
-    private let ownsService: Bool
     private let state = Locked(State())
 
     private struct Pending {
@@ -76,12 +74,10 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
     ///     so the backlog waits in the server (TCP flow control) rather than in this process.
     ///   - executor: where the reader runs, which is where pushed messages are parsed and handed
     ///     on (``CallUpdateSink/taskExecutor``); nil: anywhere.
-    ///   - service: the WebSocket service to connect through, left running by ``shutdown()``;
-    ///     nil: one of its own, with a thread of its own, stopped by ``shutdown()``.
     public init(
         name: String, configuration: Configuration, headers: @escaping @Sendable () async -> [WebSocketHeader] = { [] },
         readyForMore: @escaping @Sendable () async -> Void = {}, executor: (any TaskExecutor)? = nil,
-        service: WebSocketService? = nil, report: @escaping @Sendable (String) -> Void
+        report: @escaping @Sendable (String) -> Void
     ) throws {
         self.name = name
         self.configuration = configuration
@@ -89,13 +85,7 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
         self.readyForMore = readyForMore
         self.executor = executor
         self.report = report
-        if let service {
-            self.service = service
-            ownsService = false
-        } else {
-            self.service = try WebSocketService(name: name, report: report)
-            ownsService = true
-        }
+        service = try WebSocketService(name: name, report: report)
     }
 
     public func open(push: @escaping @Sendable (BayeuxMessages) -> Void) async throws {
@@ -196,10 +186,10 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
         await reader?.value
     }
 
-    /// Stops the service thread, if the transport made it: for when the feed itself stops.
+    /// Stops the service thread: for when the feed itself stops.
     public func shutdown() async {
         await close()
-        if ownsService { await service.shutdown() }
+        await service.shutdown()
     }
 
     // MARK: Incoming

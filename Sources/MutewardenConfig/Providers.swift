@@ -45,12 +45,6 @@ public final class SharedResources: Sendable {
         }
     }
 
-    /// The object named `name` if somebody provided or made it, without making one: for a
-    /// provider that brings its own when the daemon has none to give (the hosted WebSocket service).
-    public func existing<Value: Sendable>(_ name: String, as type: Value.Type = Value.self) -> Value? {
-        entries.withLock { $0[name] as? Value }
-    }
-
     /// Sets `name` to `value` before any provider asks for it (the daemon's HTTP transport).
     public func provide(_ name: String, _ value: some Sendable) {
         entries.withLock { $0[name] = value }

@@ -5,7 +5,6 @@ import MutewardenEngine
 import MutewardenHTTP
 import MutewardenLogging
 import MutewardenModel
-import MutewardenWebSocket
 import Synchronization
 
 /// The running daemon: providers built from the configuration, the engine on its thread, feeds on
@@ -55,22 +54,15 @@ public final class Daemon: Sendable {
         self.reloader = reloader
         let audit = AuditLogger(logger: logger)
         self.audit = audit
-        let report: @Sendable (AuditSeverity, String, AuditFields) -> Void = { severity, message, fields in
+        context = ProviderContext { severity, message, fields in
             audit.logger.log(
                 level: AuditLogger.level(for: severity), Logger.Message(stringLiteral: PANMasker.mask(message)),
                 metadata: AuditLogger.metadata(for: AuditRecord(.feedUp, severity, message, fields))
                     .filter { $0.key != AuditLogger.kindKey })
         }
-        context = ProviderContext(report: report)
         // One HTTP transport for every provider, run by the engine thread (see EngineLoop).
         let (transport, httpHost) = try HTTPTransport.hosted()
         context.shared.provide(HTTPTransport.sharedResourceName, transport)
-        // And one WebSocket service, run by the same thread: a frame, its events and the requests
-        // they cause never cross a thread either. Its lws context exists once a feed connects.
-        let (webSockets, webSocketHost) = WebSocketService.hosted(name: "daemon") { message in
-            report(message.hasPrefix("ERROR") ? .error : .warning, message, [:])
-        }
-        context.shared.provide(WebSocketService.sharedResourceName, webSockets)
         redactor = Mutex(AttributeRedactor(allowlist: configuration.logging.attributeAllowlist))
         let targets = try Self.makeTargets(configuration, context: context)
         feeds = Mutex(try Self.makeFeeds(configuration, context: context))
@@ -95,8 +87,7 @@ public final class Daemon: Sendable {
             }
         }
         loop = EngineLoop(
-            targets: targets, feeds: configuration.feeds.map(\.name), http: httpHost, webSockets: webSocketHost,
-            clock: clock, audit: audit,
+            targets: targets, feeds: configuration.feeds.map(\.name), http: httpHost, clock: clock, audit: audit,
             logger: logger, notifier: notifier, stateWriter: writer)
         sink = EngineSink(loop: loop)
     }

@@ -6,7 +6,6 @@ import MutewardenEngine
 import MutewardenHTTP
 import MutewardenLogging
 import MutewardenModel
-import MutewardenWebSocket
 import Synchronization
 
 /// What other threads hand to the engine thread.
@@ -135,10 +134,6 @@ final class EngineLoop: Sendable {
     private let inbox: EngineInbox
     /// The daemon's HTTP transport, driven between batches; its wait is this thread's wait.
     private let http: HTTPTransportHost
-    /// The daemon's WebSocket service, driven with the transport; that wait watches its sockets.
-    private let webSockets: WebSocketServiceHost?
-    /// Reused for every wait.
-    private let waitDescriptors = WaitDescriptors()
     /// Feeds and action attempts run on the engine thread: see ``EngineExecutor``.
     let executor: EngineExecutor
     private let clock: any MonotonicClock
@@ -164,13 +159,11 @@ final class EngineLoop: Sendable {
     private let sendWaiters = Mutex<[CheckedContinuation<Void, Never>]>([])
 
     init(
-        targets: [String: any ActionTarget], feeds: [String], http: HTTPTransportHost,
-        webSockets: WebSocketServiceHost? = nil, clock: any MonotonicClock, audit: AuditLogger, logger: Logger,
-        notifier: SystemdNotifier, stateWriter: StateWriter?
+        targets: [String: any ActionTarget], feeds: [String], http: HTTPTransportHost, clock: any MonotonicClock,
+        audit: AuditLogger, logger: Logger, notifier: SystemdNotifier, stateWriter: StateWriter?
     ) {
         targetTable = Mutex(targets)
         self.http = http
-        self.webSockets = webSockets
         inbox = EngineInbox(wake: { [http] in http.wake() })
         executor = EngineExecutor(wake: { [http] in http.wake() })
         // Jobs hold their executor unowned; see EngineExecutor.
@@ -236,7 +229,6 @@ final class EngineLoop: Sendable {
             // Claimed only once the engine exists: if building it fails, the transport stays
             // unclaimed and its clients still close (in place).
             http.claim()
-            webSockets?.claim(wake: { [http] in http.wake() })
             started.signal()
             run(engine)
         }
@@ -275,10 +267,8 @@ final class EngineLoop: Sendable {
             // opens behind other inputs must not wait for their records (sanitize, format and
             // write(2), tens of microseconds each).
             var records: [AuditRecord] = []
-            // Answers in, and the requests queued since the last round out; frames in, and
-            // the messages queued since out.
+            // Answers in, and the requests queued since the last round out.
             http.step()
-            webSockets?.step()
             // Feeds parse what their transports received and post it; finished attempts post their results.
             executor.runJobs()
             for input in inbox.drain() { handle(input, engine: engine, now: now, records: &records) }
@@ -288,7 +278,6 @@ final class EngineLoop: Sendable {
             resumeSendWaiters()
             executor.runJobs()
             http.step()
-            webSockets?.step()
             unwritten.append(contentsOf: records)
             writeRecords(&unwritten)
             publish(engine)
@@ -315,11 +304,7 @@ final class EngineLoop: Sendable {
             wake = min(wake ?? nextStatus, nextStatus)
             if stateWriter != nil, engine.stateVersion != persistedVersion { wake = min(wake ?? nextStateAt, nextStateAt) }
             // Posts and jobs from this thread woke nothing: look before waiting.
-            if executor.hasJobs || inbox.hasInputs || http.hasCommands || webSockets?.hasCommands == true
-                || !unwritten.isEmpty
-            {
-                continue
-            }
+            if executor.hasJobs || inbox.hasInputs || http.hasCommands || !unwritten.isEmpty { continue }
             // Nothing to do: build some of the state entries that the next snapshot would
             // otherwise build all at once (about 3 µs each; 32 keep an arrival's wait short).
             if stateWriter != nil,
@@ -327,18 +312,11 @@ final class EngineLoop: Sendable {
             {
                 continue
             }
-            var limit = wake.map { Self.milliseconds(from: clock.now(), to: $0) }
-            waitDescriptors.list.removeAll(keepingCapacity: true)
-            if let webSockets, let socketsLimit = webSockets.waitInterest(into: &waitDescriptors.list) {
-                limit = min(limit ?? socketsLimit, socketsLimit)
-            }
-            http.wait(atMostMilliseconds: limit, alsoWatching: waitDescriptors.list)
+            http.wait(atMostMilliseconds: wake.map { Self.milliseconds(from: clock.now(), to: $0) })
         }
         for record in unwritten { write(record) }
         resumeSendWaiters()
         executor.stop()
-        // Feeds have closed their connections by now; whatever is left ends without a close.
-        webSockets?.end()
         // Attempts still in flight fail with `closed`; their tasks finish on the leftover thread.
         http.end()
         // The last word on state: what the engine holds as it stops.
@@ -497,14 +475,6 @@ final class EngineLoop: Sendable {
     var attemptsInFlightCount: Int { attemptsInFlight.load(ordering: .relaxed) }
 
     var hasAttemptsInFlight: Bool { attemptsInFlightCount > 0 }
-}
-
-/// The engine thread's list of sockets to wait on, kept between waits.
-///
-/// `@unchecked Sendable` is sound because only the engine thread touches `list` (in `run`), and
-/// the loop that holds this is Sendable only so that other threads can post to its inbox.
-final class WaitDescriptors: @unchecked Sendable {
-    var list: [pollfd] = []
 }
 
 /// How feeds reach the engine loop.

@@ -67,9 +67,6 @@ public final class GWSFeed: CallFeed {
             headers: { [session] in session.upgradeHeaders() },
             readyForMore: { await sink.awaitCapacity() },
             executor: sink.taskExecutor,
-            // The daemon's, run by its engine thread like its HTTP transport; feeds built on
-            // their own (tests, tools) get a service thread of their own.
-            service: context.shared.existing(WebSocketService.sharedResourceName),
             report: { [context, name] message in context.report(.info, "feed \(name): \(message)", [.feed: name]) })
     }
 

@@ -288,8 +288,6 @@ final class CurlLoop {
     private var deadlines = DeadlineHeap()
     private var admission: HostAdmission
     private var commands: [LoopCommand] = []
-    /// The other descriptors of a host's wait, kept to spare an allocation per wait.
-    private var extraDescriptors: [curl_waitfd] = []
     /// Set by the `stop` command: every transfer has failed and every handle but the multi is freed.
     private(set) var stopped = false
     /// Called once, as the loop stops: what ``HTTPTransport/close()`` waits for.
@@ -349,9 +347,9 @@ final class CurlLoop {
         }
     }
 
-    /// Waits for socket activity (libcurl's, or `also`'s), a wake-up, libcurl's or our next
-    /// deadline, or `limit` milliseconds, whichever comes first.
-    func poll(atMost limit: Int64?, also descriptors: [pollfd] = []) {
+    /// Waits for socket activity, a wake-up, libcurl's or our next deadline, or `limit`
+    /// milliseconds, whichever comes first.
+    func poll(atMost limit: Int64?) {
         var waitMilliseconds: Int64 = admission.hasWaiting ? 100 : 1000
         if let limit { waitMilliseconds = min(waitMilliseconds, max(0, limit)) }
         if let next = deadlines.earliest {
@@ -359,18 +357,7 @@ final class CurlLoop {
             waitMilliseconds = min(waitMilliseconds, max(0, (next - now + 999_999) / 1_000_000))
         }
         // libcurl shortens the wait to its own next timer, and `curl_multi_wakeup` ends it.
-        guard !descriptors.isEmpty else {
-            _ = curl_multi_poll(multi, nil, 0, Int32(waitMilliseconds), nil)
-            return
-        }
-        // curl_waitfd's event bits are poll(2)'s on Linux (CURL_WAIT_POLLIN 1, CURL_WAIT_POLLOUT 4).
-        extraDescriptors.removeAll(keepingCapacity: true)
-        for descriptor in descriptors {
-            extraDescriptors.append(curl_waitfd(fd: descriptor.fd, events: descriptor.events, revents: 0))
-        }
-        _ = extraDescriptors.withUnsafeMutableBufferPointer { buffer in
-            curl_multi_poll(multi, buffer.baseAddress, UInt32(buffer.count), Int32(waitMilliseconds), nil)
-        }
+        _ = curl_multi_poll(multi, nil, 0, Int32(waitMilliseconds), nil)
     }
 
     /// Stops (if the `stop` command has not) and frees the multi handle: the loop's last call.

@@ -46,12 +46,8 @@ public final class HTTPTransportHost: Sendable {
     public var hasCommands: Bool { mailbox.hasCommands }
 
     /// Host thread: waits for socket activity, a ``wake()``, a transfer's deadline, or `limit`
-    /// milliseconds (nil: a second at most), whichever comes first. `descriptors` are watched
-    /// too: another library's sockets that the same thread serves (``WebSocketServiceHost``'s),
-    /// so that one wait covers both.
-    public func wait(atMostMilliseconds limit: Int64?, alsoWatching descriptors: [pollfd] = []) {
-        loop.poll(atMost: limit, also: descriptors)
-    }
+    /// milliseconds (nil: a second at most), whichever comes first.
+    public func wait(atMostMilliseconds limit: Int64?) { loop.poll(atMost: limit) }
 
     /// Any thread: ends the host's current or next wait. From the host's own thread it does
     /// nothing (the host looks at its queues before it waits).
@@ -115,9 +111,9 @@ final class HostedLoop: @unchecked Sendable {
         loop.step()
     }
 
-    func poll(atMost limit: Int64?, also descriptors: [pollfd]) {
+    func poll(atMost limit: Int64?) {
         assert(onHostThread, "HTTPTransportHost.wait() off the host's thread")
-        loop.poll(atMost: limit, also: descriptors)
+        loop.poll(atMost: limit)
     }
 
     func end() {

@@ -43,38 +43,13 @@ public final class WebSocketService: Sendable {
         self.finished = finished
     }
 
-    private init(name: String, inbox: ServiceInbox, finished: ServiceCompletion) {
-        self.name = name
-        self.inbox = inbox
-        self.finished = finished
-    }
-
-    /// A service without a thread of its own: the caller's thread runs it through the returned
-    /// host, between its own work (the daemon's engine thread, which also runs its HTTP
-    /// transport). A frame read there is parsed and acted on by the same thread, with no hand-off
-    /// (docs/performance.md). The lws context is created on the host's thread at the first
-    /// connection, so a daemon without WebSocket feeds never has one.
-    public static func hosted(
-        name: String = "websocket", report: @escaping @Sendable (String) -> Void = { _ in }
-    ) -> (service: WebSocketService, host: WebSocketServiceHost) {
-        LWSLogging.configureOnce()
-        let inbox = ServiceInbox()
-        let finished = ServiceCompletion()
-        let service = WebSocketService(name: name, inbox: inbox, finished: finished)
-        return (service, WebSocketServiceHost(name: name, inbox: inbox, finished: finished, report: report))
-    }
-
-    /// The name under which the daemon provides its hosted service to providers.
-    public static let sharedResourceName = "websocket-service"
-
     /// Hands a command to the service thread. False once the service has stopped: the caller
     /// then settles whatever was waiting for an answer.
     @discardableResult
     func submit(_ command: Command) -> Bool { inbox.post(command) }
 
     /// Closes every connection still open (close frame 1000), waits for the close handshakes (each
-    /// bounded by its close timeout), then stops the thread and destroys the context. A hosted
-    /// service needs its host running for this; ``WebSocketServiceHost/end()`` does it at once.
+    /// bounded by its close timeout), then stops the thread and destroys the context.
     public func shutdown(timeout: Duration = .seconds(5)) async {
         guard inbox.post(.stop) else {
             await finished.wait()
@@ -171,35 +146,24 @@ final class ServiceInbox: Sendable {
 
     private struct State {
         var commands: [Command] = []
-        /// A service with a thread of its own is woken through lws; a hosted one through its
-        /// host (``WebSocketServiceHost``), whose wait is not lws's.
         var context: Context?
-        var hostWake: (@Sendable () -> Void)?
         var closed = false
     }
 
     private let state = Locked(State())
 
     func post(_ command: Command) -> Bool {
-        let (accepted, hostWake) = state.withLock { state -> (Bool, (@Sendable () -> Void)?) in
-            guard !state.closed else { return (false, nil) }
+        state.withLock { state in
+            guard !state.closed else { return false }
             let wasEmpty = state.commands.isEmpty
             state.commands.append(command)
             // A non-empty queue already has a wake-up on its way.
-            guard wasEmpty else { return (true, nil) }
-            if let context = state.context { lws_cancel_service(context.pointer) }
-            return (true, state.hostWake)
+            if wasEmpty, let context = state.context { lws_cancel_service(context.pointer) }
+            return true
         }
-        // Outside the lock: the host's wake-up takes locks of its own.
-        hostWake?()
-        return accepted
     }
 
     func attach(_ context: OpaquePointer) { state.withLock { $0.context = Context(pointer: context) } }
-
-    func attach(hostWake: @escaping @Sendable () -> Void) { state.withLock { $0.hostWake = hostWake } }
-
-    var hasCommands: Bool { state.withLock { !$0.commands.isEmpty } }
 
     func take() -> [Command] {
         state.withLock { state in
@@ -213,7 +177,6 @@ final class ServiceInbox: Sendable {
         state.withLock { state in
             state.closed = true
             state.context = nil
-            state.hostWake = nil
             defer { state.commands = [] }
             return state.commands
         }
@@ -290,7 +253,7 @@ final class ServiceLoop {
     /// two thirds of the CPU time at 30,000 messages a second).
     private var withPending: [LiveConnection] = []
     private var stopping = false
-    private(set) var running = true
+    private var running = true
     private var writeBuffer: UnsafeMutableRawBufferPointer
     private let clock = SystemClock()
     private let pre = mw_lws_pre()
@@ -305,50 +268,34 @@ final class ServiceLoop {
 
     deinit { writeBuffer.deallocate() }
 
-    /// Creates the context and its first vhost, on the thread that will service it. On failure
-    /// the inbox is closed and whatever waits on its commands is answered.
-    static func create(
-        inbox: ServiceInbox, report: @escaping @Sendable (String) -> Void
-    ) -> Result<ServiceLoop, WebSocketError> {
+    /// The body of the service thread.
+    static func run(
+        inbox: ServiceInbox, report: @escaping @Sendable (String) -> Void,
+        started: (Result<Void, WebSocketError>) -> Void
+    ) {
         // 64 KiB chunks: large messages arrive in few callbacks; small ones are unaffected.
         guard let protocols = mw_ws_protocols_create(serviceCallback, 64 * 1024) else {
-            for command in inbox.close() { settleUnserved(command) }
-            return .failure(.serviceUnavailable("out of memory"))
+            started(.failure(.serviceUnavailable("out of memory")))
+            return
         }
         let loop = ServiceLoop(inbox: inbox, report: report, protocols: protocols)
         let user = Unmanaged.passUnretained(loop).toOpaque()
         guard let context = mw_ws_context_create(protocols, user) else {
             mw_ws_protocols_free(protocols)
-            for command in inbox.close() { settleUnserved(command) }
-            return .failure(.serviceUnavailable("libwebsockets could not create a context"))
+            for command in inbox.close() { loop.settleUnserved(command) }
+            started(.failure(.serviceUnavailable("libwebsockets could not create a context")))
+            return
         }
         loop.context = context
         // A vhost must exist before anything else: lws delivers EVENT_WAIT_CANCELLED to the
         // protocols of each vhost, so with none the inbox would never be drained.
         guard loop.vhost(for: TLSOptions()) != nil else {
             lws_context_destroy(context)
-            loop.context = nil
             mw_ws_protocols_free(protocols)
-            for command in inbox.close() { settleUnserved(command) }
-            return .failure(.serviceUnavailable("libwebsockets could not create a client vhost"))
-        }
-        return .success(loop)
-    }
-
-    /// The body of the service thread.
-    static func run(
-        inbox: ServiceInbox, report: @escaping @Sendable (String) -> Void,
-        started: (Result<Void, WebSocketError>) -> Void
-    ) {
-        let loop: ServiceLoop
-        switch create(inbox: inbox, report: report) {
-        case .failure(let error):
-            started(.failure(error))
+            for command in inbox.close() { loop.settleUnserved(command) }
+            started(.failure(.serviceUnavailable("libwebsockets could not create a client vhost")))
             return
-        case .success(let created):
-            loop = created
         }
-        guard let context = loop.context else { return }
         inbox.attach(context)
         started(.success(()))
         // Commands posted before `attach` had no wake-up: drain them now.
@@ -362,88 +309,18 @@ final class ServiceLoop {
             }
             loop.flushAll()
         }
-        loop.tearDown()
-    }
-
-    /// Hosted (``WebSocketServiceHost``): the queued commands, then one lws pass that does what
-    /// is ready and never waits (a negative timeout makes lws poll with 0), then the hand-over
-    /// of what it read. The host's own wait watches ``waitInterest(into:)``.
-    func hostedPass(_ commands: [Command]) {
-        handle(commands)
-        guard running, let context else { return }
-        if lws_service(context, -1) < 0 {
-            report("ERROR: the libwebsockets service loop failed; its WebSocket connections stop")
-            running = false
-        }
-        flushAll()
-    }
-
-    /// Hosted: the sockets the host's wait must watch for this context, and how long that wait
-    /// may last (nil: as long as the host likes).
-    ///
-    /// Debian's lws 4.1 is built without external-poll callbacks, so lws never says which events
-    /// it waits for; they are derived from each connection's own state instead:
-    /// - readable, unless reading is paused (a paused socket that stays readable would end every
-    ///   wait at once);
-    /// - writable, only while something waits to be written: a socket is writable nearly always;
-    /// - a connection still connecting or upgrading is watched for reading, with waits of at most
-    ///   2 ms: its TCP connect and TLS handshake wait on writability that cannot be told apart
-    ///   from the wait for the server's answer. That lasts one round trip per connection;
-    /// - lws's own timers (ours for pings and deadlines, its backstop timeouts) are served by the
-    ///   passes: waits last at most 100 ms while a connection exists;
-    /// - lws holding data it has read but not yet handed over (TLS records, flow control): no wait.
-    func waitInterest(into descriptors: inout [pollfd]) -> Int64? {
-        guard running, let context else { return nil }
-        var limit: Int64?
-        func cap(_ milliseconds: Int64) { limit = min(limit ?? milliseconds, milliseconds) }
-        if lws_service_adjust_timeout(context, 1, 0) == 0 { cap(0) }
-        for connection in connections.values {
-            cap(Self.hostedTimerResolutionMilliseconds)
-            guard let wsi = connection.wsi else {
-                cap(2)
-                continue
-            }
-            if connection.killed {
-                cap(1)  // lws closes it on its next pass
-                continue
-            }
-            let fd = lws_get_socket_fd(wsi)
-            guard fd >= 0 else {
-                cap(2)
-                continue
-            }
-            guard connection.established else {
-                cap(2)
-                descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0))
-                continue
-            }
-            var events: Int16 = connection.paused ? 0 : Int16(POLLIN)
-            if connection.wantsToWrite || lws_partial_buffered(wsi) != 0 { events |= Int16(POLLOUT) }
-            if events != 0 { descriptors.append(pollfd(fd: fd, events: events, revents: 0)) }
-        }
-        return limit
-    }
-
-    static let hostedTimerResolutionMilliseconds: Int64 = 100
-
-    /// Destroys the context and answers everyone still waiting: the loop's last call.
-    func tearDown() {
         let leftovers = inbox.close()
-        // Destroying the context calls back for every connection still open: say why it ends.
-        for connection in connections.values where connection.endReason == nil {
-            connection.endReason = "the WebSocket service stopped"
+        lws_context_destroy(context)
+        loop.context = nil
+        for connection in loop.connections.values {
+            loop.finish(connection, reason: "the WebSocket service stopped")
         }
-        if let context { lws_context_destroy(context) }
-        context = nil
-        for connection in connections.values {
-            finish(connection, reason: "the WebSocket service stopped")
-        }
-        for command in leftovers { Self.settleUnserved(command) }
+        for command in leftovers { loop.settleUnserved(command) }
         mw_ws_protocols_free(protocols)
     }
 
     /// A command that will never be served: answer whatever waits on it.
-    static func settleUnserved(_ command: Command) {
+    private func settleUnserved(_ command: Command) {
         if case .connect(let request) = command {
             request.sink.ended(
                 ConnectionEnd(
@@ -466,10 +343,8 @@ final class ServiceLoop {
 
     // MARK: Commands
 
-    private func drainInbox() { handle(inbox.take()) }
-
-    private func handle(_ commands: [Command]) {
-        for command in commands {
+    private func drainInbox() {
+        for command in inbox.take() {
             switch command {
             case .connect(let request):
                 connect(request)
@@ -504,7 +379,7 @@ final class ServiceLoop {
 
     private func connect(_ request: ConnectRequest) {
         guard !stopping, let context else {
-            Self.settleUnserved(.connect(request))
+            settleUnserved(.connect(request))
             return
         }
         guard let vhost = vhost(for: request.tls) else {
@@ -772,7 +647,6 @@ final class ServiceLoop {
             let words = [1000: "bye", 1007: "invalid utf-8", 1009: "message too big"]
             var text = Array((words[Int(code)] ?? "closing").utf8)
             lws_close_reason(wsi, lws_close_status(rawValue: UInt32(code)), &text, text.count)
-            connection.closeWritten = true
             return -1
         }
         if connection.pingDue {
@@ -942,10 +816,6 @@ private final class LiveConnection {
     var outgoing: [OutgoingMessage] = []
     var outgoingHead = 0
     var hasOutgoing: Bool { outgoingHead < outgoing.count }
-    /// The close frame has gone to lws; what is left is the peer's answer.
-    var closeWritten = false
-    /// Something waits for a WRITEABLE callback.
-    var wantsToWrite: Bool { hasOutgoing || pingDue || (closeCode != nil && !closeWritten) }
     var pingDue = false
     var nextPing: MonotonicInstant?
     var pongDeadline: MonotonicInstant?
