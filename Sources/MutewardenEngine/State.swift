@@ -106,9 +106,10 @@ public struct EngineStateImage: Sendable {
     public let windows: [UInt64: PersistedWindow]
     public let pendingUndos: [PendingUndo]
 
-    public var state: EngineState {
-        EngineState(windows: windows.values.sorted { $0.id < $1.id }.map(\.state), pendingUndos: pendingUndos)
-    }
+    public var state: EngineState { EngineState(windows: sortedWindows.map(\.state), pendingUndos: pendingUndos) }
+
+    /// The entries in the state file's order, by window id.
+    var sortedWindows: [PersistedWindow] { windows.values.sorted { $0.id < $1.id } }
 }
 
 extension Engine {

@@ -7,13 +7,10 @@ import MutewardenModel
 /// tens of milliseconds a second and 8 MiB of resident memory (docs/performance.md).
 /// Absent optionals are left out, as `encodeIfPresent` does.
 extension EngineState {
-    ///
-    /// `pause` runs after every `pauseEvery` windows: the state writer yields its core there, so
-    /// that encoding thousands of windows is never one long burst (see `StateWriter`).
-    public func jsonBytes(pauseEvery: Int = .max, pause: () -> Void = {}) -> [UInt8] {
+    public func jsonBytes() -> [UInt8] {
         Self.json(
             version: version, windows: windows, windowCount: windows.count, pendingUndos: pendingUndos,
-            pauseEvery: pauseEvery, pause: pause)
+            pauseEvery: .max, pause: {})
     }
 
     static func json(
@@ -49,9 +46,12 @@ extension EngineState {
 
 extension EngineStateImage {
     /// The same document as `state.jsonBytes`, without building `state`'s array of every window.
+    ///
+    /// `pause` runs after every `pauseEvery` windows: the state writer yields its core there, so
+    /// that encoding thousands of windows is never one long burst (see `StateWriter`).
     public func jsonBytes(pauseEvery: Int = .max, pause: () -> Void = {}) -> [UInt8] {
         EngineState.json(
-            version: EngineState.currentVersion, windows: windows.values.sorted { $0.id < $1.id }.lazy.map(\.state),
+            version: EngineState.currentVersion, windows: sortedWindows.lazy.map(\.state),
             windowCount: windows.count, pendingUndos: pendingUndos, pauseEvery: pauseEvery, pause: pause)
     }
 }

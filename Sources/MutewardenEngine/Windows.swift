@@ -417,7 +417,7 @@ extension Engine {
     /// a second is rebuilt once). The engine tests compare the result with a full rebuild after
     /// every step, so a change that bypasses this shows there.
     func touch(_ window: Window) {
-        stateVersion &+= 1
+        noteStateChange()
         guard !window.needsPersisting else { return }
         window.needsPersisting = true
         windowsToPersist.append(window)
