@@ -66,12 +66,16 @@ bench-soak: bench-deps
 	swift build -c release --product mutewarden-loadgen
 	/usr/bin/python3 bench/loadbench.py soak
 
+# The component benchmarks are in their own package (Benchmarks/), built in release mode there.
+BENCH_BUILD := swift build -c release --package-path Benchmarks
+BENCH_BIN := Benchmarks/.build/release
+
 bench-engine: deps
-	swift build -c release --product mutewarden-bench
+	$(BENCH_BUILD) --product mutewarden-bench
 	@echo "== realistic mix: 25% of calls take a card"
-	.build/release/mutewarden-bench --calls 10000 --events 2000000 --rounds 5
+	$(BENCH_BIN)/mutewarden-bench --calls 10000 --events 2000000 --rounds 5
 	@echo "== stress mix: every call takes a card"
-	.build/release/mutewarden-bench --calls 10000 --events 1000000 --rounds 3 --capture-ratio 1
+	$(BENCH_BIN)/mutewarden-bench --calls 10000 --events 1000000 --rounds 3 --capture-ratio 1
 
 # Start-to-READY and reload times, as systemd sees them on the notify socket (release build).
 bench-ops: deps
@@ -79,40 +83,40 @@ bench-ops: deps
 	python3 bench/startup_reload.py .build/release/mutewarden config/demo.yaml 20
 # Journal backend throughput against a private systemd-journald (needs root: mount namespaces).
 bench-journal: test-deps
-	swift build -c release --product mutewarden-journal-bench
+	$(BENCH_BUILD) --product mutewarden-journal-bench
 	@echo "== handler cost alone: sanitize and encode, no journal"
-	.build/release/mutewarden-journal-bench --sink null --records 200000 --rounds 3
+	$(BENCH_BIN)/mutewarden-journal-bench --sink null --records 200000 --rounds 3
 	@echo "== the stderr handler alone: sanitize and format a line, no write"
-	.build/release/mutewarden-journal-bench --sink line --records 200000 --rounds 3
+	$(BENCH_BIN)/mutewarden-journal-bench --sink line --records 200000 --rounds 3
 	@echo "== into systemd-journald"
-	bench/journal.sh .build/release/mutewarden-journal-bench --records 100000 --rounds 3
+	bench/journal.sh $(BENCH_BIN)/mutewarden-journal-bench --records 100000 --rounds 3
 
 # WebSocket client throughput from a local flooding server (release build).
 bench-websocket: test-deps
-	swift build -c release --product mutewarden-ws-bench
-	.build/release/mutewarden-ws-bench --messages 1000000 --size 1024 --rounds 3
+	$(BENCH_BUILD) --product mutewarden-ws-bench
+	$(BENCH_BIN)/mutewarden-ws-bench --messages 1000000 --size 1024 --rounds 3
 
 # The client is pinned to CPU 0 and the C keep-alive server to CPU 1, so "requests per second on
 # one core" means what it says; on a busy machine run it twice and keep the better figure.
 HTTP_BENCH_REQUESTS ?= 100000
 bench-http: deps
-	swift build -c release --product mutewarden-http-bench
-	swift build -c release --product mutewarden-http-cbench
+	$(BENCH_BUILD) --product mutewarden-http-bench
+	$(BENCH_BUILD) --product mutewarden-http-cbench
 	@out=$$(mktemp); \
-	taskset -c 1 .build/release/mutewarden-http-cbench serve --seconds 600 >"$$out" & server=$$!; \
+	taskset -c 1 $(BENCH_BIN)/mutewarden-http-cbench serve --seconds 600 >"$$out" & server=$$!; \
 	trap 'kill $$server 2>/dev/null; rm -f "$$out"' EXIT; \
 	for _ in $$(seq 100); do grep -q port "$$out" && break; sleep 0.05; done; \
 	url="http://127.0.0.1:$$(awk '{print $$2}' "$$out")/"; \
 	for inflight in 1 64; do \
-	  taskset -c 0 .build/release/mutewarden-http-cbench client --url "$$url" --requests $(HTTP_BENCH_REQUESTS) --in-flight $$inflight; \
-	  taskset -c 0 .build/release/mutewarden-http-bench --url "$$url" --requests $(HTTP_BENCH_REQUESTS) --in-flight $$inflight; \
+	  taskset -c 0 $(BENCH_BIN)/mutewarden-http-cbench client --url "$$url" --requests $(HTTP_BENCH_REQUESTS) --in-flight $$inflight; \
+	  taskset -c 0 $(BENCH_BIN)/mutewarden-http-bench --url "$$url" --requests $(HTTP_BENCH_REQUESTS) --in-flight $$inflight; \
 	done
 
 # A recorded stream of GWS CometD replies, parsed and delivered by the Bayeux client, mapped and
 # run through the engine; no network.
 bench-gws: deps
-	swift build -c release --product mutewarden-gws-bench
-	.build/release/mutewarden-gws-bench --events 300000
+	$(BENCH_BUILD) --product mutewarden-gws-bench
+	$(BENCH_BIN)/mutewarden-gws-bench --events 300000
 
 build: deps
 	swift build -c release

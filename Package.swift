@@ -1,22 +1,91 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Strict concurrency is the Swift 6 language mode default; warnings are errors in CI through
-// `-warnings-as-errors` in the Makefile rather than here, so that a new compiler's new warning
-// does not break a user's plain `swift build`.
+// The layout is the architecture (docs/architecture.md#module-layout):
+//   Sources/C           module maps over libcurl, libwebsockets, libsystemd, and the C shims
+//   Sources/Core        the model (the contract) and the engine (pure Swift, no I/O)
+//   Sources/Transports  HTTP (libcurl), WebSocket (libwebsockets), connection supervision
+//   Sources/Protocols   JSON, Bayeux (CometD)
+//   Sources/Providers   the provider kit, and one folder per platform
+//   Sources/Runtime     configuration, logging, the daemon
+//   Sources/CLI         the executable, which is also the composition root (BuiltInProviders)
+// Benchmarks are a package of their own in Benchmarks/ (the load generator stays here: tests run it).
+//
+// Strict concurrency is the Swift 6 language mode's default. The Makefile's `check-warnings` fails
+// CI on a warning in our own sources, rather than `-warnings-as-errors` here, so that a new
+// compiler's new warning does not break a user's plain `swift build`.
+
+// MARK: Providers
+//
+// Adding a platform is its folder in Sources/Providers/<Name>, its tests in Tests/Providers/<Name>,
+// one entry here and one line in Sources/CLI/mutewarden/BuiltInProviders.swift (CONTRIBUTING.md).
+struct ProviderSpec {
+    var name: String
+    /// What the provider's library uses besides the kit and the model.
+    var dependencies: [Target.Dependency]
+    /// Unit tests' extra dependencies and resources.
+    var testDependencies: [Target.Dependency] = []
+    var testResources: [Resource]? = nil
+    /// Tests against real peers (Tests/Providers/<Name>/PeerTests), with their scripts in Peers/.
+    var peerTests: [Target.Dependency]? = nil
+}
+
+let providers: [ProviderSpec] = [
+    ProviderSpec(name: "Simulator", dependencies: []),
+    ProviderSpec(
+        name: "Genesys",
+        dependencies: [
+            "MutewardenJSON", "MutewardenBayeux", "MutewardenBayeuxWebSocket", "MutewardenHTTP",
+            "MutewardenSupervisor", "MutewardenWebSocket",
+        ],
+        testDependencies: ["MutewardenJSON"], testResources: [.copy("Fixtures")],
+        peerTests: [
+            "MutewardenJSON", "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging", "MutewardenTesting",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+]
+
+func providerTargets(_ spec: ProviderSpec) -> [Target] {
+    let module = "Mutewarden\(spec.name)"
+    var targets: [Target] = [
+        .target(
+            name: module, dependencies: ["MutewardenModel", "MutewardenProviderKit"] + spec.dependencies,
+            path: "Sources/Providers/\(spec.name)"),
+        .testTarget(
+            name: "\(module)Tests",
+            dependencies: [.target(name: module), "MutewardenModel", "MutewardenProviderKit", "MutewardenConfig", "MutewardenTesting"]
+                + spec.testDependencies,
+            path: "Tests/Providers/\(spec.name)/Tests", resources: spec.testResources),
+    ]
+    if let peer = spec.peerTests {
+        targets.append(
+            .testTarget(
+                name: "\(spec.name)PeerTests",
+                dependencies: [.target(name: module), "MutewardenModel", "MutewardenProviderKit"] + peer,
+                path: "Tests/Providers/\(spec.name)/PeerTests", exclude: ["Peers"]))
+    }
+    return targets
+}
+
 let package = Package(
     name: "mutewarden",
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "mutewarden", targets: ["mutewarden"]),
-        .executable(name: "mutewarden-bench", targets: ["mutewarden-bench"]),
-        .executable(name: "mutewarden-gws-bench", targets: ["mutewarden-gws-bench"]),
-        .executable(name: "mutewarden-journal-bench", targets: ["mutewarden-journal-bench"]),
         .executable(name: "mutewarden-loadgen", targets: ["mutewarden-loadgen"]),
+        // For the Benchmarks package, and for anyone embedding the engine.
         .library(name: "MutewardenModel", targets: ["MutewardenModel"]),
         .library(name: "MutewardenEngine", targets: ["MutewardenEngine"]),
         .library(name: "MutewardenConfig", targets: ["MutewardenConfig"]),
         .library(name: "MutewardenLogging", targets: ["MutewardenLogging"]),
+        .library(name: "MutewardenJSON", targets: ["MutewardenJSON"]),
+        .library(name: "MutewardenBayeux", targets: ["MutewardenBayeux"]),
+        .library(name: "MutewardenHTTP", targets: ["MutewardenHTTP"]),
+        .library(name: "MutewardenWebSocket", targets: ["MutewardenWebSocket"]),
+        .library(name: "MutewardenProviderKit", targets: ["MutewardenProviderKit"]),
+        .library(name: "MutewardenGenesys", targets: ["MutewardenGenesys"]),
+        // Test utilities, as swift-nio ships NIOTestUtils: peers, waits, sinks, log capture.
+        .library(name: "MutewardenTesting", targets: ["MutewardenTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -24,179 +93,167 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
+        // MARK: C
         // C libraries, reached through the system's pkg-config files.
         .systemLibrary(
-            name: "CCurl", pkgConfig: "libcurl",
+            name: "CCurl", path: "Sources/C/CCurl", pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(
-            name: "CLibWebSockets", pkgConfig: "libwebsockets",
+            name: "CLibWebSockets", path: "Sources/C/CLibWebSockets", pkgConfig: "libwebsockets",
             providers: [.apt(["libwebsockets-dev"])]),
         .systemLibrary(
-            name: "CSystemd", pkgConfig: "libsystemd",
+            name: "CSystemd", path: "Sources/C/CSystemd", pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]),
         // Typed wrappers for what Swift cannot import: variadic C functions and macros.
         .target(
             name: "CMutewardenShims", dependencies: ["CCurl", "CLibWebSockets", "CSystemd"],
+            path: "Sources/C/CMutewardenShims",
             // OpenSSL (which libwebsockets is built on) explains why a server certificate failed.
             linkerSettings: [.linkedLibrary("crypto")]),
+        // The daemon's allocator, jemalloc with one arena (see startup.c). Only the `mutewarden`
+        // executable depends on it, and no test target depends on that executable (tests run the
+        // built binary), so test bundles keep the system's malloc and ThreadSanitizer's allocator.
+        .target(
+            name: "CMutewardenStartup", path: "Sources/C/CMutewardenStartup",
+            linkerSettings: [.linkedLibrary("jemalloc")]),
 
-        // The contract between the engine and the providers: normalized calls, actions, policies.
-        .target(name: "MutewardenModel"),
+        // MARK: Core
+        // The contract between the engine and the providers: normalized calls, actions, policies,
+        // and the few concurrency primitives everything shares (Mailbox, MinHeap, Locked).
+        .target(name: "MutewardenModel", path: "Sources/Core/Model"),
         // Call tracking, policy windows and action dispatch. Pure Swift, no I/O, clock injected.
         .target(
-            name: "MutewardenEngine", dependencies: ["MutewardenModel"],
+            name: "MutewardenEngine", dependencies: ["MutewardenModel"], path: "Sources/Core/Engine",
             // The engine is single-threaded by construction (one owner, no escaping closures over
-            // its state), so the runtime exclusivity checks on its class properties can only cost:
-            // they were 8% of the benchmark's instructions.
+            // its state), so the runtime exclusivity checks on its class properties can only cost
+            // (docs/performance.md).
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
-        // YAML configuration: schema, diagnostics with file:line:column, secrets, drop-ins.
+
+        // MARK: Transports
+        // Connection supervision shared by every transport: connect, run, back off, reconnect.
+        .target(name: "MutewardenSupervisor", dependencies: ["MutewardenModel"], path: "Sources/Transports/Supervisor"),
+        // HTTP client on libcurl's multi interface, driven by one thread.
         .target(
-            name: "MutewardenConfig",
-            dependencies: ["MutewardenModel", .product(name: "Yams", package: "Yams")]),
-        // swift-log handlers (stderr, journald), audit records and PAN masking.
+            name: "MutewardenHTTP",
+            dependencies: ["MutewardenModel", "MutewardenSupervisor", "CCurl", "CMutewardenShims"],
+            path: "Sources/Transports/HTTP"),
+        // WebSocket client on libwebsockets 4.1, one service thread per context.
         .target(
-            name: "MutewardenLogging",
-            dependencies: ["MutewardenModel", "CSystemd", .product(name: "Logging", package: "swift-log")]),
+            name: "MutewardenWebSocket",
+            dependencies: ["MutewardenModel", "MutewardenSupervisor", "CLibWebSockets", "CMutewardenShims"],
+            path: "Sources/Transports/WebSocket"),
+
+        // MARK: Protocols
         // A small JSON value type with a fast UTF-8 parser: platform events arrive by the thousand.
-        .target(name: "MutewardenJSON"),
+        .target(name: "MutewardenJSON", path: "Sources/Protocols/JSON"),
         // Bayeux (CometD) client: handshake, connect, subscribe, advice; transport-agnostic.
-        .target(name: "MutewardenBayeux", dependencies: ["MutewardenJSON", "MutewardenModel", "MutewardenSupervisor"]),
+        .target(
+            name: "MutewardenBayeux", dependencies: ["MutewardenJSON", "MutewardenModel", "MutewardenSupervisor"],
+            path: "Sources/Protocols/Bayeux"),
         // Bayeux's websocket connection type over the WebSocket client: one connection per session.
         .target(
             name: "MutewardenBayeuxWebSocket",
             dependencies: [
                 "MutewardenBayeux", "MutewardenJSON", "MutewardenModel", "MutewardenSupervisor", "MutewardenWebSocket",
-            ]),
-        // Genesys Web Services: CometD call events to normalized updates, actions to voice API calls.
+            ],
+            path: "Sources/Protocols/BayeuxWebSocket"),
+
+        // MARK: Providers
+        // The provider API: settings and their reader, registry, context, shared resources with
+        // typed keys, feed status, secrets. Providers depend on it and never on the configuration
+        // loader (nor, through it, on the YAML library).
         .target(
-            name: "MutewardenGenesys",
-            dependencies: [
-                "MutewardenModel", "MutewardenJSON", "MutewardenBayeux", "MutewardenBayeuxWebSocket", "MutewardenHTTP",
-                "MutewardenConfig", "MutewardenSupervisor", "MutewardenWebSocket",
-            ]),
-        // Connection supervision shared by every transport: connect, run, back off, reconnect.
-        .target(name: "MutewardenSupervisor", dependencies: ["MutewardenModel"]),
-        // HTTP client on libcurl's multi interface, driven by one thread.
+            name: "MutewardenProviderKit", dependencies: ["MutewardenModel", "MutewardenSupervisor", "MutewardenHTTP"],
+            path: "Sources/Providers/Kit"),
+
+        // MARK: Runtime
+        // YAML configuration: schema, diagnostics with file:line:column, secrets, drop-ins.
         .target(
-            name: "MutewardenHTTP",
-            dependencies: ["MutewardenModel", "MutewardenSupervisor", "CCurl", "CMutewardenShims"]),
-        // WebSocket client on libwebsockets 4.1, one service thread per context.
+            name: "MutewardenConfig",
+            dependencies: ["MutewardenModel", "MutewardenProviderKit", .product(name: "Yams", package: "Yams")],
+            path: "Sources/Runtime/Config"),
+        // swift-log handlers (stderr, journald), audit records and PAN masking.
         .target(
-            name: "MutewardenWebSocket",
-            dependencies: ["MutewardenModel", "MutewardenSupervisor", "CLibWebSockets", "CMutewardenShims"]),
-        // The built-in simulated contact center: a `simulator` feed and a `log` target.
-        .target(
-            name: "MutewardenSimulator",
-            dependencies: ["MutewardenModel", "MutewardenConfig"]),
-        // Wiring: providers, the engine thread, action execution, signals.
+            name: "MutewardenLogging",
+            dependencies: ["MutewardenModel", "CSystemd", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Runtime/Logging"),
+        // The engine thread, action execution, reload by generations, state, signals. Knows the
+        // provider kit, and no provider: the executable composes them.
         .target(
             name: "MutewardenDaemon",
             dependencies: [
-                "MutewardenModel", "MutewardenEngine", "MutewardenConfig", "MutewardenLogging",
-                "MutewardenSimulator", "MutewardenGenesys", "MutewardenHTTP", "CMutewardenShims", "CSystemd",
-                .product(name: "Logging", package: "swift-log"),
-            ]),
+                "MutewardenModel", "MutewardenEngine", "MutewardenConfig", "MutewardenLogging", "MutewardenProviderKit",
+                "MutewardenHTTP", "CMutewardenShims", "CSystemd", .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Runtime/Daemon"),
+
+        // MARK: CLI
         .executableTarget(
             name: "mutewarden",
             dependencies: [
-                "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging", "CMutewardenShims", "CMutewardenStartup",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging", "MutewardenProviderKit", "CMutewardenShims",
+                "CMutewardenStartup", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]),
-
-        // The daemon's allocator, jemalloc with one arena (see startup.c). Linked into the
-        // executable alone: libraries and tests keep the system's malloc.
-        .target(name: "CMutewardenStartup", linkerSettings: [.linkedLibrary("jemalloc")]),
-
-        // Benchmarks are executables, never timed tests: the machines are shared and noisy.
-        .target(name: "CAllocationCounter"),
-        // GWS feed throughput: a recorded stream through the Bayeux client and the GWS mapping
-        // into the engine, with no network.
-        .executableTarget(
-            name: "mutewarden-gws-bench",
-            dependencies: ["MutewardenBayeux", "MutewardenGenesys", "MutewardenJSON", "MutewardenEngine", "MutewardenModel"]),
-        .executableTarget(
-            name: "mutewarden-bench",
-            dependencies: ["MutewardenModel", "MutewardenEngine", "CAllocationCounter"]),
-        .executableTarget(
-            name: "mutewarden-journal-bench",
-            dependencies: [
-                "MutewardenLogging", "MutewardenModel", .product(name: "Logging", package: "swift-log"),
-            ]),
-
-        // WebSocket client throughput against a local flooding server; also an executable.
-        .executableTarget(
-            name: "mutewarden-ws-bench", dependencies: ["MutewardenWebSocket", "MutewardenModel"]),
-
-        // HTTP client throughput: the Swift layer, and the same requests on libcurl in plain C
-        // (plus the C keep-alive server both are measured against), so the overhead is a ratio.
-        .executableTarget(name: "mutewarden-http-bench", dependencies: ["MutewardenHTTP", "MutewardenModel"]),
-        .executableTarget(name: "mutewarden-http-cbench", dependencies: ["CCurl"]),
+            ] + providers.map { .target(name: "Mutewarden\($0.name)") },
+            path: "Sources/CLI/mutewarden"),
 
         // End-to-end load: plays GWS (CometD over long-polling and WebSocket, the voice API) on one
         // libwebsockets server context, runs the real daemon against it, and measures event-to-action
-        // latency, throughput and the daemon's CPU and memory (make bench, docs/performance.md).
+        // latency, throughput and the daemon's CPU and memory (make bench, docs/performance.md). It
+        // is here rather than in the Benchmarks package because EndToEndTests run it.
         .executableTarget(
-            name: "mutewarden-loadgen", dependencies: ["CLibWebSockets", "CMutewardenShims", "MutewardenJSON"]),
+            name: "mutewarden-loadgen", dependencies: ["CLibWebSockets", "CMutewardenShims", "MutewardenJSON"],
+            path: "Benchmarks/LoadGenerator"),
 
-        // What several test targets share: reading a child process's output safely.
-        .target(name: "MutewardenTestSupport", path: "Tests/MutewardenTestSupport"),
+        // MARK: Tests
+        // The test kit (also a product): eventually, managed peer processes, free ports, recording
+        // sinks, a test provider context, log capture.
+        .target(
+            name: "MutewardenTesting",
+            dependencies: [
+                "MutewardenModel", "MutewardenProviderKit", "MutewardenLogging",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/MutewardenTesting"),
 
         .testTarget(name: "MutewardenEngineTests", dependencies: ["MutewardenEngine", "MutewardenModel"]),
         .testTarget(
             name: "MutewardenConfigTests",
-            dependencies: ["MutewardenConfig", "MutewardenModel"]),
+            dependencies: ["MutewardenConfig", "MutewardenModel", "MutewardenProviderKit", "MutewardenTesting"]),
         .testTarget(
             name: "MutewardenLoggingTests",
-            dependencies: [
-                "MutewardenLogging", "MutewardenModel",
-                .product(name: "Logging", package: "swift-log"),
-            ]),
+            dependencies: ["MutewardenLogging", "MutewardenModel", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "MutewardenJSONTests", dependencies: ["MutewardenJSON"]),
         .testTarget(name: "MutewardenBayeuxTests", dependencies: ["MutewardenBayeux", "MutewardenJSON", "MutewardenModel"]),
-        .testTarget(
-            name: "MutewardenGenesysTests",
-            dependencies: ["MutewardenGenesys", "MutewardenJSON", "MutewardenModel", "MutewardenConfig"],
-            resources: [.copy("Fixtures")]),
-        // Real peers for the GWS provider: a Faye Bayeux server and a fake of the GWS REST API in
-        // one Ruby process (Peers/, run with ruby from the source tree), and their smoke tests.
-        // The GWS peers (Faye and a fake GWS REST API), and the Genesys provider run against them.
-        .testTarget(
-            name: "GenesysPeerTests",
-            dependencies: [
-                "MutewardenJSON", "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging", "MutewardenModel",
-                "MutewardenTestSupport", .product(name: "Logging", package: "swift-log"),
-            ],
-            exclude: ["Peers"]),
         .testTarget(name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel"]),
+        .testTarget(
+            name: "MutewardenProviderKitTests",
+            dependencies: ["MutewardenProviderKit", "MutewardenSupervisor", "MutewardenModel"]),
         // Peers/ holds the test servers, run with python3 from the source tree.
         .testTarget(
-            name: "MutewardenHTTPTests", dependencies: ["MutewardenHTTP", "MutewardenModel", "MutewardenTestSupport"],
+            name: "MutewardenHTTPTests",
+            dependencies: ["MutewardenHTTP", "MutewardenModel", "MutewardenProviderKit", "MutewardenTesting"],
             exclude: ["Peers"]),
         .testTarget(
             name: "MutewardenWebSocketTests",
-            dependencies: ["MutewardenWebSocket", "MutewardenModel", "MutewardenSupervisor", "MutewardenTestSupport"],
-            // The peers are scripts the tests run from the source tree, not resources to bundle.
+            dependencies: ["MutewardenWebSocket", "MutewardenModel", "MutewardenSupervisor", "MutewardenTesting"],
             exclude: ["Peers"]),
-        .testTarget(
-            name: "MutewardenSimulatorTests",
-            dependencies: ["MutewardenSimulator", "MutewardenConfig", "MutewardenModel"]),
         .testTarget(
             name: "MutewardenDaemonTests",
             dependencies: [
-                "MutewardenDaemon", "MutewardenHTTP", "MutewardenLogging", "MutewardenModel", "MutewardenTestSupport",
-                .product(name: "Logging", package: "swift-log"),
+                "MutewardenDaemon", "MutewardenHTTP", "MutewardenLogging", "MutewardenModel", "MutewardenProviderKit",
+                "MutewardenConfig", "MutewardenSimulator", "MutewardenTesting", .product(name: "Logging", package: "swift-log"),
             ]),
-        // The binaries as an operator runs them, and the daemon under mutewarden-loadgen.
-        .testTarget(name: "EndToEndTests", dependencies: ["mutewarden", "mutewarden-loadgen", "MutewardenTestSupport"]),
+        // The binaries as an operator runs them, and the daemon under mutewarden-loadgen. They run
+        // the built executables (swift test builds every product first) and link none of them.
+        .testTarget(name: "EndToEndTests", dependencies: ["MutewardenTesting"]),
         // The systemd unit, the journal catalog and the journald backend against real systemd
         // tools and a private systemd-journald (root only; see PrivateJournal.swift).
         .testTarget(
             name: "SystemdTests",
             dependencies: [
-                "mutewarden", "MutewardenLogging", "MutewardenModel",
-                .product(name: "Logging", package: "swift-log"),
+                "MutewardenLogging", "MutewardenModel", "MutewardenTesting", .product(name: "Logging", package: "swift-log"),
             ]),
-    ],
+    ] + providers.flatMap(providerTargets),
     swiftLanguageModes: [.v6]
 )

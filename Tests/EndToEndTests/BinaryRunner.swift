@@ -1,5 +1,5 @@
 import Foundation
-import MutewardenTestSupport
+import MutewardenTesting
 import Testing
 
 /// Runs the built `mutewarden` binary, as an operator would.

@@ -1,5 +1,5 @@
 import Foundation
-import MutewardenTestSupport
+import MutewardenTesting
 import Testing
 
 /// The demo, end to end on the built binary: windows open and close, actions are confirmed,

@@ -1,5 +1,5 @@
 import Foundation
-import MutewardenTestSupport
+import MutewardenTesting
 import Testing
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import Foundation
 import MutewardenConfig
+import MutewardenProviderKit
 import MutewardenModel
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import MutewardenConfig
+import MutewardenProviderKit
 import Testing
 
 /// Distinctive enough that finding it anywhere in a description means it leaked.

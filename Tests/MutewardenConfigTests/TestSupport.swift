@@ -1,5 +1,6 @@
 import Foundation
 import MutewardenConfig
+import MutewardenProviderKit
 import MutewardenModel
 import Testing
 
@@ -52,7 +53,7 @@ let testRegistry = ProviderRegistry(
             let url = section.requiredString("url")
             let rate = section.int("rate", in: 1...1000) ?? 10
             let token = section.secret("token")
-            let verify = section.section("tls")?.bool("verify") ?? true
+            let verify = section.settings("tls")?.bool("verify") ?? true
             guard let url else { return nil }
             guard url.hasPrefix("https://") || url.hasPrefix("wss://") else {
                 section.error("'url' must use https or wss", key: "url")

@@ -1,4 +1,5 @@
 import MutewardenConfig
+import MutewardenProviderKit
 import MutewardenModel
 import Testing
 
@@ -226,7 +227,7 @@ func invalidDurations(text: String) {
     let registry = ProviderRegistry(
         feeds: [
             FeedProvider(type: "multi") { section in
-                let servers = section.sectionList("servers") ?? []
+                let servers = section.settingsList("servers") ?? []
                 let hosts = servers.compactMap { $0.requiredString("host") }
                 for server in servers { _ = server.int("port", in: 1...65535) }
                 return Servers(hosts: hosts)

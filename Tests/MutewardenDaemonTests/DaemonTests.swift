@@ -4,8 +4,9 @@ import MutewardenConfig
 import MutewardenDaemon
 import MutewardenLogging
 import MutewardenModel
+import MutewardenProviderKit
 import MutewardenSimulator
-import MutewardenTestSupport
+import MutewardenTesting
 import Synchronization
 import Testing
 
@@ -142,7 +143,7 @@ private func runDaemon(_ configuration: DaemonConfiguration, until done: @escapi
 
 @Test func theDemoConfigurationRunsInProcess() async throws {
     let root = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
-    var configuration = try ConfigurationLoader(registry: BuiltInProviders.registry).load(
+    var configuration = try ConfigurationLoader(registry: ProviderRegistry(feeds: [SimulatorSettings.provider], targets: [LogTargetSettings.provider])).load(
         path: "/\(root)/config/demo.yaml")
     configuration.state.directory = FileManager.default.temporaryDirectory.appendingPathComponent("mw-demo-\(UUID().uuidString)").path
     let (status, logs, snapshot) = try await runDaemon(configuration, until: { $0.statistics.eventsProcessed > 0 })
@@ -231,4 +232,16 @@ final class ThreadNotingTarget: ActionTarget, TargetSettings {
     #expect(feed.sinkExecutor.withLock { $0 } == true)
     #expect(feed.threads.withLock { $0 } == ["mw-engine", "mw-engine"])
     #expect(target.threads.withLock { $0 } == ["mw-engine", "mw-engine"])
+}
+
+extension FailingFeed: Equatable {
+    static func == (lhs: FailingFeed, rhs: FailingFeed) -> Bool { lhs === rhs }
+}
+
+extension ThreadNotingFeed: Equatable {
+    static func == (lhs: ThreadNotingFeed, rhs: ThreadNotingFeed) -> Bool { lhs === rhs }
+}
+
+extension ThreadNotingTarget: Equatable {
+    static func == (lhs: ThreadNotingTarget, rhs: ThreadNotingTarget) -> Bool { lhs === rhs }
 }

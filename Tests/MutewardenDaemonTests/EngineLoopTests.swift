@@ -4,7 +4,7 @@ import MutewardenEngine
 import MutewardenHTTP
 import MutewardenLogging
 import MutewardenModel
-import MutewardenTestSupport
+import MutewardenTesting
 import Synchronization
 import Testing
 

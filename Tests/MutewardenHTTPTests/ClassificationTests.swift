@@ -1,4 +1,5 @@
 import MutewardenModel
+import MutewardenProviderKit
 import Testing
 
 #if canImport(Glibc)

@@ -2,7 +2,7 @@ import CMutewardenShims
 import Dispatch
 import Foundation
 import MutewardenModel
-import MutewardenTestSupport
+import MutewardenTesting
 import Synchronization
 import Testing
 

@@ -1,6 +1,7 @@
 import CMutewardenShims
 import Foundation
 import MutewardenModel
+import MutewardenProviderKit
 import Synchronization
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import MutewardenModel
+import MutewardenProviderKit
 import Testing
 
 @testable import MutewardenHTTP

@@ -1,7 +1,7 @@
 import Foundation
 import MutewardenModel
 import MutewardenSupervisor
-import MutewardenTestSupport
+import MutewardenTesting
 import Synchronization
 import Testing
 

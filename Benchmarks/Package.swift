@@ -1,0 +1,62 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// The benchmarks, a package of their own so that building the product builds none of them
+// (`make bench-*` build them here; figures in docs/performance.md). They use the root package's
+// libraries as any client would. The load generator (`mutewarden-loadgen`) is in the root package,
+// because the end-to-end tests run it.
+let package = Package(
+    name: "mutewarden-benchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "mutewarden", path: ".."),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // Interposes malloc and friends to count heap allocations; only mutewarden-bench links it.
+        .target(name: "CAllocationCounter"),
+        // The engine alone: events per second and allocations per event (make bench-engine).
+        .executableTarget(
+            name: "mutewarden-bench",
+            dependencies: [
+                "CAllocationCounter", .product(name: "MutewardenModel", package: "mutewarden"),
+                .product(name: "MutewardenEngine", package: "mutewarden"),
+            ]),
+        // GWS feed throughput: a recorded stream through the Bayeux client and the GWS mapping
+        // into the engine, with no network (make bench-gws).
+        .executableTarget(
+            name: "mutewarden-gws-bench",
+            dependencies: [
+                .product(name: "MutewardenBayeux", package: "mutewarden"),
+                .product(name: "MutewardenGenesys", package: "mutewarden"),
+                .product(name: "MutewardenJSON", package: "mutewarden"),
+                .product(name: "MutewardenEngine", package: "mutewarden"),
+                .product(name: "MutewardenModel", package: "mutewarden"),
+            ]),
+        // The journal backend: records per second into a private journald, and the handlers' cost.
+        .executableTarget(
+            name: "mutewarden-journal-bench",
+            dependencies: [
+                .product(name: "MutewardenLogging", package: "mutewarden"),
+                .product(name: "MutewardenModel", package: "mutewarden"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // WebSocket client throughput against a local flooding server.
+        .executableTarget(
+            name: "mutewarden-ws-bench",
+            dependencies: [
+                .product(name: "MutewardenWebSocket", package: "mutewarden"),
+                .product(name: "MutewardenModel", package: "mutewarden"),
+            ]),
+        // HTTP client throughput: the Swift layer, and the same requests on libcurl in plain C
+        // (plus the C keep-alive server both are measured against), so the overhead is a ratio.
+        .executableTarget(
+            name: "mutewarden-http-bench",
+            dependencies: [
+                .product(name: "MutewardenHTTP", package: "mutewarden"),
+                .product(name: "MutewardenModel", package: "mutewarden"),
+            ]),
+        .executableTarget(name: "mutewarden-http-cbench", linkerSettings: [.linkedLibrary("curl")]),
+    ],
+    swiftLanguageModes: [.v6]
+)

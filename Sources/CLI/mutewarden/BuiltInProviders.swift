@@ -1,0 +1,12 @@
+import MutewardenGenesys
+import MutewardenProviderKit
+import MutewardenSimulator
+
+/// The composition root: every feed and target type this build knows, by its `type:` name. Adding
+/// a provider is one line here and one entry in Package.swift (CONTRIBUTING.md); the daemon library
+/// knows only the provider kit.
+enum BuiltInProviders {
+    static let registry = ProviderRegistry(
+        feeds: [SimulatorSettings.provider, GWSSettings.feedProvider],
+        targets: [LogTargetSettings.provider, GWSSettings.targetProvider])
+}

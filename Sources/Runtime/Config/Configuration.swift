@@ -1,0 +1,91 @@
+import MutewardenProviderKit
+import MutewardenModel
+
+/// One configured feed: its name, its provider type and that provider's decoded settings.
+public struct FeedConfiguration: Sendable {
+    public var name: String
+    public var type: String
+    public var settings: any FeedSettings
+    /// Where the feed's name is written.
+    public var location: SourceLocation
+
+    public init(name: String, type: String, settings: any FeedSettings, location: SourceLocation) {
+        self.name = name
+        self.type = type
+        self.settings = settings
+        self.location = location
+    }
+}
+
+/// One configured action target.
+public struct TargetConfiguration: Sendable {
+    public var name: String
+    public var type: String
+    public var settings: any TargetSettings
+    /// Where the target's name is written.
+    public var location: SourceLocation
+
+    public init(name: String, type: String, settings: any TargetSettings, location: SourceLocation) {
+        self.name = name
+        self.type = type
+        self.settings = settings
+        self.location = location
+    }
+}
+
+public enum LogTarget: String, Sendable, CaseIterable {
+    /// The logging module picks: the journal under systemd, standard error otherwise.
+    case auto
+    case stderr
+    case journal
+}
+
+public struct LoggingConfiguration: Sendable {
+    /// The least severe record that is logged.
+    public var level: AuditSeverity
+    public var target: LogTarget
+    /// Call attributes whose values may appear in logs. Every other attribute is logged by name
+    /// only: attached data can hold card numbers.
+    public var attributeAllowlist: Set<String>
+
+    public init(level: AuditSeverity = .info, target: LogTarget = .auto, attributeAllowlist: Set<String> = []) {
+        self.level = level
+        self.target = target
+        self.attributeAllowlist = attributeAllowlist
+    }
+}
+
+public struct StateConfiguration: Sendable {
+    /// Where the daemon keeps what must survive a restart (open windows, actions in place).
+    public var directory: String
+    public var limits: TrackerLimits
+
+    public init(directory: String = "/var/lib/mutewarden", limits: TrackerLimits = TrackerLimits()) {
+        self.directory = directory
+        self.limits = limits
+    }
+}
+
+/// A whole, validated configuration: the main file and its drop-ins merged.
+public struct DaemonConfiguration: Sendable {
+    /// The main file, then the drop-ins, in merge order.
+    public var files: [String]
+    public var feeds: [FeedConfiguration]
+    public var targets: [TargetConfiguration]
+    /// Policies, a descriptor per target (in target order) and the tracker limits from `state`.
+    public var engine: EngineConfiguration
+    public var logging: LoggingConfiguration
+    public var state: StateConfiguration
+
+    public init(
+        files: [String], feeds: [FeedConfiguration], targets: [TargetConfiguration], engine: EngineConfiguration,
+        logging: LoggingConfiguration, state: StateConfiguration
+    ) {
+        self.files = files
+        self.feeds = feeds
+        self.targets = targets
+        self.engine = engine
+        self.logging = logging
+        self.state = state
+    }
+}

@@ -1,0 +1,357 @@
+import Dispatch
+import Logging
+import MutewardenConfig
+import MutewardenEngine
+import MutewardenHTTP
+import MutewardenLogging
+import MutewardenModel
+import MutewardenProviderKit
+import Synchronization
+
+/// The running daemon: providers built from the configuration, the engine on its thread, feeds on
+/// tasks, reload on SIGHUP, state kept across restarts, and an orderly stop.
+public final class Daemon: Sendable {
+    public struct Options: Sendable {
+        /// How long a stop waits for actions already under way.
+        public var shutdownGrace: Duration = .seconds(3)
+        /// Delay before a feed whose `run` failed is started again, doubling up to the maximum.
+        public var feedRestartDelay: Duration = .seconds(1)
+        public var feedRestartDelayMaximum: Duration = .seconds(60)
+
+        public init() {}
+    }
+
+    /// Loads the configuration again, for a reload.
+    public typealias Reloader = @Sendable () throws(ConfigurationError) -> DaemonConfiguration
+
+    private let configuration: Mutex<DaemonConfiguration>
+    private let logger: Logger
+    private let audit: AuditLogger
+    private let options: Options
+    private let clock: any MonotonicClock
+    private let notifier: SystemdNotifier
+    private let loop: EngineLoop
+    private let sink: EngineSink
+    private let context: ProviderContext
+    /// The feeds and targets of the configuration in force, each with the owner name under which
+    /// it claimed shared resources. A reload makes a new generation (see ``reload(feedTasks:)``).
+    private let providers: Mutex<ProviderGeneration>
+    private let reloader: Reloader?
+    private let stateStore: StateStore?
+    /// The engine renders attributes through this, so a reload can change the allowlist at once:
+    /// taking a key off the list must stop its values reaching the log without a restart.
+    private let redactor: Mutex<AttributeRedactor>
+
+    /// Builds every feed and target and prepares the state directory. Throws when a provider
+    /// cannot be built.
+    public init(
+        configuration: DaemonConfiguration, logger: Logger, options: Options = Options(),
+        clock: any MonotonicClock = SystemClock(), notifier: SystemdNotifier = SystemdNotifier(),
+        reloader: Reloader? = nil
+    ) throws {
+        self.configuration = Mutex(configuration)
+        self.logger = logger
+        self.options = options
+        self.clock = clock
+        self.notifier = notifier
+        self.reloader = reloader
+        let audit = AuditLogger(logger: logger)
+        self.audit = audit
+        context = ProviderContext { severity, message, fields in
+            audit.logger.log(
+                level: AuditLogger.level(for: severity), Logger.Message(stringLiteral: PANMasker.mask(message)),
+                metadata: AuditLogger.metadata(for: AuditRecord(.feedUp, severity, message, fields))
+                    .filter { $0.key != AuditLogger.kindKey })
+        }
+        // One HTTP transport for every provider, run by the engine thread (see EngineLoop).
+        let (transport, httpHost) = try HTTPTransport.hosted()
+        context.shared.provide(.httpTransport, transport)
+        redactor = Mutex(AttributeRedactor(allowlist: configuration.logging.attributeAllowlist))
+        let generation = try ProviderGeneration.build(configuration, reusing: nil, number: 1, context: context)
+        let targets = generation.targets.mapValues(\.object)
+        providers = Mutex(generation)
+
+        let store = StateStore(directory: configuration.state.directory)
+        do {
+            try store.prepare()
+            stateStore = store
+        } catch {
+            stateStore = nil
+            audit.emit(
+                AuditRecord(
+                    .stateRestored, .error,
+                    "\(error.description): open windows will not survive a restart", [.result: "unavailable"]))
+        }
+        let writer = stateStore.map { store in
+            StateWriter(store: store) { message in
+                audit.emit(
+                    AuditRecord(
+                        .stateRestored, .error, "cannot save the state: \(message); a restart would lose open windows",
+                        [.result: "save-failed", .error: message]))
+            }
+        }
+        loop = EngineLoop(
+            targets: targets, feeds: configuration.feeds.map(\.name), http: httpHost, clock: clock, audit: audit,
+            logger: logger, notifier: notifier, stateWriter: writer)
+        sink = EngineSink(loop: loop)
+    }
+
+    /// What the engine looks like now, for status lines and tests.
+    public var snapshot: EngineSnapshot { loop.snapshot }
+
+    /// Runs until a terminate signal arrives or `duration` (if any) has passed, reloading on
+    /// SIGHUP. Returns the exit status: 0 after an orderly stop.
+    public func run(signals: AsyncStream<DaemonSignal>, for duration: Duration? = nil) async throws -> Int32 {
+        let started = clock.now()
+        let current = configuration.withLock { $0 }
+        let restored = loadState()
+        try loop.start(
+            configuration: current.engine,
+            options: EngineOptions(renderAttributes: { [self] attributes in redactor.withLock { $0 }.render(attributes) }),
+            restoring: restored)
+        audit.emit(
+            AuditRecord(
+                .daemonStarted, .notice,
+                "mutewarden \(MutewardenVersion.current) started: \(current.feeds.count) feed(s), "
+                    + "\(current.targets.count) target(s), \(current.engine.policies.count) polic"
+                    + (current.engine.policies.count == 1 ? "y" : "ies") + " from \(current.files.joined(separator: ", "))",
+                [.result: "started"]))
+
+        var feedTasks: [String: Task<Void, Never>] = [:]
+        for (name, feed) in providers.withLock({ $0.feeds }) { feedTasks[name] = startFeed(feed.object) }
+        notifier.notify("READY=1\nSTATUS=" + loop.statusLine(now: clock.now()))
+        audit.emit(
+            AuditRecord(
+                .daemonStarted, .info, "ready after \(clock.now().since(started).compact)",
+                [.result: "ready", .latencyMs: String(clock.now().since(started).milliseconds)]))
+
+        await waitForStop(signals: signals, duration: duration) {
+            await self.reload(feedTasks: &feedTasks)
+        }
+
+        notifier.notify("STOPPING=1")
+        audit.emit(AuditRecord(.daemonStopping, .notice, "mutewarden stopping: no new events are taken", [.result: "stopping"]))
+        sink.accepting.store(false, ordering: .relaxed)
+        for task in feedTasks.values { task.cancel() }
+        for task in feedTasks.values { await task.value }
+        loop.post(.beginShutdown)
+        await drainActions()
+        loop.stop()
+
+        // Each window left in place goes on the record: an auditor must be able to see which
+        // agents stay muted and which recordings stay paused while the daemon is down.
+        for window in loop.finalState?.windows ?? [] {
+            let actions = window.engagements.flatMap { engagement in
+                engagement.targets.map { "\(window.actions[engagement.action].kind.rawValue) \(engagement.address) via \($0.target)" }
+            }
+            var fields: AuditFields = [
+                .policy: window.policy, .feed: window.feed, .call: window.call.primary, .window: String(window.sequence),
+                .mode: window.mode, .result: "left-in-place",
+            ]
+            fields.extension = window.agentExtension
+            audit.emit(
+                AuditRecord(
+                    .daemonStopping, .warning,
+                    "window left in place at shutdown: \(window.policy) on call \(window.call.primary)"
+                        + (window.agentExtension.map { " (extension \($0))" } ?? "") + ", holding "
+                        + (actions.isEmpty ? "no action" : actions.joined(separator: ", ")),
+                    fields))
+        }
+        let statistics = loop.snapshot.statistics
+        let stillOpen = statistics.openWindows
+        audit.emit(
+            AuditRecord(
+                .daemonStopping, stillOpen > 0 ? .warning : .notice,
+                "mutewarden stopped: \(statistics.eventsProcessed) events, \(statistics.controlFailures) control "
+                    + "failure(s); \(stillOpen) window(s) still open, their actions left in place (muted stays muted)"
+                    + (stillOpen > 0 && stateStore != nil ? " and saved for the next start" : ""),
+                [.result: "stopped"]))
+        return 0
+    }
+
+    private func loadState() -> EngineState? {
+        guard let stateStore else { return nil }
+        switch stateStore.load() {
+        case .none:
+            return nil
+        case .loaded(let state):
+            return state
+        case .corrupt(let reason, let movedTo):
+            audit.emit(
+                AuditRecord(
+                    .stateRestored, .error,
+                    "the state file \(stateStore.path) is corrupt (\(reason)); moved to \(movedTo) and starting "
+                        + "without it: windows open before the restart are not restored",
+                    [.result: "corrupt", .reason: reason]))
+            return nil
+        }
+    }
+
+    private func startFeed(_ feed: any CallFeed) -> Task<Void, Never> {
+        Task(executorPreference: loop.executor) { [sink, audit, options] in
+            await Self.supervise(feed, sink: sink, audit: audit, options: options)
+        }
+    }
+
+    /// Waits for a terminate signal or the duration, running `onReload` for each SIGHUP.
+    private func waitForStop(
+        signals: AsyncStream<DaemonSignal>, duration: Duration?, onReload: @escaping () async -> Void
+    ) async {
+        // Signals and the timer meet in one stream, so that reloads run one at a time, in order.
+        let (events, continuation) = AsyncStream<DaemonSignal>.makeStream()
+        let forward = Task {
+            for await signal in signals { continuation.yield(signal) }
+        }
+        let expire = duration.map { duration in
+            Task {
+                guard (try? await Task.sleep(for: duration)) != nil else { return }
+                continuation.yield(.terminate)
+            }
+        }
+        for await event in events {
+            if event == .terminate { break }
+            await onReload()
+        }
+        forward.cancel()
+        expire?.cancel()
+    }
+
+    /// SIGHUP: load the configuration again; if it is valid, apply it without losing a window.
+    private func reload(feedTasks: inout [String: Task<Void, Never>]) async {
+        let started = clock.now()
+        notifier.notify("RELOADING=1")
+        defer { notifier.notify("READY=1") }
+        guard let reloader else {
+            audit.emit(AuditRecord(.configurationRejected, .warning, "reload requested, but this daemon cannot reload", [.result: "rejected"]))
+            return
+        }
+        let next: DaemonConfiguration
+        do {
+            next = try reloader()
+        } catch {
+            for diagnostic in error.diagnostics {
+                audit.emit(AuditRecord(.configurationRejected, .error, "\(diagnostic)", [.result: "rejected"]))
+            }
+            audit.emit(
+                AuditRecord(
+                    .configurationRejected, .error,
+                    "reload refused: \(error.diagnostics.count) error(s) in the new configuration; the running one stays in force",
+                    [.result: "rejected"]))
+            return
+        }
+        let previous = configuration.withLock { $0 }
+        let current = providers.withLock { $0 }
+        // A new generation: what did not change is carried over, objects, sessions and all; what
+        // changed (secret values included, compared by value) is built anew with new sessions.
+        let generation: ProviderGeneration
+        do {
+            generation = try ProviderGeneration.build(next, reusing: current, number: current.number + 1, context: context)
+        } catch {
+            // Whatever the failed build made is nobody's: close it, keep the running generation.
+            context.shared.retainClaims(of: current.owners)
+            context.shared.closeUnclaimed()
+            audit.emit(
+                AuditRecord(
+                    .configurationRejected, .error, "reload refused: \(error); the running configuration stays in force",
+                    [.result: "rejected", .error: "\(error)"]))
+            return
+        }
+
+        // The engine first: once it has the new policies, the new targets must exist.
+        loop.replaceTargets(generation.targets.mapValues(\.object))
+        let outcome: Result<ReloadOutcome, any Error> = await withCheckedContinuation { continuation in
+            loop.post(.reconfigure(next.engine, reply: { continuation.resume(returning: $0) }))
+        }
+        guard case .success(let result) = outcome else {
+            loop.replaceTargets(current.targets.mapValues(\.object))
+            context.shared.retainClaims(of: current.owners)
+            context.shared.closeUnclaimed()
+            audit.emit(
+                AuditRecord(.configurationRejected, .error, "reload refused by the engine: \(outcome)", [.result: "rejected"]))
+            return
+        }
+        redactor.withLock { $0 = AttributeRedactor(allowlist: next.logging.attributeAllowlist) }
+
+        // Feeds: removed ones stop, new ones start, rebuilt ones restart; kept ones run on.
+        var restarted: [String] = []
+        for (name, task) in feedTasks where generation.feeds[name]?.owner != current.feeds[name]?.owner {
+            task.cancel()
+            await task.value
+            feedTasks[name] = nil
+            if generation.feeds[name] != nil { restarted.append(name) }
+        }
+        for (name, feed) in generation.feeds where feedTasks[name] == nil { feedTasks[name] = startFeed(feed.object) }
+        providers.withLock { $0 = generation }
+        configuration.withLock { $0 = next }
+
+        // Sessions of removed and rebuilt providers are closed once the attempts already sent
+        // through them have answered (bounded by the shutdown grace), never under a running one.
+        context.shared.retainClaims(of: generation.owners)
+        let settle = clock.now() + options.shutdownGrace
+        while loop.hasAttemptsInFlight, clock.now() < settle { try? await Task.sleep(for: .milliseconds(10)) }
+        let closed = context.shared.closeUnclaimed()
+        let rebuiltTargets = generation.targets.filter { current.targets[$0.key]?.owner != $0.value.owner && current.targets[$0.key] != nil }
+            .keys.sorted()
+
+        var notes: [String] = []
+        if next.logging.level != previous.logging.level || next.logging.target != previous.logging.target {
+            notes.append("logging level and target changes take effect at the next start")
+        }
+        if next.state.directory != previous.state.directory {
+            notes.append("the state directory change takes effect at the next start")
+        }
+        let elapsed = clock.now().since(started)
+        audit.emit(
+            AuditRecord(
+                .configurationLoaded, .notice,
+                "configuration reloaded in \(elapsed.compact): \(result.windowsKept) open window(s) kept, "
+                    + "\(result.windowsClosed) closed with their policy"
+                    + (restarted.isEmpty ? "" : "; feeds restarted: \(restarted.sorted().joined(separator: ", "))")
+                    + (rebuiltTargets.isEmpty ? "" : "; targets rebuilt: \(rebuiltTargets.joined(separator: ", "))")
+                    + (closed.isEmpty ? "" : "; closed: \(closed.joined(separator: ", "))")
+                    + (notes.isEmpty ? "" : "; " + notes.joined(separator: "; ")),
+                [.result: "reloaded", .latencyMs: String(elapsed.milliseconds)]))
+    }
+
+    /// Gives actions already sent a bounded time to answer.
+    private func drainActions() async {
+        let deadline = clock.now() + options.shutdownGrace
+        while clock.now() < deadline {
+            if !loop.hasAttemptsInFlight, loop.snapshot.statistics.jobsInProgress == 0 { return }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let jobs = loop.snapshot.statistics.jobsInProgress
+        audit.emit(
+            AuditRecord(
+                .daemonStopping, .warning,
+                "\(jobs) action(s) still unconfirmed after the \(options.shutdownGrace.compact) shutdown grace period",
+                [.result: "unconfirmed"]))
+    }
+
+    /// Runs a feed, and runs it again after a failure with a growing delay: a feed reconnects by
+    /// itself, so a throw means something its own loop could not handle.
+    private static func supervise(_ feed: any CallFeed, sink: EngineSink, audit: AuditLogger, options: Options) async {
+        var delay = options.feedRestartDelay
+        while !Task.isCancelled {
+            do {
+                try await feed.run(delivering: sink)
+                if Task.isCancelled { return }
+                audit.emit(
+                    AuditRecord(
+                        .feedDown, .error, "feed \(feed.name) stopped by itself; restarting in \(delay.compact)",
+                        [.feed: feed.name, .result: "stopped"]))
+            } catch is CancellationError {
+                return
+            } catch {
+                if Task.isCancelled { return }
+                audit.emit(
+                    AuditRecord(
+                        .feedDown, .critical,
+                        "feed \(feed.name) failed: \(error); restarting in \(delay.compact)",
+                        [.feed: feed.name, .result: "failed", .error: "\(error)"]))
+            }
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, options.feedRestartDelayMaximum)
+        }
+    }
+}
