@@ -71,4 +71,17 @@ private func key(_ server: String, password: String = "p") -> ResourceKey<Login>
         let text = try shared.resource(ResourceKey<String>(kind: "k", label: "l", identity: 1), owner: "o") { "text" }
         #expect(login.number == 1 && text == "text")
     }
+
+    /// A provider rebuilt at a reload (generation 2) gets a new object even for an equal key, so
+    /// every setting it was made from takes effect; what the daemon provided is shared by all.
+    @Test func resourcesAreSharedWithinAGenerationOnly() throws {
+        let shared = SharedResources()
+        let transportKey = ResourceKey<Login>(kind: "transport", label: "daemon", identity: "t")
+        shared.provide(transportKey, Login(0))
+        let first = try shared.resource(key("a"), owner: "feed #1", generation: 1) { Login(1) }
+        let again = try shared.resource(key("a"), owner: "target #1", generation: 1) { Login(2) }
+        let rebuilt = try shared.resource(key("a"), owner: "feed #2", generation: 2) { Login(3) }
+        #expect(first === again && rebuilt !== first)
+        #expect(try shared.resource(transportKey, owner: "feed #2", generation: 2) { Login(9) }.number == 0)
+    }
 }

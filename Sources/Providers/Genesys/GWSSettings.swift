@@ -31,17 +31,18 @@ public struct GWSSettings: FeedSettings, TargetSettings, Sendable, Hashable {
 
     public var confirmsByEvent: Bool { true }
 
-    /// What a login is made of. A feed and a target with the same server, user, password, TLS
-    /// options and timeouts share one login; a reload that changes any of them (a rotated password
-    /// behind the same `${file:…}` included) makes a new one, and the old one is closed once
-    /// nothing uses it.
+    /// What a login is made of. A feed and a target of one configuration with the same server,
+    /// user, password and TLS options share one login: the target's first action then needs no
+    /// login of its own. The session's default timeouts are those of the first of them built; the
+    /// target and the feed's long polls set their own per request. A reload that changes a
+    /// provider's settings (a rotated password behind the same `${file:…}` included) builds it
+    /// with a new session, since resources are never shared across generations; the old session is
+    /// closed once nothing uses it.
     struct SessionIdentity: Hashable, Sendable {
         var baseURL: String
         var username: String
         var password: Secret
         var tls: TLSOptions
-        var timeout: Duration
-        var connectTimeout: Duration
     }
 
     func session(context: ProviderContext) throws -> GWSSession {
@@ -55,9 +56,7 @@ public struct GWSSettings: FeedSettings, TargetSettings, Sendable, Hashable {
         // GWS ties the CometD session and the voice API to the same cookie and CSRF token.
         let key = ResourceKey<GWSSession>(
             kind: "genesys session", label: "\(baseURL) as \(username)",
-            identity: SessionIdentity(
-                baseURL: baseURL, username: username, password: password, tls: tls, timeout: timeout,
-                connectTimeout: connectTimeout))
+            identity: SessionIdentity(baseURL: baseURL, username: username, password: password, tls: tls))
         return try context.resource(key) {
             try GWSSession(
                 baseURL: baseURL, username: username, password: password.reveal(), configuration: configuration,

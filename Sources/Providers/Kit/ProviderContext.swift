@@ -11,25 +11,30 @@ public struct ProviderContext: Sendable {
     /// Who asks for shared resources through this context: "feed gws", "target voice". The daemon
     /// closes a resource once no owner of the running configuration uses it.
     public let owner: String
+    /// The configuration generation the provider is built for (1 at start, one more per reload).
+    /// Resources are shared within a generation only: a provider rebuilt at a reload never gets a
+    /// session made from an earlier configuration, so every setting it was made from takes effect.
+    public let generation: Int
 
     public init(
         report: @escaping @Sendable (AuditSeverity, String, AuditFields) -> Void,
-        shared: SharedResources = SharedResources(), owner: String = "provider"
+        shared: SharedResources = SharedResources(), owner: String = "provider", generation: Int = 1
     ) {
         self.report = report
         self.shared = shared
         self.owner = owner
+        self.generation = generation
     }
 
-    /// The same context for another owner.
-    public func owned(by owner: String) -> ProviderContext {
-        ProviderContext(report: report, shared: shared, owner: owner)
+    /// The same context for another owner, in `generation`.
+    public func owned(by owner: String, generation: Int? = nil) -> ProviderContext {
+        ProviderContext(report: report, shared: shared, owner: owner, generation: generation ?? self.generation)
     }
 
-    /// The resource for `key`, made by `make` if no provider has asked for it yet, and claimed
-    /// for this context's owner.
+    /// The resource for `key`, made by `make` if no provider of this generation has asked for it
+    /// yet, and claimed for this context's owner.
     public func resource<Value: Sendable>(_ key: ResourceKey<Value>, make: () throws -> Value) throws -> Value {
-        try shared.resource(key, owner: owner, make: make)
+        try shared.resource(key, owner: owner, generation: generation, make: make)
     }
 }
 
@@ -101,25 +106,33 @@ public final class SharedResources: Sendable {
         var label: String
         var owners: Set<String>
     }
-    private let entries = Mutex<[ErasedKey: Entry]>([:])
+    /// Keyed by the typed key and the generation that made the entry; nil for what the daemon
+    /// provided, which every generation shares.
+    private struct EntryKey: Hashable {
+        var key: ErasedKey
+        var generation: Int?
+    }
+    private let entries = Mutex<[EntryKey: Entry]>([:])
 
     public init() {}
 
-    /// The object for `key`, made by `make` if nobody has asked for it yet, and claimed for
-    /// `owner`. `make` runs under the lock, so two providers asking at once get the same object.
-    public func resource<Value: Sendable>(_ key: ResourceKey<Value>, owner: String, make: () throws -> Value) throws
-        -> Value
-    {
+    /// The object for `key`: the one the daemon provided, or the one made for `generation`, made
+    /// by `make` if nobody of that generation has asked for it yet; claimed for `owner`. `make`
+    /// runs under the lock, so two providers asking at once get the same object.
+    public func resource<Value: Sendable>(
+        _ key: ResourceKey<Value>, owner: String, generation: Int = 1, make: () throws -> Value
+    ) throws -> Value {
         try entries.withLock { entries in
-            if let existing = entries[key.erased] {
+            for entryKey in [EntryKey(key: key.erased, generation: nil), EntryKey(key: key.erased, generation: generation)] {
+                guard let existing = entries[entryKey] else { continue }
                 guard let value = existing.value as? Value else {
                     throw SharedResourceError(name: key.description, expected: "\(Value.self)", found: "\(type(of: existing.value))")
                 }
-                entries[key.erased]?.owners.insert(owner)
+                entries[entryKey]?.owners.insert(owner)
                 return value
             }
             let value = try make()
-            entries[key.erased] = Entry(value: value, label: key.description, owners: [owner])
+            entries[EntryKey(key: key.erased, generation: generation)] = Entry(value: value, label: key.description, owners: [owner])
             return value
         }
     }
@@ -127,7 +140,7 @@ public final class SharedResources: Sendable {
     /// Sets `key` to `value` for every owner, before any provider asks for it (the daemon's HTTP
     /// transport). A provided resource is never released.
     public func provide<Value: Sendable>(_ key: ResourceKey<Value>, _ value: Value) {
-        entries.withLock { $0[key.erased] = Entry(value: value, label: key.description, owners: [Self.daemon]) }
+        entries.withLock { $0[EntryKey(key: key.erased, generation: nil)] = Entry(value: value, label: key.description, owners: [Self.daemon]) }
     }
 
     private static let daemon = "\u{0}daemon"

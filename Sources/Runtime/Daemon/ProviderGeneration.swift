@@ -35,7 +35,7 @@ struct ProviderGeneration: Sendable {
                 continue
             }
             let owner = "target \(target.name) #\(number)"
-            let object = try target.settings.makeTarget(name: target.name, context: context.owned(by: owner))
+            let object = try target.settings.makeTarget(name: target.name, context: context.owned(by: owner, generation: number))
             generation.targets[target.name] = Built(object: object, owner: owner, type: target.type, settings: target.settings)
         }
         for feed in configuration.feeds {
@@ -44,7 +44,7 @@ struct ProviderGeneration: Sendable {
                 continue
             }
             let owner = "feed \(feed.name) #\(number)"
-            let object = try feed.settings.makeFeed(name: feed.name, context: context.owned(by: owner))
+            let object = try feed.settings.makeFeed(name: feed.name, context: context.owned(by: owner, generation: number))
             generation.feeds[feed.name] = Built(object: object, owner: owner, type: feed.type, settings: feed.settings)
         }
         return generation

@@ -26,10 +26,9 @@ final class GenesysPeer: @unchecked Sendable {
     static let password = "agent-secret"
     static let agentPhoneNumber = "3001"
 
-    /// Tests/GenesysPeerTests/Peers, wherever in Tests/ this file was copied to.
+    /// Peers/ beside this file.
     static let peersDirectory: String = {
-        let testsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        return testsDirectory.appendingPathComponent("GenesysPeerTests/Peers").path
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Peers").path
     }()
 
     let port: Int
@@ -282,8 +281,12 @@ final class GenesysPeer: @unchecked Sendable {
 
     /// csrf: whether POSTs need the token (default true); enforceCapabilities: whether an
     /// operation absent from the call's capabilities gets statusCode 2 (default true).
-    func configure(csrf: Bool? = nil, enforceCapabilities: Bool? = nil, phoneNumber: String? = nil) async throws {
+    /// password: the user's new password; the old one is refused from then on.
+    func configure(
+        csrf: Bool? = nil, enforceCapabilities: Bool? = nil, phoneNumber: String? = nil, password: String? = nil
+    ) async throws {
         var members: [(String, JSONValue)] = []
+        if let password { members.append(("password", .string(password))) }
         if let csrf { members.append(("csrf", .bool(csrf))) }
         if let enforceCapabilities { members.append(("enforceCapabilities", .bool(enforceCapabilities))) }
         if let phoneNumber { members.append(("phoneNumber", .string(phoneNumber))) }

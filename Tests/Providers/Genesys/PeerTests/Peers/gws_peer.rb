@@ -519,6 +519,8 @@ class GWSPeer
       @csrf = body['csrf'] if body.key?('csrf')
       @enforce_capabilities = body['enforceCapabilities'] if body.key?('enforceCapabilities')
       @phone_number = body['phoneNumber'] if body.key?('phoneNumber')
+      # A password rotated on the platform: the old one is refused from now on.
+      @options[:password] = body['password'] if body.key?('password')
       json(200, 'csrf' => @csrf, 'enforceCapabilities' => @enforce_capabilities, 'phoneNumber' => @phone_number)
     in ['POST', '/test/publish']
       raw_publish(body)
