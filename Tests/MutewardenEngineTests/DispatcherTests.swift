@@ -64,7 +64,8 @@ private let transient = ActionAttemptResult.failed(ActionFailure(.retryable, "HT
     #expect(Int(failure[.attempt] ?? "") ?? 0 >= 2)
     #expect(failure.message.hasPrefix("PCI control failure"))
     #expect(harness.engine.statistics.controlFailures == 1)
-    #expect(harness.engine.statistics.jobsInProgress == 0)
+    // The window is still open: the apply is kept up (EnforcementTests).
+    #expect(harness.engine.statistics.jobsInProgress == 1)
 }
 
 @Test func acceptedButNeverConfirmedByEventFailsAtTheDeadline() {
@@ -132,16 +133,6 @@ private let transient = ActionAttemptResult.failed(ActionFailure(.retryable, "HT
     #expect(harness.sends == ["mute call c1 via recorder #1", "mute call c1 via backup #1"])
     #expect(harness.count(.actionRetry) == 0)
     #expect(harness.count(.actionFailed) == 1)
-}
-
-@Test func callGoneStopsWithoutARetryStormOrAnAlarm() {
-    let harness = EngineHarness(policies: [Policies.pause()])
-    harness.autoAnswer = { _ in .failed(ActionFailure(.callGone, "call not found", code: "6")) }
-    harness.event("c1", attributes: card)
-    harness.wait(.seconds(5))
-    #expect(harness.sent.count == 1)
-    #expect(harness.count(.actionFailed) == 0)
-    #expect(harness.count(.actionAbandoned) == 1)
 }
 
 @Test func anUndoNeverOvertakesItsApply() {

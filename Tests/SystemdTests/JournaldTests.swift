@@ -91,6 +91,7 @@ import Testing
             let explanation = lines[(start + 1)...].prefix { !$0.contains(": record ") }.joined(separator: "\n")
             // journalctl substitutes @FIELD@ with the entry's values.
             let subject = subjects[JournalMessageID.of(kind)]!.replacingOccurrences(of: "@MW_FEED@", with: "feed-\(index)")
+                .replacingOccurrences(of: "@MW_CALL@", with: "call-\(index)")
             #expect(explanation.contains("Subject: \(subject)"), "\(kind.rawValue): \(explanation)")
             #expect(explanation.contains("Defined-By: mutewarden"), "\(kind.rawValue)")
         }

@@ -48,6 +48,10 @@ final class ActionJob {
     var deadline: MonotonicInstant?
     var lastError: ActionFailure?
     var cancelRequested = false
+    /// Failed its control (and its fallbacks failed too) while its window is open: tried again
+    /// at growing intervals, with no deadline, until confirmed or the window closes.
+    var enforcing = false
+    var enforcements = 0
 
     init(
         id: UInt64, request: ActionRequest, lane: LaneKey, spec: ActionSpec, window: Window, engagement: Int,
@@ -77,10 +81,21 @@ enum JobOutcome {
     case abandoned(String)
 }
 
+extension ActionAddress {
+    /// Whether `call` is what this address acts on.
+    func covers(_ call: Engine.TrackedCall) -> Bool {
+        switch self {
+        case .call(let id): call.key.id == id
+        case .agentExtension(let ext): call.agentExtension == ext
+        }
+    }
+}
+
 extension Engine {
     // MARK: - Starting actions
 
     func startApply(_ window: Window, engagement index: Int, targetIndex: Int, now: MonotonicInstant) {
+        if window.engagements[index].applyStartedAt == nil { window.engagements[index].applyStartedAt = now }
         if let jobID = dispatch(window, engagement: index, targetIndex: targetIndex, verb: .apply, now: now) {
             window.engagements[index].targets[targetIndex].applyJobs.append(jobID)
         } else {
@@ -174,16 +189,29 @@ extension Engine {
                 finish(job, now: now, outcome: .confirmed)
             } else {
                 job.phase = .awaitingConfirmation
-                for key in job.confirmCalls { calls[key]?.awaitingConfirmation.append(job.id) }
+                for key in job.confirmCalls where calls[key]?.awaitingConfirmation.contains(job.id) == false {
+                    calls[key]?.awaitingConfirmation.append(job.id)
+                }
+                // Enforcing: no deadline any more, so a confirmation that never comes is asked
+                // for again by sending again.
+                if job.enforcing { scheduleEnforcement(job, now: now) }
             }
         case .failed(let failure):
             job.lastError = failure
             switch failure.disposition {
-            case .callGone:
+            case .callGone where addressIsGone(job):
                 finish(job, now: now, outcome: .abandoned("the call is gone on the platform: \(failure)"))
             case .permanent:
-                fail(job, now: now)
-            case .retryable:
+                if job.enforcing { scheduleEnforcement(job, now: now, after: failure) } else { fail(job, now: now) }
+            case .retryable, .callGone:
+                // "The call is gone" while the feed still shows it live is not to be believed: a
+                // wrong id, a platform lagging behind, or a transfer. It is a failure like any other.
+                let doubt =
+                    failure.disposition == .callGone ? " (the platform says the call is gone, but the feed still shows it live)" : ""
+                if job.enforcing {
+                    scheduleEnforcement(job, now: now, after: failure, note: doubt)
+                    return
+                }
                 let retryAt = now + backoff(after: job.attempts, policy: job.spec.retry)
                 guard let deadline = job.deadline, retryAt < deadline else {
                     fail(job, now: now)
@@ -193,11 +221,37 @@ extension Engine {
                 timers.schedule(.retry(job.id, attempt: job.attempts), at: retryAt)
                 audit(
                     .actionRetry, .warning,
-                    "\(job.label) failed (\(failure)); retrying in \(retryAt.since(now).compact)",
+                    "\(job.label) failed (\(failure))\(doubt); retrying in \(retryAt.since(now).compact)",
                     jobFields(job).overlaid(with: 
                         [.result: "retry", .error: failure.message, .errorCode: failure.code ?? ""]))
             }
         }
+    }
+
+    /// Whether the feed agrees that what the job acts on is gone: its call released (or never
+    /// tracked), or no live call left on its extension.
+    private func addressIsGone(_ job: ActionJob) -> Bool {
+        switch job.request.address {
+        case .call(let id): calls[CallKey(feed: job.request.feed, id: id)] == nil
+        case .agentExtension(let ext): activeCalls(on: ExtensionKey(feed: job.request.feed, agentExtension: ext)).isEmpty
+        }
+    }
+
+    /// Keeps a failed apply going: the next attempt after 1 s, 2 s, 4 s... up to the action's
+    /// `enforce_every`.
+    private func scheduleEnforcement(_ job: ActionJob, now: MonotonicInstant, after failure: ActionFailure? = nil, note: String = "") {
+        let cap = job.spec.retry.enforceInterval.nanosecondsClamped
+        let grown = Int64(1_000_000_000) << Int64(min(job.enforcements, 20))
+        let delay = Duration.nanoseconds(max(1, min(cap, grown)))
+        job.enforcements += 1
+        if job.phase != .awaitingConfirmation { job.phase = .backoff }
+        timers.schedule(.retry(job.id, attempt: job.attempts), at: now + delay)
+        guard let failure else { return }
+        audit(
+            .actionRetry, .warning,
+            "\(job.label) still unprotected after its control failure: attempt \(job.attempts) failed (\(failure))\(note); "
+                + "trying again in \(delay.compact)",
+            jobFields(job).overlaid(with: [.result: "retry", .error: failure.message, .errorCode: failure.code ?? ""]))
     }
 
     /// Full jitter: uniformly random in [0, min(maximum, initial * 2^(attempt-1))].
@@ -210,12 +264,21 @@ extension Engine {
     }
 
     func retryDue(_ id: UInt64, attempt: Int, now: MonotonicInstant) {
-        guard let job = jobs[id], job.phase == .backoff, job.attempts == attempt else { return }
+        guard let job = jobs[id], job.attempts == attempt,
+            job.phase == .backoff || (job.enforcing && job.phase == .awaitingConfirmation)
+        else { return }
+        if job.enforcing, shuttingDown {
+            finish(job, now: now, outcome: .abandoned("the daemon stopped while the action was still unconfirmed after its control failure"))
+            return
+        }
+        if job.phase == .awaitingConfirmation {
+            for key in job.confirmCalls { calls[key]?.awaitingConfirmation.removeAll { $0 == job.id } }
+        }
         startAttempt(job, now: now)
     }
 
     func deadlinePassed(_ id: UInt64, now: MonotonicInstant) {
-        guard let job = jobs[id] else { return }
+        guard let job = jobs[id], !job.enforcing else { return }
         if shuttingDown, job.phase == .awaitingConfirmation {
             // The feeds have stopped, so no event can confirm it: not a control failure.
             finish(job, now: now, outcome: .abandoned("accepted, but the daemon stopped before an event confirmed it"))
@@ -261,6 +324,8 @@ extension Engine {
         let elapsed = job.activatedAt.map { now.since($0) } ?? .zero
         let lastError = job.lastError.map { "\($0)" } ?? "no confirmation received"
         let fallback = isApply && job.window.protectionWanted ? nextFallback(for: job) : nil
+        // The last resort failed too: keep trying while the window wants protection.
+        let keepEnforcing = isApply && fallback == nil && job.window.isOpen && job.window.protectionWanted && !shuttingDown
         var fields = jobFields(job)
         fields[.result] = "failed"
         fields[.latencyMs] = formatMilliseconds(elapsed)
@@ -273,7 +338,10 @@ extension Engine {
                 "PCI control failure: \(job.request.policy) could not \(job.request.kind.operation(.apply)) "
                     + "\(job.request.address) via \(job.request.target): not confirmed within \(job.spec.deadline.compact) "
                     + "after \(job.attempts) attempt(s); last error: \(lastError)"
-                    + (fallback.map { "; trying fallback target \($0)" } ?? ""), fields)
+                    + (fallback.map { "; trying fallback target \($0)" } ?? "")
+                    + (keepEnforcing
+                        ? "; trying again until it is confirmed or the window closes (at most every "
+                            + "\(job.spec.retry.enforceInterval.compact))" : ""), fields)
         } else {
             audit(
                 .actionFailed, .error,
@@ -290,6 +358,13 @@ extension Engine {
                 else { continue }
                 finish(queued, now: now, outcome: .abandoned("superseded by fallback target \(fallback)"))
             }
+        }
+        if isApply { job.window.engagements[job.engagement].controlFailed = true }
+        if keepEnforcing {
+            job.enforcing = true
+            job.deadline = nil
+            scheduleEnforcement(job, now: now)
+            return
         }
         finish(job, now: now, outcome: .failed)
         if let fallback {
@@ -316,8 +391,19 @@ extension Engine {
             calls[key]?.awaitingConfirmation.removeAll { $0 == job.id }
         }
         switch outcome {
+        case .confirmed where job.enforcing:
+            let since = job.window.engagements[job.engagement].applyStartedAt ?? job.activatedAt ?? now
+            let unprotected = now.since(since)
+            job.window.engagements[job.engagement].confirmedAt = now
+            job.window.engagements[job.engagement].recovered = true
+            audit(
+                .actionRecovered, .warning,
+                "\(job.label) confirmed at last, after its control failure and \(job.attempts) attempt(s): the call "
+                    + "was unprotected for \(unprotected.compact)",
+                jobFields(job).overlaid(with: [.result: "recovered", .latencyMs: formatMilliseconds(unprotected)]))
         case .confirmed:
             let latency = job.activatedAt.map { now.since($0) } ?? .zero
+            if job.request.verb == .apply { job.window.engagements[job.engagement].confirmedAt = now }
             audit(
                 .actionConfirmed, .info,
                 "\(job.label) confirmed after \(job.attempts) attempt(s)",
@@ -363,5 +449,64 @@ extension Engine {
         var fields = job.fields
         fields.attempt = String(job.attempts)
         return fields
+    }
+
+    // MARK: - Drift
+
+    /// What in `call`'s reported state contradicts an applied `kind`, in operator words.
+    func contradiction(_ kind: ActionKind, _ call: TrackedCall) -> String? {
+        switch kind {
+        case .mute: call.mute == .off ? "the agent is unmuted" : nil
+        case .pauseRecording: call.recording == .recording ? "the recording is running" : nil
+        }
+    }
+
+    /// The platform reported a state of `call` that contradicts an open window whose action was in
+    /// place (confirmed, or restored): the recording resumed, the agent was unmuted.
+    func checkDrift(for call: TrackedCall, now: MonotonicInstant) {
+        var windows = windowsBySubject[call.key] ?? []
+        if !extensionWindows.isEmpty {
+            for window in extensionWindowsCovering(call) where !windows.contains(where: { $0 === window }) {
+                windows.append(window)
+            }
+        }
+        for window in windows where window.isOpen && window.protectionWanted && window.definition.mode == .enforce {
+            for index in window.engagements.indices {
+                let engagement = window.engagements[index]
+                guard engagement.address.covers(call),
+                    engagement.confirmedAt != nil || engagement.targets.contains(where: \.assumedApplied),
+                    let contradiction = contradiction(window.definition.actions[engagement.action].kind, call),
+                    // An apply still under way will be confirmed or fail on its own.
+                    !engagement.targets.contains(where: { $0.applyJobs.contains { jobs[$0] != nil } })
+                else { continue }
+                reapply(window, engagement: index, call: call, contradiction: contradiction, now: now)
+            }
+        }
+    }
+
+    /// Applies an engagement's action again at once, on its last target, with a `window.drift`
+    /// record; a repeated drift in one window is critical. The re-apply gets the next generation
+    /// of the engagement's idempotency key: the same in every replica that sees the same events,
+    /// and not the first apply's, which a platform that deduplicates would drop as a repeat.
+    func reapply(_ window: Window, engagement index: Int, call: TrackedCall, contradiction: String, now: MonotonicInstant) {
+        let engagement = window.engagements[index]
+        let kind = window.definition.actions[engagement.action].kind
+        window.engagements[index].drifts += 1
+        window.engagements[index].confirmedAt = nil
+        window.engagements[index].generation += 1
+        touch(window)
+        let drifts = window.engagements[index].drifts
+        let targetIndex = engagement.targets.count - 1
+        let target = engagement.targets[targetIndex].target
+        audit(
+            .windowDrift, drifts > 1 ? .critical : .warning,
+            "\(window.definition.name): \(contradiction) on call \(call.key.id) while its window is open"
+                + (drifts > 1 ? " (drift \(drifts) in this window: something keeps undoing the control)" : "")
+                + "; applying \(kind.operation(.apply)) \(engagement.address) via \(target) again",
+            window.fields.overlaid(with: [
+                .call: call.key.id, .target: target, .action: kind.operation(.apply), .reason: contradiction,
+                .result: "reapplied",
+            ]))
+        startApply(window, engagement: index, targetIndex: targetIndex, now: now)
     }
 }

@@ -200,6 +200,9 @@ public final class Engine {
     var lastTrackerFullReport: MonotonicInstant?
     /// Set by ``beginShutdown(at:)``: caps and the idle sweep stop, so that what is in place stays.
     var shuttingDown = false
+    /// Set while a resync applies the platform's listing: contradictions are handled once, after
+    /// it, by ``resync(feed:current:at:)``.
+    var resyncing = false
 
     /// Compiles the configuration. Throws only for a regex that does not compile, which the
     /// configuration loader has already refused with its location.
@@ -256,8 +259,14 @@ public final class Engine {
     public func beginShutdown(at now: MonotonicInstant) {
         shuttingDown = true
         nextIdleSweep = nil
-        for job in jobs.values.sorted(by: { $0.id < $1.id }) where job.phase == .awaitingConfirmation {
-            finish(job, now: now, outcome: .abandoned("accepted, but the daemon stopped before an event confirmed it"))
+        for job in jobs.values.sorted(by: { $0.id < $1.id }) {
+            if job.enforcing, job.phase != .inFlight {
+                finish(
+                    job, now: now,
+                    outcome: .abandoned("the daemon stopped while the action was still unconfirmed after its control failure"))
+            } else if job.phase == .awaitingConfirmation {
+                finish(job, now: now, outcome: .abandoned("accepted, but the daemon stopped before an event confirmed it"))
+            }
         }
     }
 
@@ -372,6 +381,7 @@ public final class Engine {
         {
             checkConfirmations(for: call, now: now)
         }
+        if reportedChanged, !isNew, !resyncing, !openWindows.isEmpty { checkDrift(for: call, now: now) }
         let routing = call.routing
         for slot in routing.indices { evaluate(policy: routing[slot], slot: slot, call: call, now: now) }
     }

@@ -36,6 +36,8 @@ extension Engine {
             outcome.callsEnded += 1
             close(window, reason: .callEnded, now: now)
         }
+        resyncing = true
+        defer { resyncing = false }
         for update in current where update.feed == feed {
             // The listing is the platform's present, not a replay: it is never stale.
             var fresh = update
@@ -59,21 +61,12 @@ extension Engine {
                     targets[engagement.targets[targetIndex].target]?.confirmsByEvent == true,
                     !engagement.targets[targetIndex].applyJobs.contains(where: { jobs[$0] != nil }),
                     let callKey = engagement.call ?? window.covered.first, let call = calls[callKey],
-                    contradicts(spec.kind, call)
+                    let contradiction = contradiction(spec.kind, call)
                 else { continue }
-                window.engagements[index].generation += 1
-                touch(window)
-                startApply(window, engagement: index, targetIndex: targetIndex, now: now)
+                reapply(window, engagement: index, call: call, contradiction: contradiction + " after the feed reconnected", now: now)
                 count += 1
             }
         }
         return count
-    }
-
-    private func contradicts(_ kind: ActionKind, _ call: TrackedCall) -> Bool {
-        switch kind {
-        case .mute: call.mute == .off
-        case .pauseRecording: call.recording == .recording
-        }
     }
 }

@@ -39,6 +39,15 @@ struct Engagement {
     /// Bumped when an extension action is sent again for a call that joined the window, so that
     /// the re-send has its own idempotency key.
     var generation: UInt64 = 0
+    /// When the first apply was sent: what an `action.recovered` counts the unprotected time from.
+    var applyStartedAt: MonotonicInstant?
+    /// When the latest apply was confirmed; nil while none is, or after a drift.
+    var confirmedAt: MonotonicInstant?
+    /// An apply failed its control; `recovered` once one was confirmed after that.
+    var controlFailed = false
+    var recovered = false
+    /// Reported states that contradicted the action while it was in place.
+    var drifts = 0
 }
 
 /// An open policy window: the span during which the policy's actions must hold on its calls.
@@ -303,6 +312,13 @@ extension Engine {
         var fields = window.fields
         fields[.result] = reason.rawValue
         fields[.latencyMs] = formatMilliseconds(duration)
+        // An assessor must be able to tell a window that closed protected from one that never was.
+        let unprotected = window.engagements.filter { $0.controlFailed && !$0.recovered }.map { engagement in
+            "\(definition.actions[engagement.action].kind.operation(.apply)) \(engagement.address)"
+        }
+        let unprotectedNote =
+            unprotected.isEmpty ? "" : "; still unprotected at close: \(unprotected.joined(separator: ", ")) never confirmed"
+        if !unprotected.isEmpty { fields[.reason] = "unprotected" }
         if reason == .capExpired {
             let consequence =
                 undo
@@ -311,12 +327,12 @@ extension Engine {
             audit(
                 .windowClosed, .error,
                 "\(definition.name): window on call \(window.subject.id) reached its cap of \(window.capAt.since(window.openedAt).compact); "
-                    + consequence, fields)
+                    + consequence + unprotectedNote, fields)
         } else {
             audit(
-                .windowClosed, .notice,
-                "\(definition.name): window closed on call \(window.subject.id) (\(reason.rawValue)) after \(duration.compact)",
-                fields)
+                .windowClosed, unprotected.isEmpty ? .notice : .error,
+                "\(definition.name): window closed on call \(window.subject.id) (\(reason.rawValue)) after \(duration.compact)"
+                    + unprotectedNote, fields)
         }
         for index in window.engagements.indices { settle(window, engagement: index, undo: undo, now: now) }
     }

@@ -10,6 +10,12 @@ public enum AuditKind: String, Sendable, Hashable, CaseIterable {
     case actionFailed = "action.failed"
     /// The action stopped without failing the control: the call ended or the window closed first.
     case actionAbandoned = "action.abandoned"
+    /// An action that failed its control was confirmed at last: the record gives how long the
+    /// call went unprotected.
+    case actionRecovered = "action.recovered"
+    /// The platform reported a state that contradicts an open window (recording resumed, agent
+    /// unmuted): the action is applied again.
+    case windowDrift = "window.drift"
     /// What a dry-run policy would have sent.
     case dryRun = "action.dry-run"
     case callExpired = "call.expired"

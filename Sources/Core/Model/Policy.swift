@@ -39,10 +39,18 @@ public enum TimeoutBehavior: String, Sendable, Hashable {
 public struct RetryPolicy: Sendable, Hashable {
     public var initialBackoff: Duration
     public var maximumBackoff: Duration
+    /// After a control failure, and once the fallbacks have failed too, the apply is tried again,
+    /// its interval doubling from one second up to this, until it is confirmed or the window closes:
+    /// a capture must end protected or alarmed, and protection late is better than none.
+    public var enforceInterval: Duration
 
-    public init(initialBackoff: Duration = .milliseconds(100), maximumBackoff: Duration = .seconds(1)) {
+    public init(
+        initialBackoff: Duration = .milliseconds(100), maximumBackoff: Duration = .seconds(1),
+        enforceInterval: Duration = .seconds(5)
+    ) {
         self.initialBackoff = initialBackoff
         self.maximumBackoff = maximumBackoff
+        self.enforceInterval = enforceInterval
     }
 }
 

@@ -152,11 +152,14 @@ enum PolicyDecoder {
     private static func decodeRetry(_ section: ConfigSection) -> RetryPolicy? {
         let initial = section.positiveDuration("initial")
         let maximum = section.positiveDuration("max")
+        let enforce = section.positiveDuration("enforce_every")
         if section.has("initial"), initial == nil { return nil }
         if section.has("max"), maximum == nil { return nil }
+        if section.has("enforce_every"), enforce == nil { return nil }
         let defaults = RetryPolicy()
         let policy = RetryPolicy(
-            initialBackoff: initial ?? defaults.initialBackoff, maximumBackoff: maximum ?? defaults.maximumBackoff)
+            initialBackoff: initial ?? defaults.initialBackoff, maximumBackoff: maximum ?? defaults.maximumBackoff,
+            enforceInterval: enforce ?? defaults.enforceInterval)
         guard policy.initialBackoff <= policy.maximumBackoff else {
             section.error("'initial' in \(section.context) must not exceed 'max'", key: section.has("initial") ? "initial" : "max")
             return nil

@@ -17,6 +17,8 @@ public enum JournalMessageID {
         case .actionConfirmed: "c782cbce3468405abd36d6e8950f2f77"
         case .actionFailed: "06cfaf6031794b5aace42058159f4ee0"
         case .actionAbandoned: "569309c33ddc4c7898edda08595cd55b"
+        case .actionRecovered: "603e5b8b15444b8db153b2e272e611e1"
+        case .windowDrift: "9811c2c492354ff7908320b1d9a109ac"
         case .dryRun: "6306fabcc57348ba96bf0f512629ac7b"
         case .callExpired: "6bed9002897b4defb52aa7a1c921cefe"
         case .trackerFull: "0fd445dda95f4ce496f3b1f07b8e485f"

@@ -248,6 +248,10 @@ final class GenesysPeer: @unchecked Sendable {
     /// Queues answers for the next requests of `operation` (an operationName such as "MuteCall",
     /// or "GET /api/v2/me" / "GET /api/v2/me/calls"; nil: any) on `callId` (nil: any call).
     func script(operation: String? = nil, callId: String? = nil, _ answers: Answer...) async throws {
+        try await script(operation: operation, callId: callId, answers: answers)
+    }
+
+    func script(operation: String? = nil, callId: String? = nil, answers: [Answer]) async throws {
         var members: [(String, JSONValue)] = []
         if let operation { members.append(("operation", .string(operation))) }
         if let callId { members.append(("callId", .string(callId))) }

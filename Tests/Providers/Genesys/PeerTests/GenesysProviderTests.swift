@@ -186,8 +186,9 @@ import Testing
     }
 
     @Test(arguments: [
-        StatusCase(answer: .status(2, message: "Parameter not valid for current state"), expected: ["audit=action.abandoned", "call is gone"], noAlarm: true),
-        StatusCase(answer: .status(6, message: "Resource not found"), expected: ["audit=action.abandoned", "call is gone"], noAlarm: true),
+        // "The call is gone" while the feed shows the call established is not believed: retried.
+        StatusCase(answer: .status(2, message: "Parameter not valid for current state"), expected: ["audit=action.retry", "the feed still shows it live"], noAlarm: true),
+        StatusCase(answer: .status(6, message: "Resource not found"), expected: ["audit=action.retry", "the feed still shows it live"], noAlarm: true),
         StatusCase(answer: .status(4, message: "Internal error"), expected: ["audit=action.retry", "statusCode 4"], noAlarm: true),
         StatusCase(answer: .status(12), expected: ["audit=action.retry", "statusCode 12"], noAlarm: true),
         StatusCase(answer: .http(503), expected: ["audit=action.retry", "HTTP 503"], noAlarm: true),
@@ -210,6 +211,25 @@ import Testing
         } else {
             #expect(running.lines().contains { $0.contains(" CRIT ") && $0.contains("audit=action.failed") })
         }
+        #expect(try await running.finish() == 0)
+    }
+
+    /// The platform keeps saying the call is gone while its own feed shows it established with the
+    /// capture under way: retried, then a PCI control failure, then kept up until the call ends.
+    @Test(arguments: transports) func aCallTheFeedShowsLiveIsNeverAbandonedAsGone(_ transport: String) async throws {
+        let peer = try await GenesysPeer.start(connectTimeout: 2)
+        try await peer.script(
+            operation: "PauseCallRecording", answers: Array(repeating: .status(6, message: "Resource not found"), count: 200))
+        let running = try await Running(peer: peer, deadline: "1s", transport: transport)
+        try await peer.waitForSubscribers()
+        try await peer.createCall(id: "G1", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
+        #expect(await running.waitForLine("audit=action.retry", "call=G1", "the feed still shows it live"))
+        #expect(await running.waitForLine("audit=action.failed", "call=G1", "PCI control failure", "trying again until"))
+        #expect(running.lines().contains { $0.contains(" CRIT ") && $0.contains("audit=action.failed") })
+        #expect(!running.lines().contains { $0.contains("audit=action.abandoned") && $0.contains("call=G1") })
+        // The call really ends: the feed agrees now, and the attempts stop.
+        try await peer.endCall("G1")
+        #expect(await running.waitForLine("audit=window.closed", "call=G1", "result=call-ended"))
         #expect(try await running.finish() == 0)
     }
 
