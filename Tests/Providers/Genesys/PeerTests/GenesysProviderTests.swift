@@ -214,6 +214,31 @@ import Testing
         #expect(try await running.finish() == 0)
     }
 
+    /// Someone resumes the recording on the platform in the middle of the card capture: the feed
+    /// reports it, the pause goes out again at once with a window.drift record, and is confirmed.
+    @Test(arguments: transports) func aRecordingResumedMidWindowIsPausedAgain(_ transport: String) async throws {
+        let peer = try await GenesysPeer.start(connectTimeout: 2)
+        let running = try await Running(peer: peer, transport: transport)
+        try await peer.waitForSubscribers()
+        try await peer.createCall(id: "D1", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
+        #expect(await running.waitForLine("audit=action.confirmed", "action=pause-recording", "call=D1"))
+        try await peer.updateCall("D1", #"{"recordingState":"Recording","notificationType":"CallRecordingStateChange"}"#)
+        #expect(await running.waitForLine("audit=window.drift", "call=D1", "the recording is running", "result=reapplied"))
+        #expect(running.lines().contains { $0.contains(" WARN ") && $0.contains("audit=window.drift") })
+        #expect(await eventuallyCount(running, "audit=action.confirmed", "action=pause-recording", "call=D1", is: 2))
+        #expect(try await peer.operations(named: "PauseCallRecording").count == 2)
+        #expect(try await running.finish() == 0)
+    }
+
+    private func eventuallyCount(_ running: Running, _ fragments: String..., is count: Int) async -> Bool {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            if running.lines().filter({ line in fragments.allSatisfy(line.contains) }).count >= count { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
     /// The platform keeps saying the call is gone while its own feed shows it established with the
     /// capture under way: retried, then a PCI control failure, then kept up until the call ends.
     @Test(arguments: transports) func aCallTheFeedShowsLiveIsNeverAbandonedAsGone(_ transport: String) async throws {
