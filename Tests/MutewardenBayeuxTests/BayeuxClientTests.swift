@@ -149,10 +149,10 @@ func errorStringsAreParsed(_ text: String, _ code: Int?, _ arguments: [String], 
 
 @Test func newerAdviceSupersedesOlder() {
     var advice = BayeuxAdvice()
-    advice = advice.updated(with: .object([("timeout", .number(20000)), ("interval", .number(500))]))
+    advice = advice.updated(with: .object([("timeout", .number(20000)), ("interval", .number(500))])).advice
     #expect(advice.timeout == .seconds(20))
     #expect(advice.interval == .milliseconds(500))
-    advice = advice.updated(with: .object([("reconnect", .string("none"))]))
+    advice = advice.updated(with: .object([("reconnect", .string("none"))])).advice
     #expect(advice.reconnect == .none)
     #expect(advice.timeout == .seconds(20))
 }
@@ -219,4 +219,20 @@ func errorStringsAreParsed(_ text: String, _ code: Int?, _ arguments: [String], 
     #expect(server.state.withLock { $0.connects } >= 2)
     task.cancel()
     await task.value
+}
+
+@Test(arguments: [
+    (#"{"timeout": 1e300}"#, "timeout", 120_000.0),
+    (#"{"timeout": -5}"#, "timeout", 0.0),
+    (#"{"interval": 600000}"#, "interval", 10_000.0),
+    (#"{"interval": -1e308}"#, "interval", 0.0),
+    (#"{"timeout": "soon"}"#, "timeout", 30_000.0),
+])
+func adviceOutOfRangeIsClampedWithAWarningAndNeverTraps(_ text: String, _ field: String, _ milliseconds: Double) throws {
+    let json = try JSONValue.parse(text)
+    let (advice, warnings) = BayeuxAdvice().updated(with: json)
+    let value = field == "timeout" ? advice.timeout : advice.interval
+    #expect(Double(value.nanosecondsClamped) / 1e6 == milliseconds)
+    #expect(warnings.count == 1)
+    #expect(warnings.first?.contains(field) == true)
 }

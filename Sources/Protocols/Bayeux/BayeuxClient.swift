@@ -40,6 +40,9 @@ public final class BayeuxClient: Sendable {
         /// Awaited before each `/meta/connect`: a consumer that is behind holds the next long poll
         /// back, and the backlog waits in the server rather than in this process.
         public var readyForMore: @Sendable () async -> Void
+        /// Something the server sent that was not used as sent (advice out of range): the feed
+        /// reports it at WARN.
+        public var warning: @Sendable (String) -> Void = { _ in }
 
         public init(
             event: @escaping @Sendable (BayeuxEvent) -> Void, batchEnded: @escaping @Sendable () -> Void = {},
@@ -135,7 +138,7 @@ public final class BayeuxClient: Sendable {
         guard let reply = replies.messages.first(where: { $0["channel"]?.string == "/meta/handshake" }) else {
             throw BayeuxFailure.malformedReply("no /meta/handshake reply")
         }
-        let advice = BayeuxAdvice().updated(with: reply["advice"])
+        let advice = adopt(BayeuxAdvice(), reply["advice"])
         guard reply["successful"]?.bool == true else {
             let error = BayeuxErrorString(parsing: reply["error"]?.string ?? "no error given")
             if error.meansAuthenticationFailure {
@@ -175,7 +178,7 @@ public final class BayeuxClient: Sendable {
             }) else {
                 throw BayeuxFailure.malformedReply("no /meta/subscribe reply for \(channel)")
             }
-            session.advice = session.advice.updated(with: reply["advice"])
+            session.advice = adopt(session.advice, reply["advice"])
             guard reply["successful"]?.bool == true else {
                 let error = BayeuxErrorString(parsing: reply["error"]?.string ?? "no error given")
                 if error.meansUnknownClient { throw BayeuxFailure.unknownClient(error.description) }
@@ -199,7 +202,7 @@ public final class BayeuxClient: Sendable {
         guard let reply = replies.messages.first(where: { $0["channel"]?.string == "/meta/connect" }) else {
             throw BayeuxFailure.malformedReply("no /meta/connect reply")
         }
-        session.advice = session.advice.updated(with: reply["advice"])
+        session.advice = adopt(session.advice, reply["advice"])
         if reply["successful"]?.bool == true {
             if session.ackEnabled, let ack = reply["ext"]?["ack"], ack.number != nil { session.lastAck = ack }
             if session.advice.reconnect == .handshake { throw BayeuxFailure.unknownClient("the server advised a new handshake") }
@@ -227,6 +230,13 @@ public final class BayeuxClient: Sendable {
             delivered = true
         }
         if delivered { callbacks.batchEnded() }
+    }
+
+    /// `current` with the server's advice laid over it; what had to be clamped is reported.
+    private func adopt(_ current: BayeuxAdvice, _ json: JSONValue?) -> BayeuxAdvice {
+        let (advice, warnings) = current.updated(with: json)
+        for warning in warnings { callbacks.warning(warning) }
+        return advice
     }
 
     private func exchange(_ batch: [JSONValue], timeout: Duration) async throws -> BayeuxMessages {

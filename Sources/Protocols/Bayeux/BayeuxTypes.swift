@@ -94,14 +94,52 @@ public struct BayeuxAdvice: Sendable, Hashable {
 
     public init() {}
 
-    /// The advice with whatever `json` says laid over it.
-    func updated(with json: JSONValue?) -> BayeuxAdvice {
-        guard let json, case .object = json else { return self }
+    /// The bounds advice is held to: a server's number never becomes a trap, a ten-minute sleep
+    /// between connects, or a connect that never times out. Bayeux leaves them open; CometD's own
+    /// defaults are a 30 s timeout and a 0 interval. Over long-polling the interval is time in
+    /// which events wait in the server unseen, and a CometD server drops a client that has not
+    /// connected within interval + maxInterval (10 s by default): more than 10 s helps nobody.
+    public static let timeoutRange: ClosedRange<Duration> = .zero ... .seconds(120)
+    public static let intervalRange: ClosedRange<Duration> = .zero ... .seconds(10)
+
+    /// The advice with whatever `json` says laid over it, and a warning for each value that was
+    /// out of range (clamped) or not a number at all (ignored).
+    func updated(with json: JSONValue?) -> (advice: BayeuxAdvice, warnings: [String]) {
+        guard let json, case .object = json else { return (self, []) }
         var advice = self
+        var warnings: [String] = []
         if let reconnect = json["reconnect"]?.string.flatMap(Reconnect.init(rawValue:)) { advice.reconnect = reconnect }
-        if let timeout = json["timeout"]?.number, timeout >= 0 { advice.timeout = .milliseconds(Int64(timeout)) }
-        if let interval = json["interval"]?.number, interval >= 0 { advice.interval = .milliseconds(Int64(interval)) }
-        return advice
+        if let value = json["timeout"] {
+            if let timeout = Self.milliseconds(value, in: Self.timeoutRange, name: "timeout", warnings: &warnings) {
+                advice.timeout = timeout
+            }
+        }
+        if let value = json["interval"] {
+            if let interval = Self.milliseconds(value, in: Self.intervalRange, name: "interval", warnings: &warnings) {
+                advice.interval = interval
+            }
+        }
+        return (advice, warnings)
+    }
+
+    /// A count of milliseconds from the server, checked before any conversion: a non-number is
+    /// ignored, anything outside `range` (1e300, -5, infinity) is clamped to it.
+    static func milliseconds(
+        _ value: JSONValue, in range: ClosedRange<Duration>, name: String, warnings: inout [String]
+    ) -> Duration? {
+        guard let number = value.number, !number.isNaN else {
+            warnings.append("the server's advice has a \(name) that is not a number; ignored")
+            return nil
+        }
+        let low = Double(range.lowerBound.nanosecondsClamped) / 1e6
+        let high = Double(range.upperBound.nanosecondsClamped) / 1e6
+        guard number >= low, number <= high else {
+            let clamped = number < low ? range.lowerBound : range.upperBound
+            warnings.append(
+                "the server advised a \(name) of \(number) ms, outside \(Int64(low))–\(Int64(high)) ms; using \(clamped.compact)")
+            return clamped
+        }
+        return .nanoseconds(Int64(number * 1e6))
     }
 }
 

@@ -32,22 +32,23 @@ public final class GWSFeed: CallFeed {
         let webSocket = try makeWebSocketTransport(sink: sink)
         let transport: any BayeuxTransport =
             webSocket ?? GWSLongPollingTransport(session: session, path: settings.cometdPath)
-        let client = BayeuxClient(
-            configuration: configuration,
-            transport: transport,
-            callbacks: BayeuxClient.Callbacks(
-                event: { [self] event in handle(event, into: gathered) },
-                batchEnded: { sink.deliver(contentsOf: gathered.take()) },
-                readyForMore: { await sink.awaitCapacity() },
-                subscribed: { [self] in await resync(sink: sink) },
-                authenticationFailed: { [self] in
-                    do {
-                        try await session.login()
-                    } catch {
-                        context.report(.error, "feed \(name): \(error)", [.feed: name, .result: "login-failed"])
-                    }
-                },
-                status: { status in reporter.report(status) }))
+        var callbacks = BayeuxClient.Callbacks(
+            event: { [self] event in handle(event, into: gathered) },
+            batchEnded: { sink.deliver(contentsOf: gathered.take()) },
+            readyForMore: { await sink.awaitCapacity() },
+            subscribed: { [self] in await resync(sink: sink) },
+            authenticationFailed: { [self] in
+                do {
+                    try await session.login()
+                } catch {
+                    context.report(.error, "feed \(name): \(error)", [.feed: name, .result: "login-failed"])
+                }
+            },
+            status: { status in reporter.report(status) })
+        callbacks.warning = { [name, context] message in
+            context.report(.warning, "feed \(name): \(message)", [.feed: name, .result: "advice-clamped"])
+        }
+        let client = BayeuxClient(configuration: configuration, transport: transport, callbacks: callbacks)
         try? await session.login()
         await client.run()
         await webSocket?.shutdown()

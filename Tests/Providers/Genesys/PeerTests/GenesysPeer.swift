@@ -307,6 +307,13 @@ final class GenesysPeer: @unchecked Sendable {
     }
 
     /// The next long-polling /meta/connect is answered with these bytes instead of by Faye.
+    /// Lays `advice` (a JSON object's text) over the advice of the next `count` successful
+    /// /meta/connect replies, over either connection type.
+    func adviseConnects(_ advice: String, count: Int = 1) async throws {
+        let members: [(String, JSONValue)] = [("advice", try Self.parse(advice)), ("count", .number(Double(count)))]
+        try await control("POST", "/test/bayeux/advice", JSONValue.object(members).serialized)
+    }
+
     func rawConnectReply(_ body: String, status: Int = 200, contentType: String = "application/json") async throws {
         try await control(
             "POST", "/test/bayeux/raw-connect-reply",

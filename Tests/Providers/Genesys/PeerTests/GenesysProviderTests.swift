@@ -239,6 +239,21 @@ import Testing
         return false
     }
 
+    /// Advice no server should send: a timeout of 1e300 ms (once a trap converting it), an
+    /// interval of ten minutes. Both are clamped with a WARN, and the feed goes on.
+    @Test(arguments: transports) func absurdAdviceIsClampedAndTheFeedStaysUp(_ transport: String) async throws {
+        let peer = try await GenesysPeer.start(connectTimeout: 1)
+        let running = try await Running(peer: peer, transport: transport)
+        try await peer.waitForSubscribers()
+        try await peer.adviseConnects(#"{"timeout": 1e300, "interval": 600000}"#)
+        #expect(await running.waitForLine("result=advice-clamped", "timeout", "using 2m"))
+        #expect(await running.waitForLine("result=advice-clamped", "interval", "using 10s"))
+        // Still protecting: a capture after the advice is paused and confirmed.
+        try await peer.createCall(id: "A1", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
+        #expect(await running.waitForLine("audit=action.confirmed", "action=pause-recording", "call=A1"))
+        #expect(try await running.finish() == 0)
+    }
+
     /// The platform keeps saying the call is gone while its own feed shows it established with the
     /// capture under way: retried, then a PCI control failure, then kept up until the call ends.
     @Test(arguments: transports) func aCallTheFeedShowsLiveIsNeverAbandonedAsGone(_ transport: String) async throws {

@@ -109,6 +109,10 @@ class BayeuxWatcher
     if request && message['channel'] == '/meta/handshake' && message['successful'] && message['clientId']
       @remote_clients << message['clientId']
     end
+    # Advice a real server would rarely send (1e300, ten minutes), over either connection type.
+    if message['channel'] == '/meta/connect' && message['successful'] && !@peer.advice_overrides.empty?
+      message['advice'] = (message['advice'] || {}).merge(@peer.advice_overrides.shift)
+    end
     callback.call(message)
   end
 
@@ -173,7 +177,7 @@ class RawConnectReplies
 end
 
 class GWSPeer
-  attr_reader :raw_connect_replies
+  attr_reader :raw_connect_replies, :advice_overrides
   attr_accessor :bayeux, :watcher
 
   def self.record(call, state, gsip)
@@ -188,6 +192,7 @@ class GWSPeer
     @script = []         # scripted answers, first match wins
     @requests = []       # every REST request, with the credentials it carried
     @raw_connect_replies = []
+    @advice_overrides = []
     @csrf = true
     @enforce_capabilities = true
     @phone_number = options[:phone_number]
@@ -530,6 +535,9 @@ class GWSPeer
       dropped = @watcher.remote_clients.to_a
       dropped.each { |client_id| @bayeux_server.engine.destroy_client(client_id) }
       json(200, 'dropped' => dropped)
+    in ['POST', '/test/bayeux/advice']
+      (body['count'] || 1).times { @advice_overrides << body['advice'] }
+      json(200, 'pending' => @advice_overrides.size)
     in ['POST', '/test/bayeux/raw-connect-reply']
       @raw_connect_replies << body
       json(200, 'pending' => @raw_connect_replies.size)
