@@ -16,6 +16,9 @@ public final class GWSFeed: CallFeed {
     let context: ProviderContext
     /// Unknown notification types are logged once each: a new GWS version must not flood the log.
     private let reportedTypes = Mutex<Set<String>>([])
+    /// A notification was skipped (too large, malformed): the call list is fetched again once
+    /// its batch is handed on, so that a capture it carried is not lost.
+    private let resyncWanted = Atomic<Bool>(false)
 
     init(name: String, session: GWSSession, settings: GWSSettings, context: ProviderContext) {
         self.name = name
@@ -34,7 +37,12 @@ public final class GWSFeed: CallFeed {
             webSocket ?? GWSLongPollingTransport(session: session, path: settings.cometdPath)
         var callbacks = BayeuxClient.Callbacks(
             event: { [self] event in handle(event, into: gathered) },
-            batchEnded: { sink.deliver(contentsOf: gathered.take()) },
+            batchEnded: { [self] in
+                sink.deliver(contentsOf: gathered.take())
+                if resyncWanted.exchange(false, ordering: .relaxed) {
+                    Task(executorPreference: sink.taskExecutor) { await self.resync(sink: sink) }
+                }
+            },
             readyForMore: { await sink.awaitCapacity() },
             subscribed: { [self] in await resync(sink: sink) },
             authenticationFailed: { [self] in
@@ -74,10 +82,7 @@ public final class GWSFeed: CallFeed {
     func handle(_ event: BayeuxEvent, into gathered: GatheredUpdates) {
         // Only a message from a large answer or frame can be too large: the rest are not measured.
         if event.envelopeBytes > settings.maximumMessageBytes, event.data.isLarger(than: settings.maximumMessageBytes) {
-            context.report(
-                .warning,
-                "feed \(name): a notification larger than max_message_size (\(settings.maximumMessageBytes) bytes); skipped",
-                [.feed: name, .result: "skipped"])
+            skipped(event, because: "a notification larger than max_message_size (\(settings.maximumMessageBytes) bytes)")
             return
         }
         do {
@@ -90,8 +95,23 @@ public final class GWSFeed: CallFeed {
             }
         } catch {
             // A malformed message is skipped; the feed stays up.
-            context.report(.warning, "feed \(name): \(error); skipped", [.feed: name, .result: "skipped"])
+            skipped(event, because: "\(error)")
         }
+    }
+
+    /// Nothing is skipped silently: the record names the call where the message says which, and
+    /// the call list is fetched again after the batch, so a capture the message carried still
+    /// opens its window.
+    private func skipped(_ event: BayeuxEvent, because reason: String) {
+        let call = event.data["call"]?["id"]?.string.map { String($0.prefix(128)) }
+        var fields: AuditFields = [.feed: name, .result: "skipped", .reason: "resync"]
+        if let call { fields[.call] = call }
+        context.report(
+            .warning,
+            "feed \(name): \(reason)" + (call.map { " for call \($0)" } ?? "")
+                + "; skipped, and the call list is fetched again so that a capture it carried is not lost",
+            fields)
+        resyncWanted.store(true, ordering: .relaxed)
     }
 
     private func reportOnce(_ notificationType: String) {
