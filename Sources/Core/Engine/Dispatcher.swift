@@ -166,6 +166,7 @@ extension Engine {
     private func startAttempt(_ job: ActionJob, now: MonotonicInstant) {
         job.attempts += 1
         job.request.attempt = job.attempts
+        job.request.timeLeft = job.deadline.map { $0.since(now) }
         job.phase = .inFlight
         effects.append(.send(job.request, AttemptTicket(job: job.id, attempt: job.attempts)))
         audit(

@@ -57,6 +57,10 @@ public struct ActionRequest: Sendable {
     /// 1 for the first attempt.
     public var attempt: Int
     public var policy: String
+    /// Time left before the action's deadline when this attempt was sent; nil once it has none
+    /// (kept up after a control failure). A target bounds its request by it, so that a request
+    /// still queued at the deadline fails saying so, before the engine's alarm goes out.
+    public var timeLeft: Duration?
 
     public init(
         kind: ActionKind, verb: ActionVerb, target: String, address: ActionAddress, feed: String,

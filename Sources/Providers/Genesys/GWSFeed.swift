@@ -1,6 +1,7 @@
 import MutewardenBayeux
 import MutewardenBayeuxWebSocket
 import MutewardenProviderKit
+import MutewardenHTTP
 import MutewardenJSON
 import MutewardenModel
 import MutewardenSupervisor
@@ -20,6 +21,10 @@ public final class GWSFeed: CallFeed {
     /// its batch is handed on, so that a capture it carried is not lost.
     private let resyncWanted = Atomic<Bool>(false)
 
+    /// The feed's own share of the connections to GWS: its long polls and resyncs never wait
+    /// behind the voice API's requests.
+    var budget: HTTPBudget { HTTPBudget(name: "genesys feed \(name)", maxConnections: settings.maxConnections) }
+
     init(name: String, session: GWSSession, settings: GWSSettings, context: ProviderContext) {
         self.name = name
         self.session = session
@@ -34,7 +39,7 @@ public final class GWSFeed: CallFeed {
         configuration.reconnect = settings.reconnect
         let webSocket = try makeWebSocketTransport(sink: sink)
         let transport: any BayeuxTransport =
-            webSocket ?? GWSLongPollingTransport(session: session, path: settings.cometdPath)
+            webSocket ?? GWSLongPollingTransport(session: session, path: settings.cometdPath, budget: budget)
         var callbacks = BayeuxClient.Callbacks(
             event: { [self] event in handle(event, into: gathered) },
             batchEnded: { [self] in
@@ -126,7 +131,7 @@ public final class GWSFeed: CallFeed {
     /// After a (re)handshake events may have been missed: fetch the current calls and reconcile.
     func resync(sink: any CallUpdateSink) async {
         do {
-            let response = try await session.send(.get, "/api/v2/me/calls")
+            let response = try await session.send(.get, "/api/v2/me/calls", budget: budget)
             guard response.isSuccess else { throw GWSError.malformedAnswer("HTTP \(response.status) to GET /api/v2/me/calls") }
             let body = try JSONValue.parse(response.body)
             let listing = GWSCallEvents.mapCallList(body, feed: name, agentExtension: settings.agentExtension)

@@ -60,24 +60,27 @@ public final class GWSSession: Sendable {
 
     /// Sends a request with the session's credentials and CSRF header. A 401, or a 403 from a
     /// stale CSRF token or a lost session, is answered by logging in again and retrying once.
-    public func send(_ method: HTTPMethod, _ path: String, json body: String? = nil, timeout: Duration? = nil)
-        async throws -> HTTPResponse
-    {
-        let first = try await sendOnce(method, path, body: body, timeout: timeout)
+    /// `budget`: whose share of the connections to GWS the request counts against (the feed's or
+    /// the target's), so that a hanging voice API cannot hold up the feed's long poll.
+    public func send(
+        _ method: HTTPMethod, _ path: String, json body: String? = nil, timeout: Duration? = nil, budget: HTTPBudget? = nil
+    ) async throws -> HTTPResponse {
+        let first = try await sendOnce(method, path, body: body, timeout: timeout, budget: budget)
         guard first.status == 401 || first.status == 403 else { return first }
         report("GWS answered HTTP \(first.status) to \(method) \(path): logging in again")
         try await login()
-        return try await sendOnce(method, path, body: body, timeout: timeout)
+        return try await sendOnce(method, path, body: body, timeout: timeout, budget: budget)
     }
 
-    private func sendOnce(_ method: HTTPMethod, _ path: String, body: String?, timeout: Duration?) async throws
-        -> HTTPResponse
+    private func sendOnce(_ method: HTTPMethod, _ path: String, body: String?, timeout: Duration?, budget: HTTPBudget?)
+        async throws -> HTTPResponse
     {
         var headers = [HTTPHeader("Authorization", authorization, secret: true)]
         if method != .get, let csrf = csrf.withLock({ $0 }) { headers.append(HTTPHeader(csrf.header, csrf.token, secret: true)) }
         if body != nil { headers.append(HTTPHeader("Content-Type", "application/json")) }
-        return try await client.send(
-            HTTPRequest(method, baseURL + path, headers: headers, body: Array((body ?? "").utf8), timeout: timeout))
+        var request = HTTPRequest(method, baseURL + path, headers: headers, body: Array((body ?? "").utf8), timeout: timeout)
+        request.budget = budget
+        return try await client.send(request)
     }
 
     public func close() { client.close() }

@@ -21,6 +21,9 @@ public struct GWSSettings: FeedSettings, TargetSettings, Sendable, Hashable {
     /// A notification larger than this is logged and skipped: no call event is anywhere near it,
     /// and its attributes would be held in memory for the whole call.
     public var maximumMessageBytes = 256 << 10
+    /// This feed's or target's own share of the connections to GWS (`max_connections`): the feed
+    /// needs its long poll and a resync; the target as many actions as may be under way at once.
+    public var maxConnections: Int
     public var isFeed: Bool
 
     public var summary: String {
@@ -69,7 +72,7 @@ public struct GWSSettings: FeedSettings, TargetSettings, Sendable, Hashable {
     }
 
     public func makeTarget(name: String, context: ProviderContext) throws -> any ActionTarget {
-        GWSTarget(name: name, session: try session(context: context), timeout: timeout)
+        GWSTarget(name: name, session: try session(context: context), timeout: timeout, maxConnections: maxConnections)
     }
 
     static func decode(_ section: any SettingsReader, feed: Bool) -> GWSSettings? {
@@ -81,7 +84,7 @@ public struct GWSSettings: FeedSettings, TargetSettings, Sendable, Hashable {
         let password = section.requiredSecret("password")
         var settings = GWSSettings(
             baseURL: baseURL ?? "", username: username ?? "", password: password ?? Secret(reference: "inline", value: ""),
-            isFeed: feed)
+            maxConnections: feed ? 4 : 8, isFeed: feed)
         if feed {
             if let path = section.string("cometd_path") {
                 if path.hasPrefix("/") { settings.cometdPath = path } else {
@@ -98,6 +101,7 @@ public struct GWSSettings: FeedSettings, TargetSettings, Sendable, Hashable {
             settings.agentExtension = section.string("agent_extension")
             if let maximum = section.positiveDuration("reconnect_max") { settings.reconnect.maximumDelay = maximum }
         }
+        if let count = section.int("max_connections", in: 1...64) { settings.maxConnections = count }
         if let timeout = section.positiveDuration("timeout") { settings.timeout = timeout }
         if let timeout = section.positiveDuration("connect_timeout") { settings.connectTimeout = timeout }
         if let tls = section.settings("tls") {

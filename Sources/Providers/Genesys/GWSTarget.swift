@@ -9,11 +9,22 @@ public final class GWSTarget: ActionTarget {
     public let descriptor: TargetDescriptor
     let session: GWSSession
     let timeout: Duration
+    /// The target's own share of the connections to GWS, apart from the feed's.
+    let budget: HTTPBudget
 
-    init(name: String, session: GWSSession, timeout: Duration) {
+    init(name: String, session: GWSSession, timeout: Duration, maxConnections: Int) {
         descriptor = TargetDescriptor(name: name, confirmsByEvent: true)
         self.session = session
         self.timeout = timeout
+        budget = HTTPBudget(name: "genesys target \(name)", maxConnections: maxConnections)
+    }
+
+    /// The request's timeout: the target's, or less when the action's deadline comes sooner. A
+    /// request still waiting for a connection then fails (saying it was never sent) a moment
+    /// before the deadline, so the engine's alarm names that cause.
+    func bound(_ request: ActionRequest) -> Duration {
+        guard let left = request.timeLeft else { return timeout }
+        return max(.milliseconds(50), min(timeout, left - .milliseconds(50)))
     }
 
     public func perform(_ request: ActionRequest) async -> ActionAttemptResult {
@@ -27,7 +38,7 @@ public final class GWSTarget: ActionTarget {
         for attempt in 1...2 {
             let response: HTTPResponse
             do {
-                response = try await session.send(.post, path, json: body, timeout: timeout)
+                response = try await session.send(.post, path, json: body, timeout: bound(request), budget: budget)
             } catch let error as HTTPError {
                 return .failed(error.actionFailure("GWS \(GWSVoiceAPI.operationName(request.kind, request.verb))"))
             } catch {

@@ -40,8 +40,11 @@ struct Submission: Sendable {
     let timeout: Duration
     let connectTimeout: Duration
     let continuation: CheckedContinuation<Result<HTTPResponse, HTTPError>, Never>
-    /// What ``HostAdmission`` counts the request by, worked out once, on the caller's thread.
+    /// What ``HostAdmission`` counts the request by (its budget, if any, and its host), worked
+    /// out once, on the caller's thread.
     let host: String
+    /// That key's limit; nil: the transport's per-host one.
+    let limit: Int?
 
     init(
         id: UInt64, clientID: Int, request: HTTPRequest, submitted: MonotonicInstant, timeout: Duration,
@@ -54,7 +57,14 @@ struct Submission: Sendable {
         self.timeout = timeout
         self.connectTimeout = connectTimeout
         self.continuation = continuation
-        host = HostAdmission.host(of: request.url)
+        let host = HostAdmission.host(of: request.url)
+        if let budget = request.budget {
+            self.host = budget.name + "\u{0}" + host
+            limit = budget.maxConnections
+        } else {
+            self.host = host
+            limit = nil
+        }
     }
 }
 
@@ -296,6 +306,8 @@ final class CurlLoop {
     /// Our own deadline fires this long after libcurl's: libcurl's timer normally wins and says
     /// more, ours catches what libcurl does not time (a transfer queued for a free connection).
     private static let backstopGrace: Int64 = 100_000_000
+    /// With less time than this left, a request that had to wait is failed rather than sent.
+    private static let minimumTimeToSend: Duration = .milliseconds(100)
 
     init(
         multi: MultiHandle, mailbox: LoopMailbox, counters: TransportCounters, transfersPerHost: Int,
@@ -413,9 +425,9 @@ final class CurlLoop {
 
     /// A waiting request whose time is up fails now, not when its turn would have come.
     private func expireWaiting(now: MonotonicInstant) {
-        for submission in admission.removeAll(where: { now >= $0.submitted + $0.timeout }) {
+        for (submission, ahead) in admission.removeAllCountingAhead(where: { now >= $0.submitted + $0.timeout }) {
             submission.continuation.resume(
-                returning: .failure(.stillQueued(after: submission.timeout)))
+                returning: .failure(.stillQueued(after: submission.timeout, ahead: ahead)))
         }
     }
 
@@ -437,7 +449,10 @@ final class CurlLoop {
         let now = clock.now()
         let deadline = submission.submitted + submission.timeout
         let remaining = deadline.since(now)
-        guard remaining > .zero else {
+        // A request whose time all but ran out while it waited is not worth a connection: it
+        // fails saying it was never sent, not with a timeout that hides the queue.
+        let waited = now.since(submission.submitted) > .milliseconds(1)
+        guard remaining > .zero, !(waited && remaining < Self.minimumTimeToSend) else {
             submission.continuation.resume(
                 returning: .failure(.stillQueued(after: submission.timeout)))
             return false
@@ -770,7 +785,11 @@ final class CurlLoop {
 
 extension HTTPError {
     /// A request whose time ran out before it was handed to libcurl.
-    static func stillQueued(after timeout: Duration) -> HTTPError {
-        HTTPError(.timeout, "no complete answer within \(timeout.compact) (still queued)")
+    static func stillQueued(after timeout: Duration, ahead: Int? = nil) -> HTTPError {
+        HTTPError(
+            .timeout,
+            "not sent: no answer within \(timeout.compact), still queued"
+                + (ahead.map { " with \($0) request(s) of the same host and budget ahead of it" }
+                    ?? " for a connection of its host and budget"))
     }
 }

@@ -42,6 +42,21 @@ public struct HTTPHeader: Sendable, Hashable, CustomStringConvertible, CustomDeb
 
 /// A request as handed to ``HTTPClient/send(_:)``.
 ///
+/// A share of one host's connections for one user of a transport, such as a feed or a target:
+/// requests of one budget never wait behind another's. A voice API that hangs then fills its own
+/// budget and not the feed's, whose long poll still goes out at once. Requests beyond the budget
+/// wait, in order, and one whose time runs out while waiting fails saying how many were ahead.
+public struct HTTPBudget: Sendable, Hashable {
+    public var name: String
+    /// Transfers of this budget in libcurl at once, to one host.
+    public var maxConnections: Int
+
+    public init(name: String, maxConnections: Int) {
+        self.name = name
+        self.maxConnections = max(1, maxConnections)
+    }
+}
+
 /// Printing, dumping or reflecting a request never shows its body, its credentials or its URL's
 /// query and user info: a request body may carry a card-adjacent payload, and a query a token.
 public struct HTTPRequest: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
@@ -54,6 +69,9 @@ public struct HTTPRequest: Sendable, CustomStringConvertible, CustomDebugStringC
     public var timeout: Duration?
     /// Establishing the connection (TCP and TLS); nil: the client's default.
     public var connectTimeout: Duration?
+    /// The connection budget the request counts against (see ``HTTPBudget``); nil: the
+    /// transport's shared one for the request's host.
+    public var budget: HTTPBudget?
 
     public init(
         _ method: HTTPMethod = .get, _ url: String, headers: [HTTPHeader] = [], body: [UInt8] = [],

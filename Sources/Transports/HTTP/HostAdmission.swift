@@ -9,6 +9,8 @@
 struct HostAdmission {
     let limit: Int
     private var active: [String: Int] = [:]
+    /// Limits of keys that have their own (a request's budget); the rest have `limit`.
+    private var limits: [String: Int] = [:]
     private var waiting: [String: Queue] = [:]
     private(set) var waitingCount = 0
 
@@ -19,8 +21,9 @@ struct HostAdmission {
     /// True: start it now. False: it waits for ``next()``.
     mutating func admit(_ submission: Submission) -> Bool {
         let host = submission.host
+        if let own = submission.limit { limits[host] = own }
         // Behind others of its host it waits, even with a place free, so that order holds.
-        if waiting[host] == nil, active[host, default: 0] < limit {
+        if waiting[host] == nil, active[host, default: 0] < limit(of: host) {
             active[host, default: 0] += 1
             return true
         }
@@ -39,7 +42,7 @@ struct HostAdmission {
     mutating func next() -> Submission? {
         guard waitingCount > 0 else { return nil }
         // Few hosts (one per platform), so a scan is cheaper than bookkeeping.
-        for (host, var queue) in waiting where active[host, default: 0] < limit {
+        for (host, var queue) in waiting where active[host, default: 0] < limit(of: host) {
             guard let submission = queue.popFirst() else { continue }
             waiting[host] = queue.isEmpty ? nil : queue
             waitingCount -= 1
@@ -47,6 +50,25 @@ struct HostAdmission {
             return submission
         }
         return nil
+    }
+
+    private func limit(of key: String) -> Int { limits[key] ?? limit }
+
+    /// Takes out every waiting submission that matches, each with how many requests of its key
+    /// were ahead of it (waiting before it, or in libcurl): what a request that expires while
+    /// queued says.
+    mutating func removeAllCountingAhead(where matches: (Submission) -> Bool) -> [(Submission, Int)] {
+        guard waitingCount > 0 else { return [] }
+        var removed: [(Submission, Int)] = []
+        for (host, queue) in waiting {
+            let inFlight = active[host, default: 0]
+            let (taken, kept) = queue.split(matches, positions: true)
+            guard !taken.isEmpty else { continue }
+            removed += taken.map { ($0.0, inFlight + $0.1) }
+            waiting[host] = kept.isEmpty ? nil : kept
+        }
+        waitingCount -= removed.count
+        return removed
     }
 
     /// Takes out every waiting submission that matches, in order.
@@ -108,10 +130,16 @@ struct HostAdmission {
         }
 
         func split(_ matches: (Submission) -> Bool) -> (taken: [Submission], kept: Queue) {
-            var taken: [Submission] = []
+            let (taken, kept) = split(matches, positions: true)
+            return (taken.map(\.0), kept)
+        }
+
+        /// Also gives each taken submission's position in the queue (how many waited before it).
+        func split(_ matches: (Submission) -> Bool, positions: Bool) -> (taken: [(Submission, Int)], kept: Queue) {
+            var taken: [(Submission, Int)] = []
             var kept = Queue()
-            for submission in items[head...] {
-                if matches(submission) { taken.append(submission) } else { kept.append(submission) }
+            for (position, submission) in items[head...].enumerated() {
+                if matches(submission) { taken.append((submission, position)) } else { kept.append(submission) }
             }
             return (taken, kept)
         }

@@ -19,10 +19,11 @@ import Testing
         let stop: AsyncStream<DaemonSignal>.Continuation
 
         init(
-            peer: GenesysPeer, deadline: String = "3s", transport: String = "long-polling", kind: String = "pause-recording"
+            peer: GenesysPeer, deadline: String = "3s", transport: String = "long-polling", kind: String = "pause-recording",
+            targetMaxConnections: Int? = nil
         ) async throws {
             let configuration = try GenesysProviderTests.configuration(
-                peer: peer, deadline: deadline, transport: transport, kind: kind)
+                peer: peer, deadline: deadline, transport: transport, kind: kind, targetMaxConnections: targetMaxConnections)
             let handler = InMemoryLogHandler(label: "mutewarden", logLevel: .debug)
             logs = handler.store
             daemon = try Daemon(configuration: configuration, logger: Logger(label: "mutewarden") { _ in handler })
@@ -54,7 +55,8 @@ import Testing
     /// The daemon's configuration for `peer`: the `genesys` feed and target, and one policy that
     /// takes `kind` while PCI_STAGE is CARD; state in a fresh temporary directory.
     static func configuration(
-        peer: GenesysPeer, deadline: String = "3s", transport: String = "long-polling", kind: String = "pause-recording"
+        peer: GenesysPeer, deadline: String = "3s", transport: String = "long-polling", kind: String = "pause-recording",
+        targetMaxConnections: Int? = nil
     ) throws -> DaemonConfiguration {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mw-gws-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -74,6 +76,7 @@ import Testing
                 base_url: \(peer.baseURL)
                 username: \(GenesysPeer.user)
                 password: "${env:GWS_PASSWORD}"
+            \(targetMaxConnections.map { "    max_connections: \($0)" } ?? "")
             policies:
               pause:
                 feeds: [gws]
@@ -251,6 +254,28 @@ import Testing
         // Still protecting: a capture after the advice is paused and confirmed.
         try await peer.createCall(id: "A1", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
         #expect(await running.waitForLine("audit=action.confirmed", "action=pause-recording", "call=A1"))
+        #expect(try await running.finish() == 0)
+    }
+
+    /// The voice API hangs: the target's requests fill its own connection budget and queue, and
+    /// those whose deadline passes in the queue fail saying so; the feed, with its own budget,
+    /// still sees a new capture at once.
+    @Test(arguments: transports) func aHangingVoiceAPIDoesNotDelayTheFeed(_ transport: String) async throws {
+        let peer = try await GenesysPeer.start(connectTimeout: 2)
+        try await peer.script(
+            operation: "PauseCallRecording", answers: Array(repeating: .delayed(milliseconds: 6000, .status(0)), count: 12))
+        let running = try await Running(peer: peer, deadline: "2s", transport: transport, targetMaxConnections: 2)
+        try await peer.waitForSubscribers()
+        for index in 1...5 {
+            try await peer.createCall(id: "H\(index)", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
+        }
+        #expect(await running.waitForLine("audit=window.opened", "call=H5"))
+        try await peer.createCall(id: "L1", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
+        #expect(await running.waitForLine("audit=window.opened", "call=L1"))
+        // Seen while the first pauses were still hanging: none of them had been answered yet.
+        #expect(!running.lines().contains { $0.contains("audit=action.confirmed") })
+        // The pauses that never left the queue say why, and their alarm names the cause.
+        #expect(await running.waitForLine("audit=action.failed", "PCI control failure", "not sent", "still queued"))
         #expect(try await running.finish() == 0)
     }
 
