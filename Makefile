@@ -16,7 +16,7 @@
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: demo test bench bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-gws build deps bench-deps test-deps check-warnings check-hazards
+.PHONY: fuzz fuzz-build fuzz-smoke demo test bench bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-gws build deps bench-deps test-deps check-warnings check-hazards
 
 # Debian packages: the C libraries behind the transports and the journal.
 BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-dev libjemalloc-dev
@@ -51,6 +51,7 @@ test: test-deps check-warnings check-hazards
 	@scratch=$$(mktemp -d /tmp/mutewarden-tests.XXXXXX); \
 	TMPDIR=$$scratch swift test --no-parallel; status=$$?; \
 	rm -rf "$$scratch"; exit $$status
+	$(MAKE) fuzz-smoke
 
 # The sweep: 1,000 to 50,000 events/s with 10,000 concurrent calls, long-polling and websocket,
 # the generator on CPU 0 and the daemon on CPU 1, then the floor (--reflex) up to 20,000; about
@@ -161,3 +162,18 @@ check-warnings:
 check-hazards:
 	@if grep -rn "readabilityHandler" Sources Tests --include='*.swift' | grep -v "^Tests/MutewardenTestSupport/ChildOutput.swift:"; then \
 		echo "readabilityHandler is banned (above): use ChildOutput" >&2; exit 1; fi
+
+# libFuzzer targets for every parser platforms and operators feed (Fuzz/, docs/fuzzing.md), built
+# with the fuzzer and AddressSanitizer. `fuzz` runs each for FUZZ_SECONDS; `fuzz-smoke` (run by
+# `make test`) replays every input that ever crashed one, then runs each for 15 s.
+FUZZ_SECONDS ?= 300
+FUZZ_BUILD := swift build -c release --package-path Fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -sanitize=address
+
+fuzz-build: deps
+	$(FUZZ_BUILD)
+
+fuzz: fuzz-build
+	Fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-smoke: fuzz-build
+	Fuzz/run.sh 15

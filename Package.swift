@@ -83,10 +83,9 @@ let package = Package(
         .library(name: "MutewardenHTTP", targets: ["MutewardenHTTP"]),
         .library(name: "MutewardenWebSocket", targets: ["MutewardenWebSocket"]),
         .library(name: "MutewardenProviderKit", targets: ["MutewardenProviderKit"]),
-        .library(name: "MutewardenGenesys", targets: ["MutewardenGenesys"]),
         // Test utilities, as swift-nio ships NIOTestUtils: peers, waits, sinks, log capture.
         .library(name: "MutewardenTesting", targets: ["MutewardenTesting"]),
-    ],
+    ] + providers.map { .library(name: "Mutewarden\($0.name)", targets: ["Mutewarden\($0.name)"]) },
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),

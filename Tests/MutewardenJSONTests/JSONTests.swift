@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import MutewardenJSON
@@ -96,4 +97,24 @@ func writesBackWhatItRead(_ text: String) throws {
     #expect(!padded.isLarger(than: 400_000))
     let many = JSONValue.array(Array(repeating: .string("abcdef"), count: 100_000))
     #expect(many.isLarger(than: 1000))
+}
+
+/// Found by the fuzz target (Fuzz/Regressions/json): a number beyond Double's range parsed to an
+/// infinity, which the writer then wrote as `inf`, not JSON.
+@Test(arguments: ["1e999", "-1e999", "[1E400]", #"{"timeout": 1e309}"#])
+func aNumberBeyondDoubleIsRefused(_ text: String) {
+    #expect(throws: JSONError.self) { try JSONValue.parse(text) }
+}
+
+/// Every input the fuzz targets ever crashed on, replayed through the parser and the writer.
+@Test func theFuzzRegressionsParseOrFailCleanly() throws {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fuzz/Regressions/json")
+    let files = try FileManager.default.contentsOfDirectory(at: root, includingPropertiesForKeys: nil)
+    #expect(!files.isEmpty)
+    for file in files {
+        let bytes = try Array(Data(contentsOf: file))
+        guard let value = try? JSONValue.parse(bytes) else { continue }
+        #expect(try JSONValue.parse(value.serialized) == value, "\(file.lastPathComponent)")
+    }
 }

@@ -104,7 +104,7 @@ public struct BayeuxAdvice: Sendable, Hashable {
 
     /// The advice with whatever `json` says laid over it, and a warning for each value that was
     /// out of range (clamped) or not a number at all (ignored).
-    func updated(with json: JSONValue?) -> (advice: BayeuxAdvice, warnings: [String]) {
+    public func updated(with json: JSONValue?) -> (advice: BayeuxAdvice, warnings: [String]) {
         guard let json, case .object = json else { return (self, []) }
         var advice = self
         var warnings: [String] = []

@@ -260,6 +260,9 @@ struct JSONParser {
             return .number(Double(negative ? -value : value))
         }
         guard let value = Double(String(decoding: slice, as: UTF8.self)) else { throw fail("invalid number") }
+        // 1e999 is JSON, but no Double: refused rather than carried on as an infinity that no
+        // conversion downstream expects and no JSON writer can write back.
+        guard value.isFinite else { throw fail("number out of range") }
         return .number(value)
     }
 }

@@ -12,7 +12,13 @@ extension JSONValue {
         case .null: output += "null"
         case .bool(let value): output += value ? "true" : "false"
         case .number(let value):
-            if value.rounded() == value, abs(value) < 9e15 { output += String(Int64(value)) } else { output += String(value) }
+            if !value.isFinite {
+                output += "null"  // JSON has no infinities; the parser never makes one
+            } else if value.rounded() == value, abs(value) < 9e15 {
+                output += String(Int64(value))
+            } else {
+                output += String(value)
+            }
         case .string(let value): Self.writeString(value, to: &output)
         case .array(let values):
             output += "["

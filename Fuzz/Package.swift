@@ -1,0 +1,30 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// libFuzzer targets for every parser the platforms (and the operator's configuration) feed: a
+// package of its own, because everything it builds is compiled with `-sanitize=fuzzer`
+// (`make fuzz`, `make fuzz-smoke`; docs/fuzzing.md). Each target is an executable whose main
+// hands over to libFuzzer's driver (LLVMFuzzerRunDriver) with its LLVMFuzzerTestOneInput.
+func fuzzTarget(_ name: String, _ products: [String]) -> Target {
+    .executableTarget(
+        name: "fuzz-\(name)", dependencies: products.map { .product(name: $0, package: "mutewarden") })
+}
+
+let package = Package(
+    name: "mutewarden-fuzz",
+    platforms: [.macOS(.v15)],
+    dependencies: [.package(name: "mutewarden", path: "..")],
+    targets: [
+        // The JSON parser every platform message goes through, and its writer.
+        fuzzTarget("json", ["MutewardenJSON"]),
+        // Bayeux replies: advice (the 1e300 trap), error strings, message shapes.
+        fuzzTarget("bayeux", ["MutewardenBayeux", "MutewardenJSON"]),
+        // GWS call notifications and call listings into normalized updates.
+        fuzzTarget("gws", ["MutewardenGenesys", "MutewardenJSON", "MutewardenModel"]),
+        // The configuration loader: YAML, schema, conditions, secrets references, providers.
+        fuzzTarget("config", ["MutewardenConfig", "MutewardenProviderKit", "MutewardenGenesys", "MutewardenSimulator"]),
+        // PAN masking: never crashes, and what it returns holds no PAN.
+        fuzzTarget("masking", ["MutewardenLogging"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,36 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import MutewardenBayeux
+import MutewardenJSON
+
+/// A reply as a server may send it: every message's advice is laid over the current one (and
+/// must stay within its bounds), every error string is read.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    guard let reply = try? JSONValue.parse(UnsafeBufferPointer(start: data, count: size)) else { return 0 }
+    var advice = BayeuxAdvice()
+    for message in reply.array ?? [reply] {
+        advice = advice.updated(with: message["advice"]).advice
+        guard BayeuxAdvice.timeoutRange.contains(advice.timeout), BayeuxAdvice.intervalRange.contains(advice.interval) else {
+            fatalError("advice out of its bounds: \(advice)")
+        }
+        if let error = message["error"]?.string {
+            let parsed = BayeuxErrorString(parsing: error)
+            _ = (parsed.description, parsed.meansUnknownClient, parsed.meansAuthenticationFailure)
+        }
+    }
+    return 0
+}
+
+// SwiftPM links an executable's entry point as `main`, which leaves libFuzzer's own unused: hand
+// over to libFuzzer's driver, with this file's function as the target.
+@_silgen_name("LLVMFuzzerRunDriver")
+private func runDriver(
+    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
+) -> CInt
+
+var arguments = CommandLine.argc
+var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+exit(runDriver(&arguments, &argv, fuzz))
