@@ -228,50 +228,30 @@ final class Transfer {
     }
 }
 
-/// Earliest-deadline-first heap of (deadline, transfer id). Entries of finished transfers are
-/// left in place and skipped when they surface; ``compact(keeping:)`` bounds them.
+/// Earliest-deadline-first (deadline, transfer id) pairs, on the shared ``MinHeap``. Entries of
+/// finished transfers are left in place and skipped when they surface; ``compact(keeping:liveCount:)``
+/// bounds them.
 struct DeadlineHeap {
-    private(set) var entries: [(at: Int64, id: UInt64)] = []
-
-    var earliest: Int64? { entries.first?.at }
-
-    mutating func push(at: Int64, id: UInt64) {
-        entries.append((at, id))
-        var child = entries.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard entries[child].at < entries[parent].at else { break }
-            entries.swapAt(child, parent)
-            child = parent
-        }
+    private struct Entry: Comparable {
+        var at: Int64
+        var id: UInt64
+        static func < (a: Entry, b: Entry) -> Bool { a.at != b.at ? a.at < b.at : a.id < b.id }
     }
 
-    mutating func popDue(now: Int64) -> UInt64? {
-        guard let first = entries.first, first.at <= now else { return nil }
-        entries.swapAt(0, entries.count - 1)
-        entries.removeLast()
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1
-            let right = left + 1
-            var smallest = parent
-            if left < entries.count && entries[left].at < entries[smallest].at { smallest = left }
-            if right < entries.count && entries[right].at < entries[smallest].at { smallest = right }
-            if smallest == parent { break }
-            entries.swapAt(parent, smallest)
-            parent = smallest
-        }
-        return first.id
-    }
+    private var heap = MinHeap<Entry>()
+
+    var count: Int { heap.count }
+    var earliest: Int64? { heap.min?.at }
+
+    mutating func push(at: Int64, id: UInt64) { heap.insert(Entry(at: at, id: id)) }
+
+    mutating func popDue(now: Int64) -> UInt64? { heap.popMin(if: { $0.at <= now })?.id }
 
     /// Drops entries of finished transfers once they outnumber the live ones, so the heap stays
     /// proportional to what is in flight and not to the request rate times the timeout.
     mutating func compact(keeping live: (UInt64) -> Bool, liveCount: Int) {
-        guard entries.count > 2 * liveCount + 64 else { return }
-        let kept = entries.filter { live($0.id) }
-        entries = []
-        entries.reserveCapacity(kept.count)
-        for entry in kept { push(at: entry.at, id: entry.id) }
+        guard heap.count > 2 * liveCount + 64 else { return }
+        heap.removeAll { !live($0.id) }
     }
 }
 
