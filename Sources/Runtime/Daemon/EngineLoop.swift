@@ -24,17 +24,16 @@ enum EngineInput: Sendable {
     case reconfigure(EngineConfiguration, reply: @Sendable (Result<ReloadOutcome, any Error>) -> Void)
 }
 
-/// A multi-producer, single-consumer queue with a wake-up: feeds and action tasks post, the engine
-/// thread drains in batches.
+/// What feeds and action tasks post to the engine thread: a ``Mailbox``, plus the backpressure
+/// that only the engine's inputs need.
 final class EngineInbox: Sendable {
-    private let queue = Mutex<[EngineInput]>([])
-    /// Ends the engine thread's wait (see ``HTTPTransportHost/wake()``). Called for posts into an
-    /// empty queue only, so a burst of events costs one wake-up.
-    private let wakeup: @Sendable () -> Void
+    /// Its wake-up ends the engine thread's wait (see ``HTTPTransportHost/wake()``). That takes
+    /// the HTTP mailbox's lock, so it runs after this one is released rather than nested in it.
+    private let queue: Mailbox<EngineInput>
 
-    init(wake: @escaping @Sendable () -> Void = {}) { wakeup = wake }
+    init(wake: @escaping @Sendable () -> Void = {}) { queue = Mailbox(waking: .afterUnlocking, wake: wake) }
 
-    /// True when this post woke the consumer.
+    /// True when this post found the inbox empty: the post that wakes the consumer.
     @discardableResult
     func post(_ input: EngineInput) -> Bool {
         switch input {
@@ -42,12 +41,7 @@ final class EngineInbox: Sendable {
         case .updates(let updates): backlog.add(updates.count, ordering: .relaxed)
         default: break
         }
-        let wasEmpty = queue.withLock { queue in
-            queue.append(input)
-            return queue.count == 1
-        }
-        if wasEmpty { wakeup() }
-        return wasEmpty
+        return queue.post(input) == .first
     }
 
     // MARK: Backpressure
@@ -106,16 +100,12 @@ final class EngineInbox: Sendable {
     }
 
     /// Wakes the consumer without posting anything (to stop, or to re-check its deadline).
-    func nudge() { wakeup() }
+    func nudge() { queue.nudge() }
 
-    var hasInputs: Bool { queue.withLock { !$0.isEmpty } }
+    var hasInputs: Bool { !queue.isEmpty }
 
-    func drain() -> [EngineInput] {
-        queue.withLock { queue in
-            defer { queue.removeAll(keepingCapacity: true) }
-            return queue
-        }
-    }
+    /// Engine thread: see ``Mailbox/take(into:)``.
+    func take(into buffer: inout [EngineInput]) { queue.take(into: &buffer) }
 }
 
 /// A snapshot of the engine for other threads: the status line, shutdown decisions, tests.
@@ -261,6 +251,8 @@ final class EngineLoop: Sendable {
         var nextStatus = clock.now()
         // Records not yet written, in order: see `writeRecords`.
         var unwritten: [AuditRecord] = []
+        // Swapped with the inbox's queue at each batch, so that neither side reallocates.
+        var inputs: [EngineInput] = []
         while !stopRequested.load(ordering: .acquiring) {
             let now = clock.now()
             // Every input's sends leave before any record of the batch is written: a window that
@@ -271,7 +263,9 @@ final class EngineLoop: Sendable {
             http.step()
             // Feeds parse what their transports received and post it; finished attempts post their results.
             executor.runJobs()
-            for input in inbox.drain() { handle(input, engine: engine, now: now, records: &records) }
+            inbox.take(into: &inputs)
+            for input in inputs { handle(input, engine: engine, now: now, records: &records) }
+            inputs.removeAll(keepingCapacity: true)
             engine.advance(to: now)
             startSends(engine.takeEffects(), deferring: &records)
             // Feeds that waited for their events' sends now prepare their next long poll.
