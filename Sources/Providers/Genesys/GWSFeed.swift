@@ -5,7 +5,6 @@ import MutewardenJSON
 import MutewardenModel
 import MutewardenSupervisor
 import MutewardenWebSocket
-import Synchronization
 
 /// The GWS call feed: CometD on `/v2/me/calls`, mapped to normalized updates, with a resync from
 /// `GET /api/v2/me/calls` after every (re)handshake.
@@ -15,7 +14,7 @@ public final class GWSFeed: CallFeed {
     let settings: GWSSettings
     let context: ProviderContext
     /// Unknown notification types are logged once each: a new GWS version must not flood the log.
-    private let reportedTypes = Mutex<Set<String>>([])
+    private let reportedTypes = Locked<Set<String>>([])
 
     init(name: String, session: GWSSession, settings: GWSSettings, context: ProviderContext) {
         self.name = name

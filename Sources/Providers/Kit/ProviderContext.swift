@@ -1,5 +1,4 @@
 import MutewardenModel
-import Synchronization
 
 /// What a provider gets when the daemon builds it.
 public struct ProviderContext: Sendable {
@@ -101,7 +100,7 @@ public final class SharedResources: Sendable {
         var label: String
         var owners: Set<String>
     }
-    private let entries = Mutex<[ErasedKey: Entry]>([:])
+    private let entries = Locked<[ErasedKey: Entry]>([:])
 
     public init() {}
 
