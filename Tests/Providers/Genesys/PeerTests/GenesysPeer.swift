@@ -26,11 +26,9 @@ final class GenesysPeer: @unchecked Sendable {
     static let password = "agent-secret"
     static let agentPhoneNumber = "3001"
 
-    /// Tests/GenesysPeerTests/Peers, wherever in Tests/ this file was copied to.
-    static let peersDirectory: String = {
-        let testsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        return testsDirectory.appendingPathComponent("GenesysPeerTests/Peers").path
-    }()
+    /// Peers/, next to this file: the peer scripts live with the tests that run them.
+    static let peersDirectory: String =
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Peers").path
 
     let port: Int
     /// Faye's /meta/connect timeout (seconds): how long an idle long poll is held.
