@@ -215,6 +215,7 @@ let package = Package(
             ],
             path: "Tests/MutewardenTesting"),
 
+        .testTarget(name: "MutewardenModelTests", dependencies: ["MutewardenModel"]),
         .testTarget(name: "MutewardenEngineTests", dependencies: ["MutewardenEngine", "MutewardenModel"]),
         .testTarget(
             name: "MutewardenConfigTests",

@@ -36,8 +36,8 @@ private func run(
 }
 
 final class Recorder: Sendable {
-    let events = Mutex<[BayeuxEvent]>([])
-    let statuses = Mutex<[ConnectionStatus]>([])
+    let events = Locked<[BayeuxEvent]>([])
+    let statuses = Locked<[ConnectionStatus]>([])
     let subscribedCount = Atomic<Int>(0)
     let authFailures = Atomic<Int>(0)
     var eventCount: Int { events.withLock { $0.count } }
@@ -197,7 +197,7 @@ func errorStringsAreParsed(_ text: String, _ code: Int?, _ arguments: [String], 
     let recorder = Recorder()
     let asked = Atomic<Int>(0)
     let batches = Atomic<Int>(0)
-    let open = Mutex(false)
+    let open = Locked(false)
     let client = BayeuxClient(
         configuration: BayeuxClient.Configuration(channels: ["/v2/me/calls"]), transport: server,
         callbacks: BayeuxClient.Callbacks(

@@ -1,5 +1,5 @@
 import MutewardenJSON
-import Synchronization
+import MutewardenModel
 
 @testable import MutewardenBayeux
 
@@ -31,7 +31,7 @@ final class FakeBayeuxServer: BayeuxTransport {
     }
 
     let connectionType = "long-polling"
-    let state = Mutex(State())
+    let state = Locked(State())
 
     func publish(_ channel: String, _ data: JSONValue) {
         state.withLock { $0.pending.append(.object([("channel", .string(channel)), ("data", data)])) }

@@ -184,8 +184,8 @@ struct ResyncingFeed: CallFeed, FeedSettings {
 final class ThreadNotingFeed: CallFeed, FeedSettings {
     let name = "desk"
     var summary: String { "thread-noting" }
-    let threads = Mutex<[String]>([])
-    let sinkExecutor = Mutex<Bool?>(nil)
+    let threads = Locked<[String]>([])
+    let sinkExecutor = Locked<Bool?>(nil)
 
     func makeFeed(name: String, context: ProviderContext) throws -> any CallFeed { self }
 
@@ -205,7 +205,7 @@ final class ThreadNotingTarget: ActionTarget, TargetSettings {
     var summary: String { "thread-noting" }
     var confirmsByEvent: Bool { false }
     var descriptor: TargetDescriptor { TargetDescriptor(name: "recorder", confirmsByEvent: false) }
-    let threads = Mutex<[String]>([])
+    let threads = Locked<[String]>([])
 
     func makeTarget(name: String, context: ProviderContext) throws -> any ActionTarget { self }
 

@@ -5,7 +5,6 @@ import MutewardenHTTP
 import MutewardenLogging
 import MutewardenModel
 import MutewardenTesting
-import Synchronization
 import Testing
 
 @testable import MutewardenDaemon
@@ -24,8 +23,8 @@ private struct HangingTarget: ActionTarget {
 /// attempts had started. With an `interruption`, hands the loop that input as the first record
 /// is written, as a WebSocket frame arriving meanwhile would.
 private final class RecordWitness: LogHandler, Sendable {
-    let seen = Mutex<[(kind: String, call: String, attemptsStarted: Int)]>([])
-    let loop = Mutex<EngineLoop?>(nil)
+    let seen = Locked<[(kind: String, call: String, attemptsStarted: Int)]>([])
+    let loop = Locked<EngineLoop?>(nil)
     let interruption: CallUpdate?
 
     init(interruption: CallUpdate? = nil) { self.interruption = interruption }
@@ -137,8 +136,8 @@ private func startedLoop(pausingWith target: any ActionTarget) throws -> EngineL
 /// A target whose attempt waits until the test lets it go, then says where it finished.
 private final class HeldTarget: ActionTarget, Sendable {
     var descriptor: TargetDescriptor { TargetDescriptor(name: "recorder", confirmsByEvent: false) }
-    let held = Mutex<CheckedContinuation<Void, Never>?>(nil)
-    let finishedOn = Mutex<String?>(nil)
+    let held = Locked<CheckedContinuation<Void, Never>?>(nil)
+    let finishedOn = Locked<String?>(nil)
 
     func perform(_ request: ActionRequest) async -> ActionAttemptResult {
         await withCheckedContinuation { continuation in held.withLock { $0 = continuation } }
@@ -175,7 +174,7 @@ extension EngineLoopTests {
 
 /// What happened, in order, from any thread.
 private final class OrderLog: Sendable {
-    let entries = Mutex<[String]>([])
+    let entries = Locked<[String]>([])
     func note(_ entry: String) { entries.withLock { $0.append(entry) } }
 }
 

@@ -114,7 +114,7 @@ func statusesAreResultsWithAGenericDisposition(status: Int, disposition: ActionF
     #expect(popped == [1, 3, 4, 2, 0])
     for id in 0..<1000 { heap.push(at: Int64(id), id: UInt64(id)) }
     heap.compact(keeping: { $0 < 3 }, liveCount: 3)
-    #expect(heap.entries.count == 3)
+    #expect(heap.count == 3)
 }
 
 @Test func hostAdmissionCountsBySchemeAndAuthority() {

@@ -13,7 +13,7 @@ import Testing
 private final class TestHost: Sendable {
     static let threadName = "test-http-host"
     let host: HTTPTransportHost
-    private let work = Mutex<[@Sendable () -> Void]>([])
+    private let work = Locked<[@Sendable () -> Void]>([])
     private let stopping = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
 
@@ -95,7 +95,7 @@ struct HostedTransportTests {
         #expect(try await client.send(HTTPRequest(.post, peer.url("/echo"), text: "{}")).status == 200)
         #expect(transport.statistics.started == 2 && transport.statistics.connectionsOpened == 1)
         // libcurl's callbacks ran on the host's thread.
-        let loopThread = Mutex<String?>(nil)
+        let loopThread = Locked<String?>(nil)
         let seen = DispatchSemaphore(value: 0)
         testHost.onHost {
             loopThread.withLock { $0 = currentThreadName() }

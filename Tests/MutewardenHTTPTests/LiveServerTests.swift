@@ -2,14 +2,13 @@ import CMutewardenShims
 import Foundation
 import MutewardenModel
 import MutewardenProviderKit
-import Synchronization
 import Testing
 
 @testable import MutewardenHTTP
 
 /// Collects what clients report, for assertions.
 final class ReportLog: Sendable {
-    private let reports = Mutex<[HTTPReport]>([])
+    private let reports = Locked<[HTTPReport]>([])
     var all: [HTTPReport] { reports.withLock { $0 } }
     var sink: @Sendable (HTTPReport) -> Void { { report in self.reports.withLock { $0.append(report) } } }
 }

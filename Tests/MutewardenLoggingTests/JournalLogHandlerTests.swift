@@ -15,8 +15,8 @@ final class SentRecords: Sendable {
     let sink: JournalSink
 
     private final class Store: Sendable {
-        let sent = Mutex<[[JournalField]]>([])
-        let fallback = Mutex<[String]>([])
+        let sent = Locked<[[JournalField]]>([])
+        let fallback = Locked<[String]>([])
         let answer = Atomic<Int32>(0)
     }
 

@@ -1,6 +1,6 @@
 import Logging
 import MutewardenLogging
-import Synchronization
+import MutewardenModel
 
 /// 2026-11-21T22:49:00.123Z, so that expected lines can be written out in full.
 let fixedTime = WallClockTime(secondsSinceEpoch: 1_795_301_340, nanoseconds: 123_456_789)
@@ -8,7 +8,7 @@ let fixedClock: @Sendable () -> WallClockTime = { fixedTime }
 
 /// Collects what a `StderrLogHandler` would have written.
 final class LineCollector: Sendable {
-    private let collected = Mutex<[String]>([])
+    private let collected = Locked<[String]>([])
 
     var lines: [String] { collected.withLock { $0 } }
 

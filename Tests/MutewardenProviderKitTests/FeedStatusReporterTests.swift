@@ -1,12 +1,11 @@
 import MutewardenModel
-import Synchronization
 import Testing
 
 import MutewardenProviderKit
 import MutewardenSupervisor
 
 private final class RecordingSink: CallUpdateSink {
-    let states = Mutex<[(Bool, String)]>([])
+    let states = Locked<[(Bool, String)]>([])
     func deliver(_ update: CallUpdate) {}
     func resync(feed: String, current: [CallUpdate]) {}
     func feedStateChanged(feed: String, up: Bool, detail: String) { states.withLock { $0.append((up, detail)) } }

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import MutewardenModel
 
 #if canImport(Glibc)
 import Glibc
@@ -12,7 +12,7 @@ import Glibc
 /// dereferences a freed muxnote in `_dispatch_event_loop_drain`. The full suite crashed that way in
 /// about one run in three. A blocking read never registers the descriptor with libdispatch.
 public final class ChildOutput: Sendable {
-    private let received = Mutex(Data())
+    private let received = Locked(Data())
     private let finished = DispatchSemaphore(value: 0)
 
     /// Starts reading `pipe` at once; `onData`, if given, sees each chunk as it arrives, on the

@@ -2,7 +2,6 @@ import Foundation
 import Logging
 import MutewardenLogging
 import MutewardenModel
-import Synchronization
 import Testing
 
 /// The journald backend against a real systemd-journald that each test starts for itself
@@ -22,7 +21,7 @@ import Testing
     /// Logs through a ``JournalLogHandler`` on a thread that sees `journal`; returns what the
     /// handler wrote to its stderr fallback (nothing, when the journal took every record).
     static func log(into journal: PrivateJournal, _ body: @escaping @Sendable (Logger) -> Void) throws -> [String] {
-        let fallback = Mutex<[String]>([])
+        let fallback = Locked<[String]>([])
         try journal.withJournalMounted {
             let sink = JournalSink(fallback: { line in fallback.withLock { $0.append(line) } })
             body(Logger(label: "mutewarden") { JournalLogHandler(label: $0, logLevel: .trace, sink: sink) })

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import MutewardenModel
 import Testing
 
 #if canImport(Glibc)
@@ -92,7 +92,7 @@ final class PrivateJournal {
 
     /// Runs `body` on a new thread whose `/run` is this journal's, and waits for it.
     func withJournalMounted<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
-        let result = Mutex<Result<T, any Error>?>(nil)
+        let result = Locked<Result<T, any Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
         let run = runDirectory
         let thread = Thread {

@@ -8,8 +8,9 @@ import Glibc
 /// makes the waiter the owner, with no atomic operation in user space, so ThreadSanitizer sees no
 /// ordering between the two threads and reports every contended hand-over as a race (it did, for
 /// the service thread's inbox). `pthread_mutex_lock` is intercepted by ThreadSanitizer, so the
-/// same code here is checked for real. The transports use it for everything more than one thread
-/// touches, so that their ThreadSanitizer runs mean something.
+/// same code here is checked for real. It is the project's one lock, for everything more than
+/// one thread touches, so that every ThreadSanitizer run means something
+/// (docs/architecture.md#lock-policy).
 ///
 /// `@unchecked Sendable` is sound because `state` is only ever read or written inside `withLock`,
 /// that is, between `pthread_mutex_lock` and `pthread_mutex_unlock` of `mutex`, which this object

@@ -16,7 +16,7 @@ public final class GWSFeed: CallFeed {
     let settings: GWSSettings
     let context: ProviderContext
     /// Unknown notification types are logged once each: a new GWS version must not flood the log.
-    private let reportedTypes = Mutex<Set<String>>([])
+    private let reportedTypes = Locked<Set<String>>([])
     /// A notification was skipped (too large, malformed): the call list is fetched again once
     /// its batch is handed on, so that a capture it carried is not lost.
     private let resyncWanted = Atomic<Bool>(false)

@@ -1,8 +1,8 @@
 import Foundation
 import MutewardenHTTP
 import MutewardenJSON
+import MutewardenModel
 import MutewardenWebSocket
-import Synchronization
 
 /// One login to GWS, shared by the feed and the target that name the same server and user: GWS
 /// ties the CometD session and the voice API to the same `JSESSIONID` cookie and CSRF token.
@@ -10,10 +10,10 @@ public final class GWSSession: Sendable {
     public let baseURL: String
     private let authorization: String
     private let client: HTTPClient
-    private let csrf = Mutex<(header: String, token: String)?>(nil)
+    private let csrf = Locked<(header: String, token: String)?>(nil)
     /// The cookies the last login set (`name=value`), for the WebSocket upgrade, which does not
     /// go through the HTTP client's cookie jar.
-    private let cookies = Mutex<[String: String]>([:])
+    private let cookies = Locked<[String: String]>([:])
     private let report: @Sendable (String) -> Void
 
     init(

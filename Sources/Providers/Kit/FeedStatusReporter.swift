@@ -1,6 +1,5 @@
 import MutewardenModel
 import MutewardenSupervisor
-import Synchronization
 
 /// Turns a connection's status changes into the engine's feed up / feed down records, once per
 /// real transition: a feed that retries every few seconds while down raises one alarm, not one
@@ -9,7 +8,7 @@ public final class FeedStatusReporter: Sendable {
     private let feed: String
     private let sink: any CallUpdateSink
     /// nil until the first report: the first failure is a feed.down even if it never was up.
-    private let lastReportedUp = Mutex<Bool?>(nil)
+    private let lastReportedUp = Locked<Bool?>(nil)
 
     public init(feed: String, sink: any CallUpdateSink) {
         self.feed = feed

@@ -1,5 +1,4 @@
 import MutewardenModel
-import Synchronization
 
 /// What a provider gets when the daemon builds it.
 public struct ProviderContext: Sendable {
@@ -112,7 +111,7 @@ public final class SharedResources: Sendable {
         var key: ErasedKey
         var generation: Int?
     }
-    private let entries = Mutex<[EntryKey: Entry]>([:])
+    private let entries = Locked<[EntryKey: Entry]>([:])
 
     public init() {}
 

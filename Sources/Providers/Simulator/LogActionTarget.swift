@@ -1,6 +1,5 @@
 import MutewardenProviderKit
 import MutewardenModel
-import Synchronization
 
 /// Settings of the `log` target: accepts every action and reports it, failing a configurable share.
 public struct LogTargetSettings: TargetSettings, Hashable {
@@ -51,13 +50,13 @@ public final class LogActionTarget: ActionTarget {
     public let descriptor: TargetDescriptor
     let settings: LogTargetSettings
     let context: ProviderContext
-    private let random: Mutex<SplitMix64>
+    private let random: Locked<SplitMix64>
 
     public init(name: String, settings: LogTargetSettings, context: ProviderContext) {
         descriptor = TargetDescriptor(name: name, confirmsByEvent: settings.confirmsByEvent)
         self.settings = settings
         self.context = context
-        random = Mutex(SplitMix64(seed: settings.seed ?? UInt64.random(in: 0...UInt64.max)))
+        random = Locked(SplitMix64(seed: settings.seed ?? UInt64.random(in: 0...UInt64.max)))
     }
 
     public func perform(_ request: ActionRequest) async -> ActionAttemptResult {

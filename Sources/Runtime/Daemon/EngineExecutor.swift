@@ -1,4 +1,4 @@
-import Synchronization
+import MutewardenModel
 
 /// The engine thread as a task executor: feed tasks and action attempts run their code on the
 /// engine thread, between its batches.
@@ -18,50 +18,31 @@ import Synchronization
 /// comes later runs on ``LeftoverExecutor``: a task that outlives its daemon (the tests start many)
 /// finishes there instead of hanging.
 final class EngineExecutor: TaskExecutor {
-    private struct State {
-        var jobs: [UnownedJob] = []
-        var stopped = false
-    }
+    /// Closed as the loop ends: a refused job goes to ``LeftoverExecutor``. The wake-up ends the
+    /// engine thread's wait (``HTTPTransportHost/wake()``), which takes the HTTP mailbox's lock,
+    /// so it runs after this one is released.
+    private let jobs: Mailbox<UnownedJob>
 
-    private let state = Mutex(State())
-    /// Wakes the engine thread when the first job of a batch is queued.
-    private let wake: @Sendable () -> Void
-
-    init(wake: @escaping @Sendable () -> Void) { self.wake = wake }
+    init(wake: @escaping @Sendable () -> Void) { jobs = Mailbox(waking: .afterUnlocking, wake: wake) }
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        let (first, stopped) = state.withLock { state -> (Bool, Bool) in
-            if state.stopped { return (false, true) }
-            state.jobs.append(job)
-            return (state.jobs.count == 1, false)
-        }
-        if stopped {
-            LeftoverExecutor.shared.post(job, executor: asUnownedTaskExecutor())
-        } else if first {
-            wake()
-        }
+        if !jobs.post(job).accepted { LeftoverExecutor.shared.post(job, executor: asUnownedTaskExecutor()) }
     }
 
-    var hasJobs: Bool { state.withLock { !$0.jobs.isEmpty } }
+    var hasJobs: Bool { !jobs.isEmpty }
 
     /// Engine thread: runs the jobs queued now, in order; jobs they queue wait for the next call.
     func runJobs() {
-        let jobs = state.withLock { state in
-            defer { state.jobs.removeAll(keepingCapacity: true) }
-            return state.jobs
-        }
+        let batch = jobs.take()
+        guard !batch.isEmpty else { return }
         let executor = asUnownedTaskExecutor()
-        for job in jobs { job.runSynchronously(on: executor) }
+        for job in batch { job.runSynchronously(on: executor) }
     }
 
     /// Engine thread, as its loop ends: from now on jobs run on ``LeftoverExecutor``.
     func stop() {
-        let leftovers = state.withLock { state in
-            state.stopped = true
-            defer { state.jobs.removeAll() }
-            return state.jobs
-        }
+        let leftovers = jobs.close()
         let executor = asUnownedTaskExecutor()
         for job in leftovers { LeftoverExecutor.shared.post(job, executor: executor) }
     }

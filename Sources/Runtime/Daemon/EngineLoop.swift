@@ -24,17 +24,16 @@ enum EngineInput: Sendable {
     case reconfigure(EngineConfiguration, reply: @Sendable (Result<ReloadOutcome, any Error>) -> Void)
 }
 
-/// A multi-producer, single-consumer queue with a wake-up: feeds and action tasks post, the engine
-/// thread drains in batches.
+/// What feeds and action tasks post to the engine thread: a ``Mailbox``, plus the backpressure
+/// that only the engine's inputs need.
 final class EngineInbox: Sendable {
-    private let queue = Mutex<[EngineInput]>([])
-    /// Ends the engine thread's wait (see ``HTTPTransportHost/wake()``). Called for posts into an
-    /// empty queue only, so a burst of events costs one wake-up.
-    private let wakeup: @Sendable () -> Void
+    /// Its wake-up ends the engine thread's wait (see ``HTTPTransportHost/wake()``). That takes
+    /// the HTTP mailbox's lock, so it runs after this one is released rather than nested in it.
+    private let queue: Mailbox<EngineInput>
 
-    init(wake: @escaping @Sendable () -> Void = {}) { wakeup = wake }
+    init(wake: @escaping @Sendable () -> Void = {}) { queue = Mailbox(waking: .afterUnlocking, wake: wake) }
 
-    /// True when this post woke the consumer.
+    /// True when this post found the inbox empty: the post that wakes the consumer.
     @discardableResult
     func post(_ input: EngineInput) -> Bool {
         switch input {
@@ -42,12 +41,7 @@ final class EngineInbox: Sendable {
         case .updates(let updates): backlog.add(updates.count, ordering: .relaxed)
         default: break
         }
-        let wasEmpty = queue.withLock { queue in
-            queue.append(input)
-            return queue.count == 1
-        }
-        if wasEmpty { wakeup() }
-        return wasEmpty
+        return queue.post(input) == .first
     }
 
     // MARK: Backpressure
@@ -62,7 +56,7 @@ final class EngineInbox: Sendable {
         var id: UInt64
         var continuation: CheckedContinuation<Void, Never>
     }
-    private let waiters = Mutex<(next: UInt64, list: [Waiter])>((0, []))
+    private let waiters = Locked<(next: UInt64, list: [Waiter])>((0, []))
 
     var backlogCount: Int { backlog.load(ordering: .relaxed) }
 
@@ -106,16 +100,12 @@ final class EngineInbox: Sendable {
     }
 
     /// Wakes the consumer without posting anything (to stop, or to re-check its deadline).
-    func nudge() { wakeup() }
+    func nudge() { queue.nudge() }
 
-    var hasInputs: Bool { queue.withLock { !$0.isEmpty } }
+    var hasInputs: Bool { !queue.isEmpty }
 
-    func drain() -> [EngineInput] {
-        queue.withLock { queue in
-            defer { queue.removeAll(keepingCapacity: true) }
-            return queue
-        }
-    }
+    /// Engine thread: see ``Mailbox/take(into:)``.
+    func take(into buffer: inout [EngineInput]) { queue.take(into: &buffer) }
 }
 
 /// A snapshot of the engine for other threads: the status line, shutdown decisions, tests.
@@ -141,28 +131,28 @@ final class EngineLoop: Sendable {
     private let logger: Logger
     private let stopRequested = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
-    private let snapshotStore = Mutex(EngineSnapshot())
+    private let snapshotStore = Locked(EngineSnapshot())
     /// Attempts handed to targets and not yet answered.
     private let attemptsInFlight = Atomic<Int>(0)
     private let notifier: SystemdNotifier
     private let stateWriter: StateWriter?
     /// Targets can be replaced by a reload; the engine thread reads them for every send.
-    private let targetTable: Mutex<[String: any ActionTarget]>
+    private let targetTable: Locked<[String: any ActionTarget]>
     /// PCI control failures (CRIT `action.failed`), for the status line's "last hour".
-    private let controlFailureTimes = Mutex<[MonotonicInstant]>([])
+    private let controlFailureTimes = Locked<[MonotonicInstant]>([])
     /// What the engine held when the loop stopped, for the shutdown record of each open window.
-    private let finalStateStore = Mutex<EngineState?>(nil)
+    private let finalStateStore = Locked<EngineState?>(nil)
     /// The engine thread's pthread_t, once it runs: a feed running in one of its jobs must neither
     /// yield the core it is meant to use (`EngineSink.deliver`) nor miss its sends (``awaitSends()``).
     private let engineThread = Atomic<UInt>(0)
     /// Feed jobs waiting for what they posted to be ingested and sent: see ``awaitSends()``.
-    private let sendWaiters = Mutex<[CheckedContinuation<Void, Never>]>([])
+    private let sendWaiters = Locked<[CheckedContinuation<Void, Never>]>([])
 
     init(
         targets: [String: any ActionTarget], feeds: [String], http: HTTPTransportHost, clock: any MonotonicClock,
         audit: AuditLogger, logger: Logger, notifier: SystemdNotifier, stateWriter: StateWriter?
     ) {
-        targetTable = Mutex(targets)
+        targetTable = Locked(targets)
         self.http = http
         inbox = EngineInbox(wake: { [http] in http.wake() })
         executor = EngineExecutor(wake: { [http] in http.wake() })
@@ -210,7 +200,7 @@ final class EngineLoop: Sendable {
     /// so that the engine never crosses threads. Throws what building it threw.
     func start(configuration: EngineConfiguration, options: EngineOptions, restoring state: EngineState?) throws {
         let started = DispatchSemaphore(value: 0)
-        let failure = Mutex<(any Error)?>(nil)
+        let failure = Locked<(any Error)?>(nil)
         let thread = Thread { [self] in
             mw_set_thread_name("mw-engine")
             engineThread.store(UInt(pthread_self()), ordering: .releasing)
@@ -261,6 +251,8 @@ final class EngineLoop: Sendable {
         var nextStatus = clock.now()
         // Records not yet written, in order: see `writeRecords`.
         var unwritten: [AuditRecord] = []
+        // Swapped with the inbox's queue at each batch, so that neither side reallocates.
+        var inputs: [EngineInput] = []
         while !stopRequested.load(ordering: .acquiring) {
             let now = clock.now()
             // Every input's sends leave before any record of the batch is written: a window that
@@ -271,7 +263,9 @@ final class EngineLoop: Sendable {
             http.step()
             // Feeds parse what their transports received and post it; finished attempts post their results.
             executor.runJobs()
-            for input in inbox.drain() { handle(input, engine: engine, now: now, records: &records) }
+            inbox.take(into: &inputs)
+            for input in inputs { handle(input, engine: engine, now: now, records: &records) }
+            inputs.removeAll(keepingCapacity: true)
             engine.advance(to: now)
             startSends(engine.takeEffects(), deferring: &records)
             // Feeds that waited for their events' sends now prepare their next long poll.

@@ -12,47 +12,38 @@ import MutewardenModel
 final class LeftoverExecutor: Sendable {
     static let shared = LeftoverExecutor()
 
-    private let queue = JobQueue()
+    /// `UnownedJob` and `UnownedTaskExecutor` are Sendable handles: the runtime keeps a job alive
+    /// until it has run, and the executor is never released.
+    private struct Entry: Sendable {
+        let job: UnownedJob
+        let executor: UnownedTaskExecutor
+    }
+
+    /// Never closed. The wake-up only signals the thread's semaphore.
+    private let queue: Mailbox<Entry>
 
     private init() {
-        let queue = self.queue
+        let wakeup = DispatchSemaphore(value: 0)
+        let queue = Mailbox<Entry>(waking: .afterUnlocking) { wakeup.signal() }
+        self.queue = queue
         let thread = Thread {
             mw_set_thread_name("mw-leftovers")
-            queue.run()
+            var batch: [Entry] = []
+            while true {
+                queue.take(into: &batch)
+                // One signal per post into an empty queue: a wait after an empty take either
+                // returns for a post made since, or sleeps until the next one.
+                if batch.isEmpty {
+                    wakeup.wait()
+                    continue
+                }
+                for entry in batch { entry.job.runSynchronously(on: entry.executor) }
+                batch.removeAll(keepingCapacity: true)
+            }
         }
         thread.start()
     }
 
     /// Runs `job` on this thread, as a job of `executor`.
-    func post(_ job: UnownedJob, executor: UnownedTaskExecutor) { queue.post(job, executor: executor) }
-}
-
-/// The executor's jobs, in order. `UnownedJob` and `UnownedTaskExecutor` are Sendable handles;
-/// the runtime keeps a job alive until it has run, and the executor is never released.
-private final class JobQueue: Sendable {
-    private struct State {
-        var jobs: [(job: UnownedJob, executor: UnownedTaskExecutor)] = []
-    }
-
-    private let state = Locked(State())
-    private let wakeup = DispatchSemaphore(value: 0)
-
-    func post(_ job: UnownedJob, executor: UnownedTaskExecutor) {
-        let wasEmpty = state.withLock { state in
-            state.jobs.append((job, executor))
-            return state.jobs.count == 1
-        }
-        if wasEmpty { wakeup.signal() }
-    }
-
-    func run() -> Never {
-        while true {
-            let jobs = state.withLock { state in
-                defer { state.jobs.removeAll(keepingCapacity: true) }
-                return state.jobs
-            }
-            for entry in jobs { entry.job.runSynchronously(on: entry.executor) }
-            if jobs.isEmpty { wakeup.wait() }
-        }
-    }
+    func post(_ job: UnownedJob, executor: UnownedTaskExecutor) { queue.post(Entry(job: job, executor: executor)) }
 }

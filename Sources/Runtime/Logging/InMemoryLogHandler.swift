@@ -1,5 +1,5 @@
 import Logging
-import Synchronization
+import MutewardenModel
 
 /// One record as ``InMemoryLogHandler`` captured it: after sanitizing, exactly as a real backend
 /// would have seen it.
@@ -22,7 +22,7 @@ public struct CapturedLogEntry: Sendable, Equatable {
 /// The shared, thread-safe storage behind ``InMemoryLogHandler``s. Loggers copy their handler,
 /// so the entries live here, where every copy appends to the same list.
 public final class InMemoryLogStore: Sendable {
-    private let captured = Mutex<[CapturedLogEntry]>([])
+    private let captured = Locked<[CapturedLogEntry]>([])
 
     public init() {}
 

@@ -6,7 +6,7 @@ import Musl
 import Darwin
 #endif
 import Logging
-import Synchronization
+import MutewardenModel
 
 /// Writes one sanitized, human-readable line per record to standard error (under systemd, the
 /// journal picks it up), or to an injected writer.
@@ -75,7 +75,7 @@ public struct StderrLogHandler: LogHandler {
     }
 }
 
-private let standardErrorLock = Mutex<Void>(())
+private let standardErrorLock = Locked<Void>(())
 
 func writeLine(_ line: String, to descriptor: Int32) {
     var text = line

@@ -10,9 +10,10 @@ let curlGlobalInitResult: CURLcode = curl_global_init(Int(CURL_GLOBAL_ALL))
 
 /// The multi handle's address, for the one call other threads may make: `curl_multi_wakeup`,
 /// which libcurl documents as safe from any thread. Why this is sound:
-/// - other threads call it only inside ``LoopMailbox``'s lock, and only while `released` is false;
-/// - the loop's thread sets `released` under that same lock *before* `curl_multi_cleanup`, so no
-///   wake-up can reach a freed handle;
+/// - other threads call it only as ``LoopMailbox``'s wake-up, which runs under the mailbox's lock
+///   (``MailboxWaking/underLock``) and never after ``Mailbox/release()``;
+/// - the loop's thread releases the mailbox, under that same lock, *before* `curl_multi_cleanup`,
+///   so no wake-up can reach a freed handle;
 /// - every other use of the pointer (perform, poll, add, remove) happens on the loop's thread.
 struct MultiHandle: @unchecked Sendable {
     let pointer: UnsafeMutableRawPointer
@@ -78,69 +79,20 @@ enum LoopCommand: Sendable {
     case stop
 }
 
-/// The queue other threads post into; the loop drains it in batches.
-final class LoopMailbox: Sendable {
-    private struct State {
-        var commands: [LoopCommand] = []
-        /// Posts are refused: the loop has stopped, and nothing will ever read them.
-        var closed = false
-        /// The multi handle is freed (or about to be): no more wake-ups.
-        var released = false
-    }
+/// The queue other threads post into; the loop takes it in batches, swapping it with its own
+/// buffer so that neither side reallocates in steady state.
+///
+/// Its wake-up is `curl_multi_wakeup`, which ends the loop's `curl_multi_poll`. It runs under the
+/// mailbox's lock, so that ``CurlLoop/releaseMulti()`` can release the mailbox and then free the
+/// handle (see ``MultiHandle``); `curl_multi_wakeup` writes to libcurl's wake-up socket and calls
+/// nothing back. A hosted loop binds its mailbox to the host's thread: that thread steps the loop
+/// before it polls again, so its posts wake nothing. Closing (the `stop` command) refuses posts
+/// but keeps the wake-ups, which a hosted loop's host still needs for its own work until it ends.
+typealias LoopMailbox = Mailbox<LoopCommand>
 
-    private let state = Locked(State())
-    private let multi: MultiHandle
-    /// The pthread running the loop, once one does (0 before). A post from that thread needs no
-    /// wake-up: the loop looks at its mailbox before it polls again.
-    let loopThread = Atomic<UInt>(0)
-
-    init(multi: MultiHandle) { self.multi = multi }
-
-    private var onLoopThread: Bool { loopThread.load(ordering: .relaxed) == UInt(pthread_self()) }
-
-    /// Queues a command and wakes the loop. Only a post into an empty queue wakes it: a burst
-    /// costs one wake-up, and the loop drains everything queued before it polls again. Returns
-    /// false once the loop has stopped, when nothing will ever read the command.
-    func post(_ command: LoopCommand) -> Bool {
-        let wakes = !onLoopThread
-        return state.withLock { state in
-            guard !state.closed else { return false }
-            state.commands.append(command)
-            if wakes, state.commands.count == 1, !state.released { _ = curl_multi_wakeup(multi.pointer) }
-            return true
-        }
-    }
-
-    /// Ends the loop's current or next poll, from any thread but its own (where it is not needed).
-    func wake() {
-        guard !onLoopThread else { return }
-        state.withLock { state in
-            if !state.released { _ = curl_multi_wakeup(multi.pointer) }
-        }
-    }
-
-    var hasCommands: Bool { state.withLock { !$0.commands.isEmpty } }
-
-    /// Swaps the queue with the loop's (empty) buffer, so neither side reallocates in steady state.
-    func take(into buffer: inout [LoopCommand]) {
-        state.withLock { state in swap(&state.commands, &buffer) }
-    }
-
-    /// Refuses every later post and returns what was still queued.
-    func close() -> [LoopCommand] {
-        state.withLock { state in
-            state.closed = true
-            defer { state.commands = [] }
-            return state.commands
-        }
-    }
-
-    /// Stops every later wake-up; called on the loop's thread just before the multi handle is freed.
-    func release() {
-        state.withLock { state in
-            state.closed = true
-            state.released = true
-        }
+extension Mailbox where Element == LoopCommand {
+    convenience init(multi: MultiHandle) {
+        self.init(waking: .underLock) { _ = curl_multi_wakeup(multi.pointer) }
     }
 }
 
@@ -238,50 +190,30 @@ final class Transfer {
     }
 }
 
-/// Earliest-deadline-first heap of (deadline, transfer id). Entries of finished transfers are
-/// left in place and skipped when they surface; ``compact(keeping:)`` bounds them.
+/// Earliest-deadline-first (deadline, transfer id) pairs, on the shared ``MinHeap``. Entries of
+/// finished transfers are left in place and skipped when they surface; ``compact(keeping:liveCount:)``
+/// bounds them.
 struct DeadlineHeap {
-    private(set) var entries: [(at: Int64, id: UInt64)] = []
-
-    var earliest: Int64? { entries.first?.at }
-
-    mutating func push(at: Int64, id: UInt64) {
-        entries.append((at, id))
-        var child = entries.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard entries[child].at < entries[parent].at else { break }
-            entries.swapAt(child, parent)
-            child = parent
-        }
+    private struct Entry: Comparable {
+        var at: Int64
+        var id: UInt64
+        static func < (a: Entry, b: Entry) -> Bool { a.at != b.at ? a.at < b.at : a.id < b.id }
     }
 
-    mutating func popDue(now: Int64) -> UInt64? {
-        guard let first = entries.first, first.at <= now else { return nil }
-        entries.swapAt(0, entries.count - 1)
-        entries.removeLast()
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1
-            let right = left + 1
-            var smallest = parent
-            if left < entries.count && entries[left].at < entries[smallest].at { smallest = left }
-            if right < entries.count && entries[right].at < entries[smallest].at { smallest = right }
-            if smallest == parent { break }
-            entries.swapAt(parent, smallest)
-            parent = smallest
-        }
-        return first.id
-    }
+    private var heap = MinHeap<Entry>()
+
+    var count: Int { heap.count }
+    var earliest: Int64? { heap.min?.at }
+
+    mutating func push(at: Int64, id: UInt64) { heap.insert(Entry(at: at, id: id)) }
+
+    mutating func popDue(now: Int64) -> UInt64? { heap.popMin(if: { $0.at <= now })?.id }
 
     /// Drops entries of finished transfers once they outnumber the live ones, so the heap stays
     /// proportional to what is in flight and not to the request rate times the timeout.
     mutating func compact(keeping live: (UInt64) -> Bool, liveCount: Int) {
-        guard entries.count > 2 * liveCount + 64 else { return }
-        let kept = entries.filter { live($0.id) }
-        entries = []
-        entries.reserveCapacity(kept.count)
-        for entry in kept { push(at: entry.at, id: entry.id) }
+        guard heap.count > 2 * liveCount + 64 else { return }
+        heap.removeAll { !live($0.id) }
     }
 }
 
@@ -375,6 +307,7 @@ final class CurlLoop {
     /// Stops (if the `stop` command has not) and frees the multi handle: the loop's last call.
     func releaseMulti() {
         if !stopped { shutdown(leftOver: []) }
+        // Once released, no wake-up can reach the handle; `shutdown` has settled every command.
         mailbox.release()
         _ = curl_multi_cleanup(multi)
     }

@@ -120,7 +120,7 @@ public final class HTTPTransport: Sendable {
     /// otherwise waits for the host's next round.
     public func close() {
         if !closing.exchange(true, ordering: .acquiringAndReleasing) {
-            _ = mailbox.post(.stop)
+            mailbox.post(.stop)
             hosted?.runCommandsIfAllowed()
         }
         running.wait()
@@ -193,7 +193,7 @@ public final class HTTPClient: Sendable {
             tls: configuration.tls, proxy: proxy, cookieSession: configuration.cookieSession,
             http2: configuration.httpVersion == .http2WhenOffered, maxRedirects: configuration.maxRedirects,
             userAgent: configuration.userAgent)
-        guard transport.mailbox.post(.addClient(settings)) else {
+        guard transport.mailbox.post(.addClient(settings)).accepted else {
             closed.store(true, ordering: .relaxed)
             throw HTTPError(.closed, "the HTTP transport is closed")
         }
@@ -228,7 +228,7 @@ public final class HTTPClient: Sendable {
                 let submission = Submission(
                     id: requestID, clientID: clientID, request: request, submitted: submitted, timeout: timeout,
                     connectTimeout: connectTimeout, continuation: continuation)
-                switch ticket.submit({ mailbox.post(.start(submission)) }) {
+                switch ticket.submit({ mailbox.post(.start(submission)).accepted }) {
                 case .posted:
                     break
                 case .refused:
@@ -239,7 +239,7 @@ public final class HTTPClient: Sendable {
                 }
             }
         } onCancel: {
-            ticket.cancel { _ = mailbox.post(.cancel(requestID)) }
+            ticket.cancel { mailbox.post(.cancel(requestID)) }
         }
         return try result.get()
     }
@@ -252,7 +252,7 @@ public final class HTTPClient: Sendable {
     public func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let done = DispatchSemaphore(value: 0)
-        if transport.mailbox.post(.removeClient(id, done)) {
+        if transport.mailbox.post(.removeClient(id, done)).accepted {
             // On a hosted transport's own thread, waiting for the loop would wait for ourselves.
             transport.hosted?.runCommandsIfAllowed()
             done.wait()

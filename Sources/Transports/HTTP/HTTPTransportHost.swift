@@ -43,7 +43,7 @@ public final class HTTPTransportHost: Sendable {
 
     /// True while commands wait for the next ``step()``. A post from the host's own thread wakes
     /// nothing, so check this before ``wait(atMostMilliseconds:)``.
-    public var hasCommands: Bool { mailbox.hasCommands }
+    public var hasCommands: Bool { !mailbox.isEmpty }
 
     /// Host thread: waits for socket activity, a ``wake()``, a transfer's deadline, or `limit`
     /// milliseconds (nil: a second at most), whichever comes first.
@@ -51,7 +51,7 @@ public final class HTTPTransportHost: Sendable {
 
     /// Any thread: ends the host's current or next wait. From the host's own thread it does
     /// nothing (the host looks at its queues before it waits).
-    public func wake() { mailbox.wake() }
+    public func wake() { mailbox.nudge() }
 
     /// Host thread, last call: fails what is still in flight with ``HTTPError/Kind/closed`` and
     /// frees every handle. Clients and the transport can still be closed afterwards (at once).
@@ -86,9 +86,8 @@ final class HostedLoop: @unchecked Sendable {
         owner.withLock { owner in
             guard owner == .unclaimed else { return false }
             owner = .claimed
-            let me = UInt(pthread_self())
-            hostThread.store(me, ordering: .releasing)
-            mailbox.loopThread.store(me, ordering: .releasing)
+            hostThread.store(UInt(pthread_self()), ordering: .releasing)
+            mailbox.bindConsumerToCurrentThread()
             return true
         }
     }

@@ -1,5 +1,4 @@
 import MutewardenModel
-import Synchronization
 
 /// How quickly a lost connection is tried again: exponential backoff with full jitter, reset once
 /// a connection has stayed up for a while (so one flap after a day does not start at the cap, and
@@ -62,7 +61,7 @@ public struct ConnectionStatus: Sendable, Hashable, CustomStringConvertible {
 
 /// Given to each connection attempt: the attempt calls ``markUp()`` once it is connected.
 public final class ConnectionHandle: Sendable {
-    private let upSince = Mutex<MonotonicInstant?>(nil)
+    private let upSince = Locked<MonotonicInstant?>(nil)
     private let clock: any MonotonicClock
     private let onUp: @Sendable () -> Void
 

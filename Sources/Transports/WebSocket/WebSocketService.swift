@@ -46,19 +46,19 @@ public final class WebSocketService: Sendable {
     /// Hands a command to the service thread. False once the service has stopped: the caller
     /// then settles whatever was waiting for an answer.
     @discardableResult
-    func submit(_ command: Command) -> Bool { inbox.post(command) }
+    func submit(_ command: Command) -> Bool { inbox.post(command).accepted }
 
     /// Closes every connection still open (close frame 1000), waits for the close handshakes (each
     /// bounded by its close timeout), then stops the thread and destroys the context.
     public func shutdown(timeout: Duration = .seconds(5)) async {
-        guard inbox.post(.stop) else {
+        guard inbox.post(.stop).accepted else {
             await finished.wait()
             return
         }
         let inbox = self.inbox
         let force = Task {
             try await Task.sleep(for: timeout)
-            _ = inbox.post(.forceStop)
+            inbox.post(.forceStop)
         }
         await finished.wait()
         force.cancel()
@@ -135,52 +135,29 @@ protocol ConnectionSink: Sendable {
     func ended(_ end: ConnectionEnd)
 }
 
-/// The queue into the service thread, and the one lws call other threads may make.
-final class ServiceInbox: Sendable {
-    /// The context pointer, for `lws_cancel_service` only, which lws documents as callable from
-    /// any thread. Taken under the same lock as the queue, and cleared under it before the context
-    /// is destroyed, so a call can never reach a destroyed context.
-    struct Context: @unchecked Sendable {
-        let pointer: OpaquePointer
+/// The queue into the service thread. Its wake-up is the one lws call other threads may make,
+/// `lws_cancel_service`, which the thread answers with `LWS_CALLBACK_EVENT_WAIT_CANCELLED`, where
+/// it drains the queue. The wake-up is attached once the context exists (commands posted before
+/// are drained right after) and runs under the mailbox's lock; the thread releases the mailbox
+/// before it destroys the context, so a wake-up can never reach a destroyed context.
+typealias ServiceInbox = Mailbox<Command>
+
+extension Mailbox where Element == Command {
+    convenience init() { self.init(waking: .underLock) }
+
+    /// Service thread, once the context exists.
+    func attach(_ context: OpaquePointer) {
+        let context = ServiceContext(pointer: context)
+        attachWake { lws_cancel_service(context.pointer) }
     }
+}
 
-    private struct State {
-        var commands: [Command] = []
-        var context: Context?
-        var closed = false
-    }
-
-    private let state = Locked(State())
-
-    func post(_ command: Command) -> Bool {
-        state.withLock { state in
-            guard !state.closed else { return false }
-            let wasEmpty = state.commands.isEmpty
-            state.commands.append(command)
-            // A non-empty queue already has a wake-up on its way.
-            if wasEmpty, let context = state.context { lws_cancel_service(context.pointer) }
-            return true
-        }
-    }
-
-    func attach(_ context: OpaquePointer) { state.withLock { $0.context = Context(pointer: context) } }
-
-    func take() -> [Command] {
-        state.withLock { state in
-            defer { state.commands = [] }
-            return state.commands
-        }
-    }
-
-    /// No more commands; those still queued are returned so their waiters can be settled.
-    func close() -> [Command] {
-        state.withLock { state in
-            state.closed = true
-            state.context = nil
-            defer { state.commands = [] }
-            return state.commands
-        }
-    }
+/// The context pointer, for `lws_cancel_service` only. `@unchecked Sendable` is sound because that
+/// call is documented as safe from any thread, and it is made only as ``ServiceInbox``'s wake-up:
+/// under the inbox's lock (``MailboxWaking/underLock``) and never after ``Mailbox/release()``,
+/// which the service thread calls before `lws_context_destroy`.
+private struct ServiceContext: @unchecked Sendable {
+    let pointer: OpaquePointer
 }
 
 /// Signals the end of the service thread to any number of waiters.
@@ -282,7 +259,7 @@ final class ServiceLoop {
         let user = Unmanaged.passUnretained(loop).toOpaque()
         guard let context = mw_ws_context_create(protocols, user) else {
             mw_ws_protocols_free(protocols)
-            for command in inbox.close() { loop.settleUnserved(command) }
+            for command in inbox.release() { loop.settleUnserved(command) }
             started(.failure(.serviceUnavailable("libwebsockets could not create a context")))
             return
         }
@@ -292,7 +269,7 @@ final class ServiceLoop {
         guard loop.vhost(for: TLSOptions()) != nil else {
             lws_context_destroy(context)
             mw_ws_protocols_free(protocols)
-            for command in inbox.close() { loop.settleUnserved(command) }
+            for command in inbox.release() { loop.settleUnserved(command) }
             started(.failure(.serviceUnavailable("libwebsockets could not create a client vhost")))
             return
         }
@@ -309,7 +286,7 @@ final class ServiceLoop {
             }
             loop.flushAll()
         }
-        let leftovers = inbox.close()
+        let leftovers = inbox.release()
         lws_context_destroy(context)
         loop.context = nil
         for connection in loop.connections.values {

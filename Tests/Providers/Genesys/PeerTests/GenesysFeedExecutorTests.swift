@@ -5,7 +5,6 @@ import MutewardenProviderKit
 import MutewardenDaemon
 import MutewardenModel
 import MutewardenTesting
-import Synchronization
 import Testing
 
 /// A task executor with one thread of its own, named so that a job can tell where it runs. One
@@ -14,7 +13,7 @@ private final class NamedThreadExecutor: TaskExecutor {
     static let shared = NamedThreadExecutor()
     static let threadName = "test-sink"
 
-    private let jobs = Mutex<[UnownedJob]>([])
+    private let jobs = Locked<[UnownedJob]>([])
     private let wakeup = DispatchSemaphore(value: 0)
 
     private init() {
@@ -46,7 +45,7 @@ private final class NamedThreadExecutor: TaskExecutor {
 
 /// Notes each delivery with the thread it came on; offers its own executor to the feed.
 private final class ThreadNotingSink: CallUpdateSink {
-    let deliveries = Mutex<[(call: String, thread: String)]>([])
+    let deliveries = Locked<[(call: String, thread: String)]>([])
 
     var taskExecutor: (any TaskExecutor)? { NamedThreadExecutor.shared }
 

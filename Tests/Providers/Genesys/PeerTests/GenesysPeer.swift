@@ -26,10 +26,9 @@ final class GenesysPeer: @unchecked Sendable {
     static let password = "agent-secret"
     static let agentPhoneNumber = "3001"
 
-    /// Peers/ beside this file.
-    static let peersDirectory: String = {
+    /// Peers/, next to this file: the peer scripts live with the tests that run them.
+    static let peersDirectory: String =
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Peers").path
-    }()
 
     let port: Int
     /// Faye's /meta/connect timeout (seconds): how long an idle long poll is held.
