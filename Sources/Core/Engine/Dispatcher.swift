@@ -110,9 +110,10 @@ extension Engine {
             audit(
                 .dryRun, .notice,
                 "\(definition.name) (dry-run): would \(spec.kind.operation(verb)) \(engagement.address) via \(target)",
-                window.fields.overlaid(with: 
-                    [.target: target, .action: spec.kind.operation(verb), .idempotencyKey: key,
-                     .result: "not-sent"]))
+                window.fields.overlaid(with: [
+                    .target: target, .action: spec.kind.operation(verb), .idempotencyKey: key,
+                    .result: "not-sent",
+                ]))
             return nil
         }
 
@@ -194,8 +195,7 @@ extension Engine {
                 audit(
                     .actionRetry, .warning,
                     "\(job.label) failed (\(failure)); retrying in \(retryAt.since(now).compact)",
-                    jobFields(job).overlaid(with: 
-                        [.result: "retry", .error: failure.message, .errorCode: failure.code ?? ""]))
+                    jobFields(job).overlaid(with: [.result: "retry", .error: failure.message, .errorCode: failure.code ?? ""]))
             }
         }
     }

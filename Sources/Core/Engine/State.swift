@@ -256,8 +256,11 @@ extension Engine {
                 deadline: .nanoseconds($0.deadlineNanoseconds), fallback: $0.fallback)
         }
         guard let mode = PolicyMode(rawValue: saved.mode) else { return nil }
-        var definition = policy >= 0 ? policies[policy].definition : PolicyDefinition(
-            name: saved.policy, feeds: [saved.feed], start: .all([]), actions: actions)
+        var definition =
+            policy >= 0
+            ? policies[policy].definition
+            : PolicyDefinition(
+                name: saved.policy, feeds: [saved.feed], start: .all([]), actions: actions)
         definition.actions = actions
         definition.mode = mode
         let subject = CallKey(feed: saved.feed, id: saved.call.primary)

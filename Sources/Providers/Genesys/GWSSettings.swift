@@ -85,7 +85,9 @@ public struct GWSSettings: FeedSettings, TargetSettings, Sendable, Hashable {
             isFeed: feed)
         if feed {
             if let path = section.string("cometd_path") {
-                if path.hasPrefix("/") { settings.cometdPath = path } else {
+                if path.hasPrefix("/") {
+                    settings.cometdPath = path
+                } else {
                     section.error("'cometd_path' must start with '/'", key: "cometd_path")
                 }
             }

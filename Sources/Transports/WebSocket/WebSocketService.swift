@@ -258,8 +258,7 @@ final class ServiceLoop {
     private let clock = SystemClock()
     private let pre = mw_lws_pre()
 
-    private init(inbox: ServiceInbox, report: @escaping @Sendable (String) -> Void, protocols: UnsafePointer<lws_protocols>)
-    {
+    private init(inbox: ServiceInbox, report: @escaping @Sendable (String) -> Void, protocols: UnsafePointer<lws_protocols>) {
         self.inbox = inbox
         self.report = report
         self.protocols = protocols
@@ -509,8 +508,9 @@ final class ServiceLoop {
             guard let connection = connection(wsi) else { return 0 }
             let status = Int(lws_http_client_http_response(wsi))
             let detail = input.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? ""
-            finish(connection, reason: connection.endReason ?? failureReason(connection, status: status, detail: detail),
-                   beforeHTTPResponse: connection.endReason == nil && status == 0)
+            finish(
+                connection, reason: connection.endReason ?? failureReason(connection, status: status, detail: detail),
+                beforeHTTPResponse: connection.endReason == nil && status == 0)
             return 0
         case LWS_CALLBACK_CLIENT_CLOSED:
             guard let connection = connection(wsi) else { return 0 }
