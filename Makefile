@@ -26,7 +26,7 @@ BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-d
 # - the WebSocket tests run a Python `websockets` server and libwebsockets-test-server;
 # - the HTTP tests run a Python server and check HTTP/2 against nghttpd;
 # - both make their TLS certificates with the openssl CLI;
-# - the GWS peer (Tests/GenesysPeerTests) is a Faye Bayeux server on thin, with faye-websocket for
+# - the GWS peer (Tests/Providers/Genesys/PeerTests) is a Faye Bayeux server on thin, with faye-websocket for
 #   the websocket connection type, driven with the curl CLI.
 TEST_PACKAGES := systemd util-linux mount python3 python3-websockets libwebsockets-test-server openssl nghttp2-server \
 	ruby ruby-faye ruby-faye-websocket thin curl
@@ -157,7 +157,7 @@ check-warnings:
 
 # APIs that crashed this project's test process and must not come back: tearing down
 # FileHandle.readabilityHandler races libdispatch's epoll bookkeeping on Linux
-# (swift-corelibs-libdispatch#949); read a child's output with ChildOutput (Tests/MutewardenTestSupport).
+# (swift-corelibs-libdispatch#949); read a child's output with ChildOutput (Tests/MutewardenTesting).
 check-hazards:
-	@if grep -rn "readabilityHandler" Sources Tests --include='*.swift' | grep -v "^Tests/MutewardenTestSupport/ChildOutput.swift:"; then \
+	@if grep -rn "readabilityHandler" Sources Tests --include='*.swift' | grep -v "^Tests/MutewardenTesting/ChildOutput.swift:"; then \
 		echo "readabilityHandler is banned (above): use ChildOutput" >&2; exit 1; fi
