@@ -6,7 +6,7 @@
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: help demo test bench bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-gws build deps bench-deps test-deps check-warnings check-hazards
+.PHONY: help demo test lint format bench bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-gws build deps bench-deps test-deps check-warnings check-hazards
 # `make` alone runs the demo, as it always has; `help` is not the default.
 .DEFAULT_GOAL := demo
 
@@ -46,6 +46,16 @@ test: test-deps check-warnings check-hazards ## install what is needed and run t
 	@scratch=$$(mktemp -d /tmp/mutewarden-tests.XXXXXX); \
 	TMPDIR=$$scratch swift test --no-parallel; status=$$?; \
 	rm -rf "$$scratch"; exit $$status
+
+# The layout .swift-format describes (CONTRIBUTING.md#style). swift-format ships with the Swift
+# toolchain; `make format` rewrites what `make lint` would refuse. CI runs lint before the tests.
+SWIFT_SOURCES := Sources Tests Benchmarks Package.swift
+
+lint: ## check the Swift sources against .swift-format, as CI does
+	swift format lint --strict --recursive --parallel $(SWIFT_SOURCES)
+
+format: ## rewrite the Swift sources into the layout that `make lint` checks
+	swift format format --in-place --recursive --parallel $(SWIFT_SOURCES)
 
 # The sweep: 1,000 to 50,000 events/s with 10,000 concurrent calls, long-polling and websocket,
 # the generator on CPU 0 and the daemon on CPU 1, then the floor (--reflex) up to 20,000; about
