@@ -229,7 +229,7 @@ final class Transfer {
 }
 
 /// Earliest-deadline-first heap of (deadline, transfer id). Entries of finished transfers are
-/// left in place and skipped when they surface; ``compact(keeping:)`` bounds them.
+/// left in place and skipped when they surface; ``compact(keeping:liveCount:)`` bounds them.
 struct DeadlineHeap {
     private(set) var entries: [(at: Int64, id: UInt64)] = []
 

@@ -7,7 +7,8 @@ import Glibc
 /// Why an exchange produced no complete response, in an operator's terms.
 ///
 /// The libcurl code, the OS error and the HTTP status (when one had arrived, e.g. before a body
-/// turned out too large) are fields; ``disposition`` says whether trying again can help.
+/// turned out too large) are fields; the provider kit's `HTTPError.disposition` says whether trying
+/// again can help.
 public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
     public enum Kind: String, Sendable, Hashable, CaseIterable {
         /// The host name did not resolve.
