@@ -711,8 +711,8 @@ final class CurlLoop {
             if client.settings.cookieSession {
                 // libcurl 7.88 keeps every CURLOPT_COOKIEFILE name in a list that neither a
                 // transfer nor curl_easy_reset frees, and walks it before each transfer: a reused
-                // handle grew by 64 bytes a request (the soak's 280 MiB an hour, found with
-                // heaptrack). NULL empties the list; the jar lives on in the share.
+                // handle grew with every request (found with heaptrack in the soak;
+                // docs/performance.md). NULL empties the list; the jar lives on in the share.
                 _ = mw_curl_easy_setopt_ptr(easy, CURLOPT_COOKIEFILE, nil)
             }
             curl_easy_reset(easy)

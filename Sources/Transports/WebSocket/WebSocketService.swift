@@ -249,8 +249,8 @@ final class ServiceLoop {
     private var vhosts: [TLSOptions: OpaquePointer] = [:]
     private var connections: [UInt64: LiveConnection] = [:]
     /// Connections with events not yet handed over: handing them over once per service pass wakes
-    /// the consumer once per socket read instead of once per message (a wake-up per message cost
-    /// two thirds of the CPU time at 30,000 messages a second).
+    /// the consumer once per socket read instead of once per message (a wake-up per message was
+    /// most of the CPU time under load; docs/performance.md).
     private var withPending: [LiveConnection] = []
     private var stopping = false
     private var running = true
