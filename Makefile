@@ -49,7 +49,8 @@ test: test-deps check-warnings check-hazards ## install what is needed and run t
 
 # The layout .swift-format describes (CONTRIBUTING.md#style). swift-format ships with the Swift
 # toolchain; `make format` rewrites what `make lint` would refuse. CI runs lint before the tests.
-SWIFT_SOURCES := Sources Tests Benchmarks Package.swift
+# Every package's Swift files: the root one, Benchmarks/, and the fuzz targets where they exist.
+SWIFT_SOURCES := Sources Tests Benchmarks Package.swift $(wildcard Fuzz)
 
 lint: ## check the Swift sources against .swift-format, as CI does
 	swift format lint --strict --recursive --parallel $(SWIFT_SOURCES)
