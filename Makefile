@@ -1,22 +1,14 @@
-# mutewarden: the two set-up commands of the README, and a few more.
-#
-#   make demo   installs what is needed, builds (release) and runs the built-in demo
-#   make test   installs what is needed and runs the whole test suite
-#   make bench  end-to-end load: the daemon against a simulated GWS, 1k to 50k events/s, both
-#               transports; table and plot in bench/results/ (docs/performance.md)
-#   make bench-soak  30 minutes at 2,000 events/s: the daemon's memory over time
-#   make bench-engine  engine throughput benchmark (release build)
-#   make bench-ops  start-to-READY and reload times (release build)
-#   make bench-journal  journal backend throughput into a private journald (root)
-#   make bench-websocket  WebSocket client throughput from a local flooding server (release build)
-#   make bench-gws  GWS events through the Bayeux client and mapping into the engine (release build)
-#   make bench-http  HTTP client: Swift layer vs plain C on libcurl, 1 and 64 in flight
+# mutewarden: the two set-up commands of the README, `make demo` and `make test`, and a few more.
+# `make help` lists the public targets: each has a `## description` on its line, which is
+# what `help` prints, so the list cannot drift from the targets.
 #
 # Needs Debian 12 (bookworm) with the Swift toolchain; installing packages needs root or sudo.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: fuzz fuzz-build fuzz-smoke demo test bench bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-gws build deps bench-deps test-deps check-warnings check-hazards
+.PHONY: help demo test lint format fuzz fuzz-build fuzz-smoke bench bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-gws build deps bench-deps test-deps check-warnings check-hazards
+# `make` alone runs the demo, as it always has; `help` is not the default.
+.DEFAULT_GOAL := demo
 
 # Debian packages: the C libraries behind the transports and the journal.
 BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-dev libjemalloc-dev
@@ -26,7 +18,7 @@ BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-d
 # - the WebSocket tests run a Python `websockets` server and libwebsockets-test-server;
 # - the HTTP tests run a Python server and check HTTP/2 against nghttpd;
 # - both make their TLS certificates with the openssl CLI;
-# - the GWS peer (Tests/GenesysPeerTests) is a Faye Bayeux server on thin, with faye-websocket for
+# - the GWS peer (Tests/Providers/Genesys/PeerTests) is a Faye Bayeux server on thin, with faye-websocket for
 #   the websocket connection type, driven with the curl CLI.
 TEST_PACKAGES := systemd util-linux mount python3 python3-websockets libwebsockets-test-server openssl nghttp2-server \
 	ruby ruby-faye ruby-faye-websocket thin curl
@@ -37,7 +29,10 @@ BENCH_PACKAGES := util-linux python3 gnuplot-nox
 
 DEMO_FOR ?= 20s
 
-demo: deps
+help: ## list the public targets
+	@awk 'BEGIN { FS = ":[^#]*## " } /^[a-z][a-z0-9-]*:[^#]*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+demo: deps ## install what is needed, build (release), run the built-in demo for 20 s (DEMO_FOR=2m: longer)
 	swift build -c release --product mutewarden
 	.build/release/mutewarden check-config --config config/demo.yaml
 	.build/release/mutewarden run --config config/demo.yaml --for $(DEMO_FOR)
@@ -47,22 +42,33 @@ demo: deps
 # suite takes well under a minute.
 # Tests make state directories, peers' logs and sockets under TMPDIR: one scratch directory per
 # run, removed afterwards, so that runs do not pile thousands of them up in /tmp.
-test: test-deps check-warnings check-hazards
+test: test-deps check-warnings check-hazards ## install what is needed and run the whole test suite
 	@scratch=$$(mktemp -d /tmp/mutewarden-tests.XXXXXX); \
 	TMPDIR=$$scratch swift test --no-parallel; status=$$?; \
 	rm -rf "$$scratch"; exit $$status
 	$(MAKE) fuzz-smoke
 
+# The layout .swift-format describes (CONTRIBUTING.md#style). swift-format ships with the Swift
+# toolchain; `make format` rewrites what `make lint` would refuse. CI runs lint before the tests.
+# Every package's Swift files: the root one, Benchmarks/, and the fuzz targets where they exist.
+SWIFT_SOURCES := Sources Tests Benchmarks Package.swift $(wildcard Fuzz)
+
+lint: ## check the Swift sources against .swift-format, as CI does
+	swift format lint --strict --recursive --parallel $(SWIFT_SOURCES)
+
+format: ## rewrite the Swift sources into the layout that `make lint` checks
+	swift format format --in-place --recursive --parallel $(SWIFT_SOURCES)
+
 # The sweep: 1,000 to 50,000 events/s with 10,000 concurrent calls, long-polling and websocket,
 # the generator on CPU 0 and the daemon on CPU 1, then the floor (--reflex) up to 20,000; about
 # seven minutes (bench/loadbench.py).
-bench: bench-deps
+bench: bench-deps ## end-to-end load, 1k to 50k events/s on both transports; table and plot in bench/results/
 	swift build -c release --product mutewarden
 	swift build -c release --product mutewarden-loadgen
 	/usr/bin/python3 bench/loadbench.py sweep
 
 # 30 minutes at 2,000 events/s: RSS must stay flat after warm-up (bench/results/soak-rss.png).
-bench-soak: bench-deps
+bench-soak: bench-deps ## 30 minutes at 2,000 events/s: the daemon's memory over time
 	swift build -c release --product mutewarden
 	swift build -c release --product mutewarden-loadgen
 	/usr/bin/python3 bench/loadbench.py soak
@@ -71,7 +77,7 @@ bench-soak: bench-deps
 BENCH_BUILD := swift build -c release --package-path Benchmarks
 BENCH_BIN := Benchmarks/.build/release
 
-bench-engine: deps
+bench-engine: deps ## engine throughput and allocations per event (release build)
 	$(BENCH_BUILD) --product mutewarden-bench
 	@echo "== realistic mix: 25% of calls take a card"
 	$(BENCH_BIN)/mutewarden-bench --calls 10000 --events 2000000 --rounds 5
@@ -79,11 +85,11 @@ bench-engine: deps
 	$(BENCH_BIN)/mutewarden-bench --calls 10000 --events 1000000 --rounds 3 --capture-ratio 1
 
 # Start-to-READY and reload times, as systemd sees them on the notify socket (release build).
-bench-ops: deps
+bench-ops: deps ## start-to-READY and reload times (release build)
 	swift build -c release --product mutewarden
 	python3 bench/startup_reload.py .build/release/mutewarden config/demo.yaml 20
 # Journal backend throughput against a private systemd-journald (needs root: mount namespaces).
-bench-journal: test-deps
+bench-journal: test-deps ## journal backend throughput into a private journald (root)
 	$(BENCH_BUILD) --product mutewarden-journal-bench
 	@echo "== handler cost alone: sanitize and encode, no journal"
 	$(BENCH_BIN)/mutewarden-journal-bench --sink null --records 200000 --rounds 3
@@ -93,14 +99,14 @@ bench-journal: test-deps
 	bench/journal.sh $(BENCH_BIN)/mutewarden-journal-bench --records 100000 --rounds 3
 
 # WebSocket client throughput from a local flooding server (release build).
-bench-websocket: test-deps
+bench-websocket: test-deps ## WebSocket client throughput from a local flooding server (release build)
 	$(BENCH_BUILD) --product mutewarden-ws-bench
 	$(BENCH_BIN)/mutewarden-ws-bench --messages 1000000 --size 1024 --rounds 3
 
 # The client is pinned to CPU 0 and the C keep-alive server to CPU 1, so "requests per second on
 # one core" means what it says; on a busy machine run it twice and keep the better figure.
 HTTP_BENCH_REQUESTS ?= 100000
-bench-http: deps
+bench-http: deps ## HTTP client: Swift layer against plain C on libcurl, 1 and 64 in flight
 	$(BENCH_BUILD) --product mutewarden-http-bench
 	$(BENCH_BUILD) --product mutewarden-http-cbench
 	@out=$$(mktemp); \
@@ -115,11 +121,11 @@ bench-http: deps
 
 # A recorded stream of GWS CometD replies, parsed and delivered by the Bayeux client, mapped and
 # run through the engine; no network.
-bench-gws: deps
+bench-gws: deps ## GWS events through the Bayeux client and mapping into the engine (release build)
 	$(BENCH_BUILD) --product mutewarden-gws-bench
 	$(BENCH_BIN)/mutewarden-gws-bench --events 300000
 
-build: deps
+build: deps ## build everything in release mode
 	swift build -c release
 
 # Calls apt-get only when a package is missing, so that it is quick on a machine already set up.
@@ -149,7 +155,7 @@ test-deps:
 	$(call install,$(BUILD_PACKAGES) $(TEST_PACKAGES))
 
 # A release build must have no warnings in our own code (dependencies are not ours to fix).
-check-warnings:
+check-warnings: ## fail on a warning of the release build in Sources/ (part of `make test`)
 	@log=$$(mktemp); \
 	swift build -c release 2>&1 | tee "$$log" | grep -E "error:|Build complete" || true; \
 	if grep -E "^$(CURDIR)/Sources/.*warning:" "$$log"; then echo "the release build has warnings (above)" >&2; exit 1; fi; \
@@ -158,9 +164,9 @@ check-warnings:
 
 # APIs that crashed this project's test process and must not come back: tearing down
 # FileHandle.readabilityHandler races libdispatch's epoll bookkeeping on Linux
-# (swift-corelibs-libdispatch#949); read a child's output with ChildOutput (Tests/MutewardenTestSupport).
-check-hazards:
-	@if grep -rn "readabilityHandler" Sources Tests --include='*.swift' | grep -v "^Tests/MutewardenTestSupport/ChildOutput.swift:"; then \
+# (swift-corelibs-libdispatch#949); read a child's output with ChildOutput (Tests/MutewardenTesting).
+check-hazards: ## fail on APIs that crashed the test process before (part of `make test`)
+	@if grep -rn "readabilityHandler" Sources Tests --include='*.swift' | grep -v "^Tests/MutewardenTesting/ChildOutput.swift:"; then \
 		echo "readabilityHandler is banned (above): use ChildOutput" >&2; exit 1; fi
 
 # libFuzzer targets for every parser platforms and operators feed (Fuzz/, docs/fuzzing.md), built
@@ -169,11 +175,11 @@ check-hazards:
 FUZZ_SECONDS ?= 300
 FUZZ_BUILD := swift build -c release --package-path Fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -sanitize=address
 
-fuzz-build: deps
+fuzz-build: deps ## build the fuzz targets (Fuzz/) with libFuzzer and AddressSanitizer
 	$(FUZZ_BUILD)
 
-fuzz: fuzz-build
+fuzz: fuzz-build ## run every fuzz target for FUZZ_SECONDS (default 300) each
 	Fuzz/run.sh $(FUZZ_SECONDS)
 
-fuzz-smoke: fuzz-build
+fuzz-smoke: fuzz-build ## replay every past fuzz crash, then fuzz each target for 15 s (part of `make test`)
 	Fuzz/run.sh 15

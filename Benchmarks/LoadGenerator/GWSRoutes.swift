@@ -144,9 +144,11 @@ extension GWSServer {
         let id = messageID.map { #","id":"\#($0)""# } ?? ""
         guard clients[client] != nil else {
             counters.unknownClient += 1
-            return #"{"channel":"/meta/connect","successful":false,"error":"402::Unknown client","advice":{"reconnect":"handshake","interval":0}\#(id)}"#
+            return
+                #"{"channel":"/meta/connect","successful":false,"error":"402::Unknown client","advice":{"reconnect":"handshake","interval":0}\#(id)}"#
         }
-        return #"{"channel":"/meta/connect","successful":true,"clientId":"\#(client)","advice":{"reconnect":"retry","interval":0,"timeout":\#(settings.connectHold / 1_000_000)}\#(id)}"#
+        return
+            #"{"channel":"/meta/connect","successful":true,"clientId":"\#(client)","advice":{"reconnect":"retry","interval":0,"timeout":\#(settings.connectHold / 1_000_000)}\#(id)}"#
     }
 
     /// Handshake, subscribe and disconnect, for either transport.
@@ -164,12 +166,14 @@ extension GWSServer {
                 client.webSocket = connection.id
                 connection.clientID = client.id
             }
-            return #"{"channel":"/meta/handshake","successful":true,"version":"1.0","clientId":"\#(client.id)","supportedConnectionTypes":["long-polling","websocket"],"advice":{"reconnect":"retry","interval":0,"timeout":\#(settings.connectHold / 1_000_000)}\#(id)}"#
+            return
+                #"{"channel":"/meta/handshake","successful":true,"version":"1.0","clientId":"\#(client.id)","supportedConnectionTypes":["long-polling","websocket"],"advice":{"reconnect":"retry","interval":0,"timeout":\#(settings.connectHold / 1_000_000)}\#(id)}"#
         case "/meta/subscribe":
             let subscription = message["subscription"]?.string ?? ""
             guard let clientID = message["clientId"]?.string, let client = clients[clientID] else {
                 counters.unknownClient += 1
-                return #"{"channel":"/meta/subscribe","successful":false,"subscription":"\#(subscription)","error":"402::Unknown client","advice":{"reconnect":"handshake"}\#(id)}"#
+                return
+                    #"{"channel":"/meta/subscribe","successful":false,"subscription":"\#(subscription)","error":"402::Unknown client","advice":{"reconnect":"handshake"}\#(id)}"#
             }
             if subscription == "/v2/me/calls" {
                 client.subscribed = true

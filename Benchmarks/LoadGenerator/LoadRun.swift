@@ -7,7 +7,8 @@ struct LoadRun {
 
     func run() -> Report {
         var report = Report(
-            transport: options.external ? "external" : options.transport, sink: options.sink, reflex: options.reflex, targetRate: options.rate, calls: options.calls,
+            transport: options.external ? "external" : options.transport, sink: options.sink, reflex: options.reflex, targetRate: options.rate,
+            calls: options.calls,
             capturePercent: options.capturePercent, warmupSeconds: options.warmup, durationSeconds: options.duration)
         var traffic = Traffic(calls: options.calls, capturePercent: options.capturePercent, baseURL: "")
         let outbox = Outbox()

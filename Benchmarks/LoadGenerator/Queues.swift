@@ -43,7 +43,11 @@ final class Outbox: Sendable {
 
     func wake() { waker.withLock { $0?.wake() } }
 
-    func drain() -> [EventChunk] { chunks.withLock { chunks in defer { chunks = [] }; return chunks } }
+    func drain() -> [EventChunk] {
+        chunks.withLock { chunks in
+            defer { chunks = [] }; return chunks
+        }
+    }
 }
 
 /// Service thread → generator: operations the REST API accepted, for GWS's confirming events.
@@ -56,5 +60,9 @@ final class ConfirmationQueue: Sendable {
     private let items = Mutex<[Confirmation]>([])
 
     func post(_ item: Confirmation) { items.withLock { $0.append(item) } }
-    func drain() -> [Confirmation] { items.withLock { items in defer { items = [] }; return items } }
+    func drain() -> [Confirmation] {
+        items.withLock { items in
+            defer { items = [] }; return items
+        }
+    }
 }

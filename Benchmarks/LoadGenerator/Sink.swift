@@ -61,7 +61,7 @@ func consumerThread(
     name: String, until stop: @escaping @Sendable () -> Bool, _ body: @escaping @Sendable () throws -> Void
 ) -> Thread {
     let thread = Thread {
-        do { try body() } catch where !stop() { FileHandle.standardError.write(Data("\(name): \(error)\n".utf8)) } catch {}
+        do { try body() } catch  where !stop() { FileHandle.standardError.write(Data("\(name): \(error)\n".utf8)) } catch {}
     }
     thread.name = name
     thread.start()

@@ -77,20 +77,20 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("mutewarden.yaml")
         try """
-            feeds:
-              sim:
-                type: simulator
-                call_rat: 2
-            targets:
-              recorder: { type: log }
-            policies:
-              card:
-                feeds: [sim, nowhere]
-                start: { attribute: PCI_STAGE, equals: CARD }
-                max_duration: 10 minutes
-                actions:
-                  - { kind: mute, target: recorder, deadline: 2s }
-            """.write(to: file, atomically: true, encoding: .utf8)
+        feeds:
+          sim:
+            type: simulator
+            call_rat: 2
+        targets:
+          recorder: { type: log }
+        policies:
+          card:
+            feeds: [sim, nowhere]
+            start: { attribute: PCI_STAGE, equals: CARD }
+            max_duration: 10 minutes
+            actions:
+              - { kind: mute, target: recorder, deadline: 2s }
+        """.write(to: file, atomically: true, encoding: .utf8)
         let result = try BinaryRunner.run(["check-config", "--config", file.path])
         #expect(result.status == 78)
         #expect(result.stderr.contains("\(file.path):4:5: error: unknown key 'call_rat'"))
@@ -113,16 +113,16 @@ import Testing
         // A secret in an unknown key of a provider that takes none: the error must not echo it.
         let file = directory.appendingPathComponent("mutewarden.yaml")
         try """
-            feeds:
-              sim: { type: simulator, password: "${env:MW_TEST_SECRET}" }
-            targets:
-              recorder: { type: log, token: hunter2-literal-secret }
-            policies:
-              card:
-                feeds: [sim]
-                start: { attribute: PCI_STAGE, equals: CARD }
-                actions: [{ kind: mute, target: recorder }]
-            """.write(to: file, atomically: true, encoding: .utf8)
+        feeds:
+          sim: { type: simulator, password: "${env:MW_TEST_SECRET}" }
+        targets:
+          recorder: { type: log, token: hunter2-literal-secret }
+        policies:
+          card:
+            feeds: [sim]
+            start: { attribute: PCI_STAGE, equals: CARD }
+            actions: [{ kind: mute, target: recorder }]
+        """.write(to: file, atomically: true, encoding: .utf8)
         let result = try BinaryRunner.run(
             ["check-config", "--config", file.path], environment: ["MW_TEST_SECRET": "s3cr3t-value-do-not-log"])
         #expect(result.status == 78)

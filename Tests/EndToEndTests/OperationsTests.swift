@@ -41,10 +41,11 @@ import Glibc
         #expect(notify.wait { $0 == "READY=1" })
         #expect(notify.lines().contains { $0.hasPrefix("STATUS=") })  // with READY, in the same message
         // Kept current: the feed's "up" shows within a second or so.
-        #expect(notify.wait { line in
-            line.hasPrefix("STATUS=") && line.contains("calls") && line.contains("windows open") && line.contains("sim up")
-                && line.contains("control failures in the last hour")
-        })
+        #expect(
+            notify.wait { line in
+                line.hasPrefix("STATUS=") && line.contains("calls") && line.contains("windows open") && line.contains("sim up")
+                    && line.contains("control failures in the last hour")
+            })
         // READY only after the feeds started.
         #expect(stderr.snapshot().contains("audit=feed.up") || waitFor(stderr, "audit=feed.up"))
         #expect(notify.wait { $0 == "WATCHDOG=1" })
@@ -108,29 +109,29 @@ import Glibc
         defer { try? FileManager.default.removeItem(at: directory) }
         let config = directory.appendingPathComponent("mutewarden.yaml")
         try """
-            feeds:
-              sim:
-                type: simulator
-                agents: 1
-                call_rate: 100
-                max_calls: 1
-                call_duration: 1h
-                capture_ratio: 1
-                capture_after: 0s
-                abandon_ratio: 1
-                seed: 3
-            targets:
-              recorder: { type: log }
-            policies:
-              card:
-                feeds: [sim]
-                start: { attribute: PCI_STAGE, equals: CARD }
-                max_duration: 4s
-                on_timeout: resume
-                actions: [{ kind: pause-recording, target: recorder }]
-            state:
-              directory: \(directory.appendingPathComponent("state").path)
-            """.write(to: config, atomically: true, encoding: .utf8)
+        feeds:
+          sim:
+            type: simulator
+            agents: 1
+            call_rate: 100
+            max_calls: 1
+            call_duration: 1h
+            capture_ratio: 1
+            capture_after: 0s
+            abandon_ratio: 1
+            seed: 3
+        targets:
+          recorder: { type: log }
+        policies:
+          card:
+            feeds: [sim]
+            start: { attribute: PCI_STAGE, equals: CARD }
+            max_duration: 4s
+            on_timeout: resume
+            actions: [{ kind: pause-recording, target: recorder }]
+        state:
+          directory: \(directory.appendingPathComponent("state").path)
+        """.write(to: config, atomically: true, encoding: .utf8)
         let notify = try NotifySocket()
         let (first, firstLog) = try start(config, notify: notify)
         #expect(waitFor(firstLog, "audit=action.confirmed"))

@@ -130,14 +130,15 @@ final class Recorder: Sendable {
     #expect(recorder.downs.first?.lastError?.contains("advised a new handshake") == true)
 }
 
-@Test(arguments: [
-    ("402:xj3sjdsjdsjad:Unknown Client ID", 402, ["xj3sjdsjdsjad"], "Unknown Client ID", true, false),
-    ("403::Unknown client", 403, [], "Unknown client", true, false),
-    ("401::No client ID", 401, [], "No client ID", false, true),
-    ("403:/foo/bar:Subscription denied", 403, ["/foo/bar"], "Subscription denied", false, true),
-    ("404:/foo/bar,/x:Unknown Channel", 404, ["/foo/bar", "/x"], "Unknown Channel", false, false),
-    ("something else", nil, [], "something else", false, false),
-] as [(String, Int?, [String], String, Bool, Bool)])
+@Test(
+    arguments: [
+        ("402:xj3sjdsjdsjad:Unknown Client ID", 402, ["xj3sjdsjdsjad"], "Unknown Client ID", true, false),
+        ("403::Unknown client", 403, [], "Unknown client", true, false),
+        ("401::No client ID", 401, [], "No client ID", false, true),
+        ("403:/foo/bar:Subscription denied", 403, ["/foo/bar"], "Subscription denied", false, true),
+        ("404:/foo/bar,/x:Unknown Channel", 404, ["/foo/bar", "/x"], "Unknown Channel", false, false),
+        ("something else", nil, [], "something else", false, false),
+    ] as [(String, Int?, [String], String, Bool, Bool)])
 func errorStringsAreParsed(_ text: String, _ code: Int?, _ arguments: [String], _ message: String, _ unknown: Bool, _ auth: Bool) {
     let error = BayeuxErrorString(parsing: text)
     #expect(error.code == code)

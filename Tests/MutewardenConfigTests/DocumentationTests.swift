@@ -16,8 +16,16 @@ private struct StubSettings: FeedSettings, TargetSettings {
 }
 
 private let builtInStubs = ProviderRegistry(
-    feeds: [FeedProvider(type: "simulator") { _ = $0.double("call_rate", in: 0.001...100_000); return StubSettings() }],
-    targets: [TargetProvider(type: "log") { _ = $0.double("fail_ratio", in: 0...1); return StubSettings() }])
+    feeds: [
+        FeedProvider(type: "simulator") {
+            _ = $0.double("call_rate", in: 0.001...100_000); return StubSettings()
+        }
+    ],
+    targets: [
+        TargetProvider(type: "log") {
+            _ = $0.double("fail_ratio", in: 0...1); return StubSettings()
+        }
+    ])
 
 /// The ```yaml blocks of docs/configuration.md that start with a `# /etc/mutewarden/...` line.
 private func documentedFiles() throws -> [(path: String, text: String)] {

@@ -55,10 +55,11 @@ private let mainFile = """
         #expect(configuration.feeds.map(\.name) == ["sim"])
         #expect(configuration.targets.map(\.name) == ["recorder", "phone"])
         #expect(configuration.targets.last?.location.description == directory + "/conf.d/20-targets.yaml:2:3")
-        #expect(configuration.engine.targets == [
-            TargetDescriptor(name: "recorder", confirmsByEvent: false),
-            TargetDescriptor(name: "phone", confirmsByEvent: true),
-        ])
+        #expect(
+            configuration.engine.targets == [
+                TargetDescriptor(name: "recorder", confirmsByEvent: false),
+                TargetDescriptor(name: "phone", confirmsByEvent: true),
+            ])
         #expect(configuration.engine.policies.map(\.name) == ["capture"])
         // Key by key: each drop-in changed one setting and kept the others.
         #expect(configuration.logging.level == .debug)
@@ -92,10 +93,13 @@ private let mainFile = """
     try withTemporaryDirectory { directory in
         let main = directory + "/mutewarden.yaml"
         try write(mainFile + "\n  bogus: 1\n", to: main)
-        try write("policies:\n  p:\n    feeds: [nope]\n    start: {state: held}\n    actions: [{kind: mute, target: recorder}]\n", to: directory + "/conf.d/a.yaml")
+        try write(
+            "policies:\n  p:\n    feeds: [nope]\n    start: {state: held}\n    actions: [{kind: mute, target: recorder}]\n",
+            to: directory + "/conf.d/a.yaml")
         try write("targets:\n  t:\n    type: test-target\n   password: x\n", to: directory + "/conf.d/b.yaml")
         try write("", to: directory + "/conf.d/c.yaml")
-        #expect(diagnostics(ofFile: main) == [
+        #expect(
+            diagnostics(ofFile: main) == [
                 "\(main):14:3: error: unknown key 'bogus' in 'state' in the top level; expected one of: directory, max_calls, idle_limit",
                 "\(directory)/conf.d/a.yaml:3:13: error: unknown feed 'nope' in policy 'p'; defined feeds: sim",
                 "\(directory)/conf.d/b.yaml:4:4: error: invalid YAML: did not find expected key (while parsing a block mapping at line 2, column 3)",

@@ -25,13 +25,16 @@ let invalidCases: [InvalidCase] = [
         message: "unknown key 'feed' in the top level; expected one of: feeds, targets, policies, logging, state (did you mean 'feeds'?)"),
     InvalidCase(
         name: "unknown key in a policy",
-        yaml: policy("""
+        yaml: policy(
+            """
                 feeds: [f]
                 start: {attribute: PCI_STAGE, equals: card}
                 max_duraton: 5m
                 actions: [{kind: mute, target: t}]
             """), line: 16, column: 5,
-        message: "unknown key 'max_duraton' in policy 'p'; expected one of: feeds, scope, mode, start, stop, max_duration, on_timeout, actions (did you mean 'max_duration'?)"),
+        message:
+            "unknown key 'max_duraton' in policy 'p'; expected one of: feeds, scope, mode, start, stop, max_duration, on_timeout, actions (did you mean 'max_duration'?)"
+    ),
     InvalidCase(
         name: "unknown key in an action", yaml: policy(action: action("dedline: 2s")), line: 19, column: 9,
         message: "unknown key 'dedline' in action 1 of policy 'p'; expected one of: kind, target, by, deadline, retry, fallback"),
@@ -129,7 +132,8 @@ let invalidCases: [InvalidCase] = [
         line: 5, column: 3, message: "duplicate feed 'f'; first defined at test.yaml:2:3"),
     InvalidCase(
         name: "duplicate key in a policy",
-        yaml: policy("""
+        yaml: policy(
+            """
                 feeds: [f]
                 mode: enforce
                 start: {state: established}
@@ -184,7 +188,8 @@ let invalidCases: [InvalidCase] = [
         message: "'present' in 'start' of policy 'p' belongs to an 'attribute' condition, not to 'any'"),
     InvalidCase(
         name: "nested condition error", yaml: policy(start: "{all: [{state: established}, {attribute: X, present: false}]}"),
-        line: 15, column: 65, message: "'present' in condition 2 of 'all' in 'start' of policy 'p' only takes 'true'; write 'absent: true' for the opposite"),
+        line: 15, column: 65,
+        message: "'present' in condition 2 of 'all' in 'start' of policy 'p' only takes 'true'; write 'absent: true' for the opposite"),
     InvalidCase(
         name: "empty condition list", yaml: policy(start: "{any: []}"), line: 15, column: 18,
         message: "'any' in 'start' of policy 'p' must list at least one condition"),
@@ -234,7 +239,9 @@ let invalidCases: [InvalidCase] = [
         name: "missing secret file",
         yaml: "targets:\n  t:\n    type: test-target\n    password: ${file:/nonexistent/mutewarden/password}\n", line: 4,
         column: 15,
-        message: "cannot read '/nonexistent/mutewarden/password' for secret reference '${file:/nonexistent/mutewarden/password}': No such file or directory"),
+        message:
+            "cannot read '/nonexistent/mutewarden/password' for secret reference '${file:/nonexistent/mutewarden/password}': No such file or directory"
+    ),
     InvalidCase(
         name: "credential without a credentials directory",
         yaml: "targets:\n  t:\n    type: test-target\n    password: ${credential:db}\n", line: 4, column: 15,
@@ -339,25 +346,28 @@ func invalidConfiguration(_ testCase: InvalidCase) {
           idle_limit: forever
         """
     let found = diagnostics(of: yaml)
-    #expect(found.map(\.description) == [
-        "test.yaml:3:3: error: duplicate key 'level' in 'logging' in the top level; first defined at test.yaml:2:3",
-        "test.yaml:4:3: error: duplicate key 'level' in 'logging' in the top level; first defined at test.yaml:2:3",
-        "test.yaml:7:3: error: duplicate key 'max_calls' in 'state' in the top level; first defined at test.yaml:6:3",
-        "test.yaml:8:15: error: invalid duration for 'idle_limit' in 'state' in the top level: expected a duration such as 30s, 5m or 1h",
-    ])
+    #expect(
+        found.map(\.description) == [
+            "test.yaml:3:3: error: duplicate key 'level' in 'logging' in the top level; first defined at test.yaml:2:3",
+            "test.yaml:4:3: error: duplicate key 'level' in 'logging' in the top level; first defined at test.yaml:2:3",
+            "test.yaml:7:3: error: duplicate key 'max_calls' in 'state' in the top level; first defined at test.yaml:6:3",
+            "test.yaml:8:15: error: invalid duration for 'idle_limit' in 'state' in the top level: expected a duration such as 30s, 5m or 1h",
+        ])
 }
 
 @Test func aMisspelledRequiredKeyIsReportedWithTheRightSpelling() {
     let found = diagnostics(of: "targets:\n  t:\n    type: test-target\n    pasword: x\n")
-    #expect(found.map(\.description) == [
-        "test.yaml:3:5: error: missing required key 'password' in target 't'",
-        "test.yaml:4:5: error: unknown key 'pasword' in target 't'; expected one of: type, password, confirms_by_event, timeout, transport, fail_ratio, hosts (did you mean 'password'?)",
-    ])
+    #expect(
+        found.map(\.description) == [
+            "test.yaml:3:5: error: missing required key 'password' in target 't'",
+            "test.yaml:4:5: error: unknown key 'pasword' in target 't'; expected one of: type, password, confirms_by_event, timeout, transport, fail_ratio, hosts (did you mean 'password'?)",
+        ])
 }
 
 @Test func quotedDuplicateKeysAreFound() {
     let found = diagnostics(of: "state:\n  \"max_calls\": 10\n  'max_calls': 20\n")
-    #expect(found.map(\.description) == [
-        "test.yaml:3:3: error: duplicate key 'max_calls' in 'state' in the top level; first defined at test.yaml:2:3"
-    ])
+    #expect(
+        found.map(\.description) == [
+            "test.yaml:3:3: error: duplicate key 'max_calls' in 'state' in the top level; first defined at test.yaml:2:3"
+        ])
 }

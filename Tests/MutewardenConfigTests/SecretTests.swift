@@ -69,7 +69,8 @@ func invalidSecretFields(value: String, message: String) {
     try withTemporaryDirectory { directory in
         try write("\n", to: directory + "/empty")
         let found = diagnostics(of: targetYAML(password: "${file:\(directory)/empty}"), environment: [:])
-        #expect(found.map(\.message) == ["'\(directory)/empty' for secret reference '${file:\(directory)/empty}' is empty ('password' in target 't')"])
+        #expect(
+            found.map(\.message) == ["'\(directory)/empty' for secret reference '${file:\(directory)/empty}' is empty ('password' in target 't')"])
     }
 }
 
@@ -104,10 +105,11 @@ func invalidSecretFields(value: String, message: String) {
         dump(configuration, to: &dumped)
         var dumpedLoader = ""
         dump(loader, to: &dumpedLoader)
-        let texts = [
-            String(describing: configuration), String(reflecting: configuration), "\(configuration)", dumped,
-            String(describing: loader), String(reflecting: loader), dumpedLoader,
-        ] + configuration.feeds.map(\.settings.summary) + configuration.targets.map(\.settings.summary)
+        let texts =
+            [
+                String(describing: configuration), String(reflecting: configuration), "\(configuration)", dumped,
+                String(describing: loader), String(reflecting: loader), dumpedLoader,
+            ] + configuration.feeds.map(\.settings.summary) + configuration.targets.map(\.settings.summary)
             + configuration.targets.map { String(reflecting: $0) }
         for text in texts {
             #expect(!text.contains(planted), "leaked in: \(text)")

@@ -144,7 +144,8 @@ func policy(_ body: String) -> String {
 
 /// A policy whose `start` value is written at line 15, column 12.
 func policy(start: String) -> String {
-    policy("""
+    policy(
+        """
             feeds: [f]
             start: \(start)
             actions:
@@ -155,7 +156,8 @@ func policy(start: String) -> String {
 
 /// A policy with one action whose body starts at line 17, column 9 (after `      - `).
 func policy(action: String) -> String {
-    policy("""
+    policy(
+        """
             feeds: [f]
             start: {attribute: PCI_STAGE, equals: card}
             actions:

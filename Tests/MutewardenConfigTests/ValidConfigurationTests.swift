@@ -176,7 +176,9 @@ func conditionForms(yaml: String, expected: Condition) throws {
 
 @Test(arguments: [
     ("250ms", Duration.milliseconds(250)), ("30s", .seconds(30)), ("5m", .seconds(300)), ("1h", .seconds(3600)),
-    ("0s", .zero), ("007s", .seconds(7),
+    ("0s", .zero),
+    (
+        "007s", .seconds(7),
     ),
 ])
 func validDurations(text: String, expected: Duration) {
@@ -246,10 +248,11 @@ func invalidDurations(text: String) {
         _ = try ConfigurationLoader(registry: registry, environment: [:]).load(yaml: yaml, file: "m.yaml")
         Issue.record("loaded")
     } catch {
-        #expect(error.diagnostics.map(\.description) == [
-            "m.yaml:6:27: error: unknown key 'prot' in item 2 of 'servers' in feed 'f'; expected one of: host, port (did you mean 'port'?)",
-            "m.yaml:7:9: error: missing required key 'host' in item 3 of 'servers' in feed 'f'",
-            "m.yaml:7:16: error: 'port' in item 3 of 'servers' in feed 'f' must be between 1 and 65535; found 70000",
-        ])
+        #expect(
+            error.diagnostics.map(\.description) == [
+                "m.yaml:6:27: error: unknown key 'prot' in item 2 of 'servers' in feed 'f'; expected one of: host, port (did you mean 'port'?)",
+                "m.yaml:7:9: error: missing required key 'host' in item 3 of 'servers' in feed 'f'",
+                "m.yaml:7:16: error: 'port' in item 3 of 'servers' in feed 'f' must be between 1 and 65535; found 70000",
+            ])
     }
 }

@@ -143,7 +143,9 @@ private func runDaemon(_ configuration: DaemonConfiguration, until done: @escapi
 
 @Test func theDemoConfigurationRunsInProcess() async throws {
     let root = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
-    var configuration = try ConfigurationLoader(registry: ProviderRegistry(feeds: [SimulatorSettings.provider], targets: [LogTargetSettings.provider])).load(
+    var configuration = try ConfigurationLoader(
+        registry: ProviderRegistry(feeds: [SimulatorSettings.provider], targets: [LogTargetSettings.provider])
+    ).load(
         path: "/\(root)/config/demo.yaml")
     configuration.state.directory = FileManager.default.temporaryDirectory.appendingPathComponent("mw-demo-\(UUID().uuidString)").path
     let (status, logs, snapshot) = try await runDaemon(configuration, until: { $0.statistics.eventsProcessed > 0 })

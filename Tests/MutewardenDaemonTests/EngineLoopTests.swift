@@ -114,9 +114,10 @@ private func start(_ loop: EngineLoop) throws {
         try start(loop)
         defer { loop.stop() }
         let seen = witness.awaitRecords(4)
-        #expect(seen.map { "\($0.kind) \($0.call)" } == [
-            "window.opened c1", "action.attempt c1", "window.opened c2", "action.attempt c2",
-        ])
+        #expect(
+            seen.map { "\($0.kind) \($0.call)" } == [
+                "window.opened c1", "action.attempt c1", "window.opened c2", "action.attempt c2",
+            ])
         // c1's attempt record came after c2's send had started, not before.
         #expect(seen.map(\.attemptsStarted) == [1, 2, 2, 2], "\(seen)")
     }

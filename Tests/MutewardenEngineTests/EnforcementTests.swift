@@ -166,8 +166,11 @@ private let gone = ActionAttemptResult.failed(ActionFailure(.callGone, "call not
     harness.event("c1", attributes: card, mute: .on)
     let outcome = harness.engine.resync(
         feed: "sim",
-        current: [CallUpdate(feed: "sim", ids: CallIdentifiers(primary: "c1"), agentExtension: "3001", direction: .inbound,
-                             state: .established, attributes: card, mute: .off)],
+        current: [
+            CallUpdate(
+                feed: "sim", ids: CallIdentifiers(primary: "c1"), agentExtension: "3001", direction: .inbound,
+                state: .established, attributes: card, mute: .off)
+        ],
         at: harness.now)
     harness.drain()
     #expect(outcome.actionsReapplied == 1)

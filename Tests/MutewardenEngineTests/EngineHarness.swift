@@ -20,11 +20,14 @@ final class EngineHarness {
     var wallNow: Int64 { 1_800_000_000_000_000_000 + now.nanoseconds + wallOffset }
     var wallOffset: Int64 = 0
 
-    init(policies: [PolicyDefinition], targets: [TargetDescriptor] = [
-        TargetDescriptor(name: "recorder", confirmsByEvent: false),
-        TargetDescriptor(name: "platform", confirmsByEvent: true),
-        TargetDescriptor(name: "backup", confirmsByEvent: false),
-    ], limits: TrackerLimits = TrackerLimits()) {
+    init(
+        policies: [PolicyDefinition],
+        targets: [TargetDescriptor] = [
+            TargetDescriptor(name: "recorder", confirmsByEvent: false),
+            TargetDescriptor(name: "platform", confirmsByEvent: true),
+            TargetDescriptor(name: "backup", confirmsByEvent: false),
+        ], limits: TrackerLimits = TrackerLimits()
+    ) {
         engine = try! Engine(
             configuration: EngineConfiguration(policies: policies, targets: targets, limits: limits),
             options: EngineOptions(randomSeed: 42))

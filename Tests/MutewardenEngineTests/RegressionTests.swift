@@ -98,11 +98,13 @@ private let card = ["PCI_STAGE": "CARD"]
 
 @Test func aLargeInitialBackoffNeverOverflowsIntoARetryStorm() {
     let harness = EngineHarness(policies: [
-        Policies.pause(maxDuration: .seconds(72_000), actions: [
-            ActionSpec(
-                kind: .mute, target: "recorder", deadline: .seconds(10_800),
-                retry: RetryPolicy(initialBackoff: .seconds(9), maximumBackoff: .seconds(60)))
-        ])
+        Policies.pause(
+            maxDuration: .seconds(72_000),
+            actions: [
+                ActionSpec(
+                    kind: .mute, target: "recorder", deadline: .seconds(10_800),
+                    retry: RetryPolicy(initialBackoff: .seconds(9), maximumBackoff: .seconds(60)))
+            ])
     ])
     harness.autoAnswer = { _ in .failed(ActionFailure(.retryable, "503")) }
     harness.event("c1", attributes: card)

@@ -65,11 +65,12 @@ func curlCodesMapToOperatorClasses(code: Int, osErrno: Int32, kind: HTTPError.Ki
     #expect(error.disposition == .permanent)
 }
 
-@Test(arguments: [
-    (200, nil), (204, nil), (302, .permanent), (400, .permanent), (403, .permanent), (404, .permanent),
-    (408, .retryable), (429, .retryable), (500, .retryable), (501, .permanent), (502, .retryable),
-    (503, .retryable), (504, .retryable),
-] as [(Int, ActionFailure.Disposition?)])
+@Test(
+    arguments: [
+        (200, nil), (204, nil), (302, .permanent), (400, .permanent), (403, .permanent), (404, .permanent),
+        (408, .retryable), (429, .retryable), (500, .retryable), (501, .permanent), (502, .retryable),
+        (503, .retryable), (504, .retryable),
+    ] as [(Int, ActionFailure.Disposition?)])
 func statusesAreResultsWithAGenericDisposition(status: Int, disposition: ActionFailure.Disposition?) {
     let response = HTTPResponse(status: status)
     #expect(response.disposition == disposition)

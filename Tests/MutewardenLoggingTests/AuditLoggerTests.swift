@@ -62,13 +62,14 @@ import Testing
 }
 
 @Suite struct AttributeRedactorTests {
-    @Test(arguments: [
-        ([:], ""),
-        (["queue": "billing"], "queue=billing"),
-        (["queue": "billing", "ivr_digits": "4111111111111111"], "ivr_digits=<redacted>,queue=billing"),
-        (["language": "en", "note": "card 4111 1111 1111 1111"], "language=en,note=card 4111 11** **** 1111"),
-        (["b": "2", "a": "1", "c": "3"], "a=<redacted>,b=<redacted>,c=<redacted>"),
-    ] as [([String: String], String)])
+    @Test(
+        arguments: [
+            ([:], ""),
+            (["queue": "billing"], "queue=billing"),
+            (["queue": "billing", "ivr_digits": "4111111111111111"], "ivr_digits=<redacted>,queue=billing"),
+            (["language": "en", "note": "card 4111 1111 1111 1111"], "language=en,note=card 4111 11** **** 1111"),
+            (["b": "2", "a": "1", "c": "3"], "a=<redacted>,b=<redacted>,c=<redacted>"),
+        ] as [([String: String], String)])
     func rendersAllowlistedValuesOnly(attributes: [String: String], expected: String) {
         let redactor = AttributeRedactor(allowlist: ["queue", "language", "note"])
         #expect(redactor.render(attributes) == expected)

@@ -84,7 +84,8 @@ import Testing
         for _ in 0..<3_000 {
             let pan = Self.randomPAN(length: Int.random(in: 13...19, using: &rng), using: &rng)
             let formatted = Self.withRandomSeparators(pan, using: &rng)
-            let text = Self.randomText(using: &rng) + Self.randomBoundary(using: &rng) + formatted
+            let text =
+                Self.randomText(using: &rng) + Self.randomBoundary(using: &rng) + formatted
                 + Self.randomBoundary(using: &rng) + Self.randomText(using: &rng)
 
             let result = PANMasker.mask(text)

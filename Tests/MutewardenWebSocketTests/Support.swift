@@ -236,7 +236,8 @@ final class Recorder: Sendable {
 
     /// No report or event may ever carry one of `secrets`.
     func expectNoLeak(of secrets: [String], sourceLocation: SourceLocation = #_sourceLocation) {
-        let texts = reports.withLock { $0 } + statuses.withLock { $0.map(\.description) }
+        let texts =
+            reports.withLock { $0 } + statuses.withLock { $0.map(\.description) }
             + disconnections
         for secret in secrets {
             for text in texts where text.contains(secret) {

@@ -126,7 +126,9 @@ func monotonicNanoseconds() -> Int64 { SystemClock().now().nanoseconds }
 
 let options = Options(arguments: CommandLine.arguments)
 let events = makeEvents(calls: options.calls, count: options.events, captureRatio: options.captureRatio)
-print("mutewarden-bench: \(options.calls) concurrent calls, \(events.count) events per round, \(options.rounds) rounds, capture ratio \(options.captureRatio)")
+print(
+    "mutewarden-bench: \(options.calls) concurrent calls, \(events.count) events per round, \(options.rounds) rounds, capture ratio \(options.captureRatio)"
+)
 
 var best = 0.0
 var actions = 0

@@ -79,13 +79,18 @@ final class ReplayTransport: BayeuxTransport {
     func exchange(_ batch: [JSONValue], timeout: Duration) async throws -> BayeuxMessages {
         switch batch.first?["channel"]?.string {
         case "/meta/handshake":
-            return BayeuxMessages([try JSONValue.parse(
-                #"[{"channel":"/meta/handshake","successful":true,"clientId":"bench","supportedConnectionTypes":["long-polling"],"advice":{"reconnect":"retry","interval":0,"timeout":30000}}]"#)
-                .array![0]], byteCount: 200)
+            return BayeuxMessages(
+                [
+                    try JSONValue.parse(
+                        #"[{"channel":"/meta/handshake","successful":true,"clientId":"bench","supportedConnectionTypes":["long-polling"],"advice":{"reconnect":"retry","interval":0,"timeout":30000}}]"#
+                    )
+                    .array![0]
+                ], byteCount: 200)
         case "/meta/subscribe":
-            return BayeuxMessages(batch.map { message in
-                .object([("channel", .string("/meta/subscribe")), ("subscription", message["subscription"]!), ("successful", .bool(true))])
-            }, byteCount: 100)
+            return BayeuxMessages(
+                batch.map { message in
+                    .object([("channel", .string("/meta/subscribe")), ("subscription", message["subscription"]!), ("successful", .bool(true))])
+                }, byteCount: 100)
         default:
             let index = next.add(1, ordering: .relaxed).oldValue
             guard index < replies.count else {

@@ -1,10 +1,10 @@
 // The daemon's allocator: jemalloc, linked into the `mutewarden` executable only.
 //
-// At 20,000 events/s glibc's malloc took a quarter of the engine thread's time, most of it
-// sorting freed chunks (`_int_malloc`, `unlink_chunk`, `malloc_consolidate`): a long-poll reply
-// makes and frees thousands of small objects at once, more than glibc's per-thread cache holds.
-// With jemalloc the same build saturated at 35,000 to 46,000 events/s instead of 24,000 to
-// 33,000, at the same memory (docs/performance.md has the figures).
+// Under load glibc's malloc was the engine thread's largest single cost, most of it sorting
+// freed chunks (`_int_malloc`, `unlink_chunk`, `malloc_consolidate`): a long-poll reply makes
+// and frees thousands of small objects at once, more than glibc's per-thread cache holds. With
+// jemalloc the same build saturated at a much higher event rate, at the same memory
+// (docs/performance.md has the figures).
 #define _GNU_SOURCE  // dladdr
 #include "CMutewardenStartup.h"
 #include <dlfcn.h>
@@ -14,9 +14,9 @@
 // Read by jemalloc before its first allocation, so before any thread exists.
 // - One arena, as the daemon had with glibc: its threads hardly ever allocate at the same moment,
 //   each keeps a cache of its own, and every extra arena holds memory of its own.
-// - Freed pages go back to the kernel within about 250 ms rather than 10 s: a burst (a large
-//   reply, a resync) otherwise stays in RSS. Websocket at 20,000 events/s peaked at 65.5-65.7
-//   MiB with the default, 63.0-63.1 with 1 s, 62.1 with 250 ms, for the same throughput.
+// - Freed pages go back to the kernel within about 250 ms rather than jemalloc's default 10 s:
+//   a burst (a large reply, a resync) otherwise stays in RSS, enough to take the peak over the
+//   memory goal, and the shorter decay costs no throughput (docs/performance.md).
 const char *malloc_conf = "narenas:1,dirty_decay_ms:250";
 
 const char *mw_startup_allocator(void) {

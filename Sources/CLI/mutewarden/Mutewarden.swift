@@ -77,8 +77,9 @@ struct Run: AsyncParsableCommand {
         let logger = Logger(label: "mutewarden")
         // Once, after bootstrap, so that it reaches the log it is about.
         if let warning = backend.warning { logger.warning("\(warning)") }
-        // jemalloc, linked in (startup.c): with another malloc the daemon still works, at about
-        // two thirds of the throughput, which an operator sizing a site should know.
+        // jemalloc, linked in (startup.c): with another malloc the daemon still works, with
+        // markedly less throughput (docs/performance.md), which an operator sizing a site should
+        // know.
         if Allocator.current == nil { logger.warning("malloc is not jemalloc's: expect less throughput") }
         logger.debug("logging to \(backend.backend.rawValue): \(backend.reason)")
         let watcher = SignalWatcher()

@@ -125,9 +125,10 @@ extension Engine {
             audit(
                 .dryRun, .notice,
                 "\(definition.name) (dry-run): would \(spec.kind.operation(verb)) \(engagement.address) via \(target)",
-                window.fields.overlaid(with: 
-                    [.target: target, .action: spec.kind.operation(verb), .idempotencyKey: key,
-                     .result: "not-sent"]))
+                window.fields.overlaid(with: [
+                    .target: target, .action: spec.kind.operation(verb), .idempotencyKey: key,
+                    .result: "not-sent",
+                ]))
             return nil
         }
 
@@ -223,8 +224,7 @@ extension Engine {
                 audit(
                     .actionRetry, .warning,
                     "\(job.label) failed (\(failure))\(doubt); retrying in \(retryAt.since(now).compact)",
-                    jobFields(job).overlaid(with: 
-                        [.result: "retry", .error: failure.message, .errorCode: failure.code ?? ""]))
+                    jobFields(job).overlaid(with: [.result: "retry", .error: failure.message, .errorCode: failure.code ?? ""]))
             }
         }
     }
@@ -342,7 +342,8 @@ extension Engine {
                     + (fallback.map { "; trying fallback target \($0)" } ?? "")
                     + (keepEnforcing
                         ? "; trying again until it is confirmed or the window closes (at most every "
-                            + "\(job.spec.retry.enforceInterval.compact))" : ""), fields)
+                            + "\(job.spec.retry.enforceInterval.compact))" : ""),
+                fields)
         } else {
             audit(
                 .actionFailed, .error,

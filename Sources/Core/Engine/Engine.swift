@@ -342,8 +342,10 @@ public final class Engine {
         audit(
             .trackerFull, .error,
             "call tracker full at \(limits.maxCalls) calls: new calls are not tracked and get no protection",
-            [.feed: update.feed, .call: update.ids.primary, .result: "refused",
-             .reason: "\(stats.callsRefused) calls refused since start"])
+            [
+                .feed: update.feed, .call: update.ids.primary, .result: "refused",
+                .reason: "\(stats.callsRefused) calls refused since start",
+            ])
     }
 
     private func apply(_ update: CallUpdate, to call: TrackedCall, now: MonotonicInstant, isNew: Bool = false) {
@@ -458,8 +460,10 @@ public final class Engine {
             audit(
                 .callExpired, .warning,
                 "call \(call.key.id) had no event for \(limits.idleLimit.compact); no longer tracked",
-                [.feed: call.key.feed, .call: call.key.id, .extension: call.agentExtension ?? "",
-                 .result: "expired"])
+                [
+                    .feed: call.key.feed, .call: call.key.id, .extension: call.agentExtension ?? "",
+                    .result: "expired",
+                ])
             forget(call, now: now, reason: .callExpired)
         }
         while releasedOrderHead < releasedOrder.count {

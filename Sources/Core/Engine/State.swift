@@ -120,9 +120,9 @@ extension Engine {
 
     /// The state to persist now, for another thread to encode.
     ///
-    /// Building every open window's entry here took 2 to 4 ms once a second with 700 to 1,300
-    /// windows open (about 3 µs a window, mostly reaching each window's scattered memory), and
-    /// every event that arrived meanwhile waited. Now only the windows touched since their entry
+    /// Building every open window's entry here took milliseconds once a second with many windows
+    /// open (mostly reaching each window's scattered memory; docs/performance.md), and every event
+    /// that arrived meanwhile waited. Now only the windows touched since their entry
     /// was last built are rebuilt (see ``touch(_:)``), and the daemon builds most of those ahead,
     /// in its idle moments (``persistTouchedWindows(atMost:now:wallNow:)``). An entry's
     /// wall-clock open time is worked out when it is built.
@@ -256,8 +256,11 @@ extension Engine {
                 deadline: .nanoseconds($0.deadlineNanoseconds), fallback: $0.fallback)
         }
         guard let mode = PolicyMode(rawValue: saved.mode) else { return nil }
-        var definition = policy >= 0 ? policies[policy].definition : PolicyDefinition(
-            name: saved.policy, feeds: [saved.feed], start: .all([]), actions: actions)
+        var definition =
+            policy >= 0
+            ? policies[policy].definition
+            : PolicyDefinition(
+                name: saved.policy, feeds: [saved.feed], start: .all([]), actions: actions)
         definition.actions = actions
         definition.mode = mode
         let subject = CallKey(feed: saved.feed, id: saved.call.primary)

@@ -2,9 +2,9 @@ import MutewardenModel
 
 /// The state file's JSON, written by hand: the same document JSONEncoder writes for the
 /// synthesized Codable conformances (so JSONDecoder reads it back), at a fraction of the cost.
-/// JSONEncoder builds a boxed tree of every window before writing a byte; with about 1,100
-/// windows open at 10,000 calls that was 4% of the daemon's CPU at saturation, a burst of
-/// tens of milliseconds a second and 8 MiB of resident memory (docs/performance.md).
+/// JSONEncoder builds a boxed tree of every window before writing a byte; with many windows
+/// open that cost CPU at saturation, a burst every second and megabytes of resident memory
+/// (docs/performance.md).
 /// Absent optionals are left out, as `encodeIfPresent` does.
 extension EngineState {
     public func jsonBytes() -> [UInt8] {

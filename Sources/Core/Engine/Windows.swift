@@ -179,8 +179,7 @@ extension Engine {
             .windowOpened, .notice,
             "\(definition.name): window opened on call \(call.key.id)"
                 + (window.extensionKey.map { " covering extension \($0.ext.agentExtension)" } ?? ""),
-            window.fields.overlaid(with: 
-                [.attributes: options.renderAttributes(call.attributes), .result: "opened"]))
+            window.fields.overlaid(with: [.attributes: options.renderAttributes(call.attributes), .result: "opened"]))
 
         for (actionIndex, action) in definition.actions.enumerated() {
             switch action.addressing {
@@ -207,9 +206,10 @@ extension Engine {
                 .actionFailed, .critical,
                 "PCI control failure: \(window.definition.name) cannot \(spec.kind.operation(.apply)) "
                     + "call \(call.key.id) by extension: the feed reported no extension for it",
-                window.fields.overlaid(with: 
-                    [.target: spec.target, .action: spec.kind.operation(.apply), .result: "failed",
-                     .reason: "no-extension"]))
+                window.fields.overlaid(with: [
+                    .target: spec.target, .action: spec.kind.operation(.apply), .result: "failed",
+                    .reason: "no-extension",
+                ]))
             return
         }
         window.engagements.append(

@@ -68,7 +68,8 @@ public final class BayeuxClient: Sendable {
 
     public init(
         configuration: Configuration, transport: any BayeuxTransport, callbacks: Callbacks,
-        clock: any MonotonicClock = SystemClock(), sleep: @escaping @Sendable (Duration) async throws -> Void = {
+        clock: any MonotonicClock = SystemClock(),
+        sleep: @escaping @Sendable (Duration) async throws -> Void = {
             try await Task.sleep(for: $0)
         }
     ) {
@@ -173,9 +174,11 @@ public final class BayeuxClient: Sendable {
         }
         let replies = try await exchange(batch, timeout: configuration.requestTimeout)
         for channel in configuration.channels {
-            guard let reply = replies.messages.first(where: {
-                $0["channel"]?.string == "/meta/subscribe" && $0["subscription"]?.string == channel
-            }) else {
+            guard
+                let reply = replies.messages.first(where: {
+                    $0["channel"]?.string == "/meta/subscribe" && $0["subscription"]?.string == channel
+                })
+            else {
                 throw BayeuxFailure.malformedReply("no /meta/subscribe reply for \(channel)")
             }
             session.advice = adopt(session.advice, reply["advice"])

@@ -218,7 +218,11 @@ public final class BayeuxWebSocketTransport: BayeuxTransport {
         do {
             let value = try JSONValue.parse(Array(text.utf8))
             // CometD servers send arrays; a lone object is accepted as a batch of one.
-            if let array = value.array { messages = array } else if case .object = value { messages = [value] } else {
+            if let array = value.array {
+                messages = array
+            } else if case .object = value {
+                messages = [value]
+            } else {
                 throw BayeuxFailure.malformedReply("neither a message nor an array of messages")
             }
         } catch {

@@ -148,7 +148,8 @@ struct JSONParser {
                 let slice = UnsafeBufferPointer(rebasing: bytes[start..<position])
                 position += 1
                 // ASCII is valid UTF-8 as it is: String(decoding:) takes it without the generic
-                // validation, which was two thirds of the parser's time on GWS messages.
+                // validation, which was most of the parser's time on GWS messages
+                // (docs/performance.md).
                 if ascii { return String(decoding: slice, as: UTF8.self) }
                 guard let text = String(validating: slice, as: UTF8.self) else { throw fail("invalid UTF-8 in a string") }
                 return text

@@ -144,7 +144,8 @@ public final class GWSFeed: CallFeed {
             sink.resync(feed: name, current: listing.calls)
         } catch {
             context.report(
-                .error, "feed \(name): resync failed: \(error); calls that ended while the feed was down stay tracked "
+                .error,
+                "feed \(name): resync failed: \(error); calls that ended while the feed was down stay tracked "
                     + "until their next event or the idle limit", [.feed: name, .result: "resync-failed"])
         }
     }

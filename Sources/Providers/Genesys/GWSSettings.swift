@@ -87,7 +87,9 @@ public struct GWSSettings: FeedSettings, TargetSettings, Sendable, Hashable {
             maxConnections: feed ? 4 : 8, isFeed: feed)
         if feed {
             if let path = section.string("cometd_path") {
-                if path.hasPrefix("/") { settings.cometdPath = path } else {
+                if path.hasPrefix("/") {
+                    settings.cometdPath = path
+                } else {
                     section.error("'cometd_path' must start with '/'", key: "cometd_path")
                 }
             }

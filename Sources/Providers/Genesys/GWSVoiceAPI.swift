@@ -18,7 +18,8 @@ public enum GWSVoiceAPI {
     /// The path of the voice API for one call: the id as one path segment, every byte outside
     /// RFC 3986's unreserved set (letters, digits, `-._~`) percent-encoded, `/` included, so an id
     /// can never reach another resource. GWS ids are letters and digits, returned as they are:
-    /// Foundation's `addingPercentEncoding` cost 20 µs a request, a tenth of an event's path.
+    /// Foundation's `addingPercentEncoding` was a visible share of an event's path on the engine
+    /// thread (docs/performance.md).
     public static func callPath(_ id: String) -> String {
         func unreserved(_ byte: UInt8) -> Bool {
             switch byte {

@@ -203,7 +203,9 @@ public final class ConfigSection {
             return nil
         }
         guard let match = values.first(where: { $0.name == scalar.string }) else {
-            error("invalid value '\(scalar.string)' for '\(key)' in \(context); expected one of: \(values.map(\.name).joined(separator: ", "))", key: key)
+            error(
+                "invalid value '\(scalar.string)' for '\(key)' in \(context); expected one of: \(values.map(\.name).joined(separator: ", "))",
+                key: key)
             return nil
         }
         return match.value

@@ -6,8 +6,8 @@ import Glibc
 import Darwin
 #endif
 
-/// Turns a secret field's text into a ``Secret``, reading the environment, files and systemd
-/// credentials. Its errors name the reference and never the value.
+/// Turns a secret field's text into a `Secret` (MutewardenProviderKit), reading the environment,
+/// files and systemd credentials. Its errors name the reference and never the value.
 struct SecretResolver: Sendable {
     var environment: [String: String]
 

@@ -99,7 +99,9 @@ struct YAMLParser {
             }
             sink.error(message, at: at(mark))
         case .reader(let problem, let offset, _, let yaml):
-            sink.error("invalid YAML: \(problem)", at: offset.map { position(ofCharacterOffset: $0, in: yaml) } ?? SourceLocation(file: file, line: 1, column: 1))
+            sink.error(
+                "invalid YAML: \(problem)",
+                at: offset.map { position(ofCharacterOffset: $0, in: yaml) } ?? SourceLocation(file: file, line: 1, column: 1))
         case .duplicatedKeysInMapping(let duplicates, let context):
             let keys = duplicates.sorted().map { "'\($0)'" }.joined(separator: ", ")
             sink.error("duplicate key \(keys) in one mapping", at: at(context.mark))

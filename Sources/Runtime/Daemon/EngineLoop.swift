@@ -47,8 +47,8 @@ final class EngineInbox: Sendable {
     // MARK: Backpressure
 
     /// Call updates posted and not yet ingested. Past `backlogHigh` a feed that asks for
-    /// capacity waits until the engine is back under `backlogLow`. At the 30,000 updates a second
-    /// one core ingests, the high mark is a third of a second of work, and about 5 MiB.
+    /// capacity waits until the engine is back under `backlogLow`. The high mark is well under a
+    /// second of the engine's work at saturation, and a few MiB (docs/performance.md).
     private let backlog = Atomic<Int>(0)
     static let backlogHigh = 10_000
     static let backlogLow = 2_000
@@ -228,8 +228,8 @@ final class EngineLoop: Sendable {
     }
 
     /// The least time between two state snapshots. Building one walks every open window and
-    /// writing it encodes them all, so one per batch cost more than half of the daemon's CPU
-    /// under load (docs/performance.md); the file now lags the engine by at most this, plus one
+    /// writing it encodes them all, so one per batch was most of the daemon's CPU under load
+    /// (docs/performance.md); the file now lags the engine by at most this, plus one
     /// write. A crash inside that gap loses the newest changes: a window opened in it reopens at
     /// the resync if the capture is still under way; an undo queued in it is not sent again, so
     /// a muted agent stays muted (the safe side) until an operator acts.
@@ -300,7 +300,7 @@ final class EngineLoop: Sendable {
             // Posts and jobs from this thread woke nothing: look before waiting.
             if executor.hasJobs || inbox.hasInputs || http.hasCommands || !unwritten.isEmpty { continue }
             // Nothing to do: build some of the state entries that the next snapshot would
-            // otherwise build all at once (about 3 µs each; 32 keep an arrival's wait short).
+            // otherwise build all at once (32 at a time keep an arrival's wait short).
             if stateWriter != nil,
                 engine.persistTouchedWindows(atMost: 32, now: clock.now(), wallNow: wallClockNanoseconds())
             {
@@ -419,9 +419,8 @@ final class EngineLoop: Sendable {
     /// Writes `records` in order, but stops early once another thread has handed this one work
     /// (a WebSocket frame, an attempt's result): that work's sends go first, and the rest of the
     /// records after them, still in order. A frame that arrived while a window's records were
-    /// being written waited for all of them (0.46 ms after the last send, in one `perf sched`
-    /// trace at 5,000 events/s). At most `recordsHeldBack` records wait, so the log never falls
-    /// far behind under load.
+    /// being written waited for all of them (seen in a `perf sched` trace; docs/performance.md).
+    /// At most `recordsHeldBack` records wait, so the log never falls far behind under load.
     private func writeRecords(_ records: inout [AuditRecord]) {
         var written = 0
         while written < records.count {
@@ -488,9 +487,9 @@ final class EngineSink: CallUpdateSink {
         guard accepting.load(ordering: .relaxed), !updates.isEmpty else { return }
         let woke = loop.post(updates.count == 1 ? .update(updates[0]) : .updates(updates))
         // A feed on another thread, having woken the engine, lets it run before preparing its
-        // next long poll: the engine's sends are what is waited for (feed to send: 0.17 -> 0.09
-        // ms at the median, 1.1 -> 0.7 ms at p99, traced at 5,000 events/s on one core). A feed
-        // on the engine thread itself (the daemon's own) has nothing to wait for.
+        // next long poll: the engine's sends are what is waited for (it shortened the hop from
+        // feed to send, traced in docs/performance.md). A feed on the engine thread itself (the
+        // daemon's own) has nothing to wait for.
         if woke, !loop.onEngineThread { sched_yield() }
     }
 

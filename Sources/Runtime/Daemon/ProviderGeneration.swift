@@ -8,7 +8,7 @@ import MutewardenProviderKit
 /// generation that built it ("feed gws #3"). A provider whose type and settings are unchanged at a
 /// reload is carried into the next generation with its owner name, so it keeps its object, its
 /// sessions, its connection and, through the engine, its open windows. Resources that no owner of
-/// the generation in force claims are closed (``SharedResources/closeUnclaimed()``).
+/// the generation in force claims are closed (`SharedResources.closeUnclaimed()`).
 struct ProviderGeneration: Sendable {
     struct Built<Object: Sendable>: Sendable {
         var object: Object

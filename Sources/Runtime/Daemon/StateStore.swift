@@ -145,10 +145,10 @@ final class StateWriter: Sendable {
     }
 
     private func run() {
-        // Encoding every open window takes milliseconds (3.5–5 ms with 1,200 windows open).
-        // At nice 10 that burst still ran whole while the engine thread waited: this thread
-        // sleeps for a second between writes, so the scheduler wakes it with credit to spend
-        // (`perf sched timehist` showed 5 ms stalls of the engine, once a second). SCHED_IDLE
+        // Encoding every open window takes milliseconds when many are open. At nice 10 that
+        // burst still ran whole while the engine thread waited: this thread sleeps for a second
+        // between writes, so the scheduler wakes it with credit to spend (`perf sched timehist`
+        // showed the engine stalled behind it once a second; docs/performance.md). SCHED_IDLE
         // gives the core to any other thread that wants it and still writes in the gaps, which
         // is all the file needs: the newest state, soon. The yields in `write` bound what is
         // left: an idle-class thread once picked may still run out its time slice.
@@ -171,8 +171,9 @@ final class StateWriter: Sendable {
 
     private func write(_ image: EngineStateImage) {
         do {
-            // About 100 µs of encoding between yields: whatever else wants this core gets it
-            // within that, where SCHED_IDLE alone still let a burst run a whole time slice.
+            // A short slice of encoding between yields (32 windows, see `save`): whatever else
+            // wants this core gets it within that, where SCHED_IDLE alone still let a burst run a
+            // whole time slice.
             try store.save(image, pause: { _ = sched_yield() })
             lastFailure.withLock { $0 = nil }
         } catch {

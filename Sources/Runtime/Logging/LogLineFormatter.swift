@@ -31,7 +31,8 @@ public struct WallClockTime: Sendable, Hashable {
     /// Computed by hand rather than with gmtime/strftime: pure arithmetic has no locale or
     /// time-zone state to go wrong, and this module then needs no Foundation.
     public var iso8601: String {
-        let days = secondsSinceEpoch >= 0
+        let days =
+            secondsSinceEpoch >= 0
             ? secondsSinceEpoch / 86_400 : (secondsSinceEpoch - 86_399) / 86_400
         let secondOfDay = secondsSinceEpoch - days * 86_400
         let (year, month, day) = Self.civilDate(daysSinceEpoch: days)

@@ -431,7 +431,8 @@ final class CurlLoop {
         }
         func setString(_ option: CURLoption, _ value: String?, _ what: @autoclosure () -> String) {
             // libcurl copies string options (since 7.17), so the temporary C string may go.
-            let code = value.map { $0.withCString { mw_curl_easy_setopt_ptr(easy, option, $0) } }
+            let code =
+                value.map { $0.withCString { mw_curl_easy_setopt_ptr(easy, option, $0) } }
                 ?? mw_curl_easy_setopt_ptr(easy, option, nil)
             check(code, what())
         }

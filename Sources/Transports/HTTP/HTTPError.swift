@@ -7,7 +7,8 @@ import Glibc
 /// Why an exchange produced no complete response, in an operator's terms.
 ///
 /// The libcurl code, the OS error and the HTTP status (when one had arrived, e.g. before a body
-/// turned out too large) are fields; ``disposition`` says whether trying again can help.
+/// turned out too large) are fields; the provider kit's `HTTPError.disposition` says whether trying
+/// again can help.
 public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
     public enum Kind: String, Sendable, Hashable, CaseIterable {
         /// The host name did not resolve.
@@ -136,8 +137,10 @@ extension HTTPError {
             return make(.timeout, "no complete answer within \(timeout.compact) (\(detail))")
         case 35: return make(.tlsHandshakeFailed, detail)  // SSL_CONNECT_ERROR
         case 47: return make(.tooManyRedirects, detail)  // TOO_MANY_REDIRECTS
-        case 51, 60, 83, 90, 91: return make(.tlsVerificationFailed, detail)  // PEER_FAILED_VERIFICATION, SSL_ISSUER_ERROR, PINNEDPUBKEYNOTMATCH, SSL_INVALIDCERTSTATUS
-        case 53, 54, 58, 59, 64, 66, 77, 80, 82: return make(.tlsConfiguration, detail)  // SSL_ENGINE*, CERTPROBLEM, CIPHER, USE_SSL_FAILED, CACERT_BADFILE, SHUTDOWN_FAILED, CRL_BADFILE
+        case 51, 60, 83, 90, 91:  // PEER_FAILED_VERIFICATION, SSL_ISSUER_ERROR, PINNEDPUBKEYNOTMATCH, SSL_INVALIDCERTSTATUS
+            return make(.tlsVerificationFailed, detail)
+        case 53, 54, 58, 59, 64, 66, 77, 80, 82:  // SSL_ENGINE*, CERTPROBLEM, CIPHER, USE_SSL_FAILED, CACERT_BADFILE, SHUTDOWN_FAILED, CRL_BADFILE
+            return make(.tlsConfiguration, detail)
         case 63: return make(.responseTooLarge, "the announced size exceeds the \(cap)-byte cap (\(detail))")  // FILESIZE_EXCEEDED
         case 18, 52, 55, 56:  // PARTIAL_FILE, GOT_NOTHING, SEND_ERROR, RECV_ERROR
             // A TLS alert arrives as a receive error after the handshake (TLS 1.3 client-certificate

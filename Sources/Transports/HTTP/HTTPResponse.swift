@@ -12,7 +12,8 @@ public enum HTTPVersion: String, Sendable, Hashable {
 /// A complete answer from the server, whatever its status.
 ///
 /// Any status is a *result*, not an error: only the provider knows whether a 404 means "no such
-/// call" (call-gone) or "wrong URL" (permanent). ``disposition`` gives the generic reading.
+/// call" (call-gone) or "wrong URL" (permanent). The provider kit's `HTTPResponse.disposition`
+/// gives the generic reading.
 public struct HTTPResponse: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     public var status: Int
     /// Headers of the final response (after any redirect GET followed), in the order received.

@@ -226,8 +226,8 @@ final class ServiceLoop {
     private var vhosts: [TLSOptions: OpaquePointer] = [:]
     private var connections: [UInt64: LiveConnection] = [:]
     /// Connections with events not yet handed over: handing them over once per service pass wakes
-    /// the consumer once per socket read instead of once per message (a wake-up per message cost
-    /// two thirds of the CPU time at 30,000 messages a second).
+    /// the consumer once per socket read instead of once per message (a wake-up per message was
+    /// most of the CPU time under load; docs/performance.md).
     private var withPending: [LiveConnection] = []
     private var stopping = false
     private var running = true
@@ -235,8 +235,7 @@ final class ServiceLoop {
     private let clock = SystemClock()
     private let pre = mw_lws_pre()
 
-    private init(inbox: ServiceInbox, report: @escaping @Sendable (String) -> Void, protocols: UnsafePointer<lws_protocols>)
-    {
+    private init(inbox: ServiceInbox, report: @escaping @Sendable (String) -> Void, protocols: UnsafePointer<lws_protocols>) {
         self.inbox = inbox
         self.report = report
         self.protocols = protocols
@@ -486,8 +485,9 @@ final class ServiceLoop {
             guard let connection = connection(wsi) else { return 0 }
             let status = Int(lws_http_client_http_response(wsi))
             let detail = input.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? ""
-            finish(connection, reason: connection.endReason ?? failureReason(connection, status: status, detail: detail),
-                   beforeHTTPResponse: connection.endReason == nil && status == 0)
+            finish(
+                connection, reason: connection.endReason ?? failureReason(connection, status: status, detail: detail),
+                beforeHTTPResponse: connection.endReason == nil && status == 0)
             return 0
         case LWS_CALLBACK_CLIENT_CLOSED:
             guard let connection = connection(wsi) else { return 0 }

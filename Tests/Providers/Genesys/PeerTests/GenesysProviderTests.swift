@@ -88,7 +88,8 @@ import Testing
               directory: \(directory.path)
             """
         return try ConfigurationLoader(
-            registry: ProviderRegistry(feeds: [GWSSettings.feedProvider], targets: [GWSSettings.targetProvider]), environment: ["GWS_PASSWORD": GenesysPeer.password]
+            registry: ProviderRegistry(feeds: [GWSSettings.feedProvider], targets: [GWSSettings.targetProvider]),
+            environment: ["GWS_PASSWORD": GenesysPeer.password]
         ).load(yaml: yaml, file: "gws.yaml")
     }
 
@@ -188,16 +189,20 @@ import Testing
         var testDescription: String { expected.joined(separator: " ") }
     }
 
-    @Test(arguments: [
-        // "The call is gone" while the feed shows the call established is not believed: retried.
-        StatusCase(answer: .status(2, message: "Parameter not valid for current state"), expected: ["audit=action.retry", "the feed still shows it live"], noAlarm: true),
-        StatusCase(answer: .status(6, message: "Resource not found"), expected: ["audit=action.retry", "the feed still shows it live"], noAlarm: true),
-        StatusCase(answer: .status(4, message: "Internal error"), expected: ["audit=action.retry", "statusCode 4"], noAlarm: true),
-        StatusCase(answer: .status(12), expected: ["audit=action.retry", "statusCode 12"], noAlarm: true),
-        StatusCase(answer: .http(503), expected: ["audit=action.retry", "HTTP 503"], noAlarm: true),
-        StatusCase(answer: .status(20, message: "Access denied"), expected: ["audit=action.confirmed", "action=pause-recording"], noAlarm: true),
-        StatusCase(answer: .status(5, message: "No permission"), expected: ["audit=action.failed", "No permission"], noAlarm: false),
-    ], transports)
+    @Test(
+        arguments: [
+            // "The call is gone" while the feed shows the call established is not believed: retried.
+            StatusCase(
+                answer: .status(2, message: "Parameter not valid for current state"),
+                expected: ["audit=action.retry", "the feed still shows it live"], noAlarm: true),
+            StatusCase(
+                answer: .status(6, message: "Resource not found"), expected: ["audit=action.retry", "the feed still shows it live"], noAlarm: true),
+            StatusCase(answer: .status(4, message: "Internal error"), expected: ["audit=action.retry", "statusCode 4"], noAlarm: true),
+            StatusCase(answer: .status(12), expected: ["audit=action.retry", "statusCode 12"], noAlarm: true),
+            StatusCase(answer: .http(503), expected: ["audit=action.retry", "HTTP 503"], noAlarm: true),
+            StatusCase(answer: .status(20, message: "Access denied"), expected: ["audit=action.confirmed", "action=pause-recording"], noAlarm: true),
+            StatusCase(answer: .status(5, message: "No permission"), expected: ["audit=action.failed", "No permission"], noAlarm: false),
+        ], transports)
     func eachStatusCodeClassIsHandledAsDocumented(_ statusCase: StatusCase, _ transport: String) async throws {
         let peer = try await GenesysPeer.start(connectTimeout: 2)
         try await peer.script(operation: "PauseCallRecording", statusCase.answer)
@@ -305,7 +310,8 @@ import Testing
         try await peer.publish(data: #"{"messageType":"CallStateChangeMessage"}"#)
         try await peer.publish(data: #"{"messageType":"CallStateChangeMessage","call":{"id":"Z","state":"Teleported"}}"#)
         try await peer.publish(data: "[1,2,3]")
-        let unknown = #"{"messageType":"CallStateChangeMessage","notificationType":"SomethingNew","phoneNumber":"3001","call":{"id":"U1","state":"Established","userData":{"Queue":"x"}}}"#
+        let unknown =
+            #"{"messageType":"CallStateChangeMessage","notificationType":"SomethingNew","phoneNumber":"3001","call":{"id":"U1","state":"Established","userData":{"Queue":"x"}}}"#
         try await peer.publish(data: unknown, count: 3)
         #expect(await running.waitForLine("malformed GWS call notification", "no call object", "skipped"))
         #expect(await running.waitForLine("unknown state 'Teleported'"))
@@ -314,7 +320,8 @@ import Testing
         #expect(running.lines().filter { $0.contains("unknown notificationType SomethingNew") }.count == 1)
 
         // A duplicated capture event opens one window, and the feed still works.
-        let capture = #"{"messageType":"CallStateChangeMessage","notificationType":"AttachedDataChanged","phoneNumber":"3001","call":{"id":"D1","state":"Established","recordingState":"Recording","userData":{"PCI_STAGE":"CARD"}}}"#
+        let capture =
+            #"{"messageType":"CallStateChangeMessage","notificationType":"AttachedDataChanged","phoneNumber":"3001","call":{"id":"D1","state":"Established","recordingState":"Recording","userData":{"PCI_STAGE":"CARD"}}}"#
         try await peer.createCall(id: "D1", userData: ["PCI_STAGE": "NONE"], fields: Self.recording)
         try await peer.publish(data: capture, count: 2)
         #expect(await running.waitForLine("audit=window.opened", "call=D1"))
@@ -349,7 +356,8 @@ import Testing
         // The platform has the call in card capture; its notification is 300 KiB: over
         // max_message_size (256 KiB), under both transports' own limits.
         try await peer.createCall(id: "O1", userData: ["PCI_STAGE": "CARD"], notify: false, fields: Self.recording)
-        let capture = #"{"messageType":"CallStateChangeMessage","notificationType":"AttachedDataChanged","phoneNumber":"3001","call":{"id":"O1","state":"Established","userData":{"PCI_STAGE":"CARD"}}}"#
+        let capture =
+            #"{"messageType":"CallStateChangeMessage","notificationType":"AttachedDataChanged","phoneNumber":"3001","call":{"id":"O1","state":"Established","userData":{"PCI_STAGE":"CARD"}}}"#
         try await peer.publish(data: capture, padBytes: 300 << 10)
         // Skipped, naming the call; the resync that follows finds the capture all the same.
         #expect(await running.waitForLine("notification larger than max_message_size", "for call O1", "call=O1", "fetched again"))
@@ -375,7 +383,8 @@ import Testing
         #expect(await running.waitForLine("audit=feed.up", "feed=gws"))
         // The call starts its capture without an event reaching the daemon: the event is 5 MiB.
         try await peer.createCall(id: "B1", userData: ["PCI_STAGE": "CARD"], notify: false, fields: Self.recording)
-        let capture = #"{"messageType":"CallStateChangeMessage","notificationType":"AttachedDataChanged","phoneNumber":"3001","call":{"id":"B1","state":"Established","userData":{"PCI_STAGE":"CARD"}}}"#
+        let capture =
+            #"{"messageType":"CallStateChangeMessage","notificationType":"AttachedDataChanged","phoneNumber":"3001","call":{"id":"B1","state":"Established","userData":{"PCI_STAGE":"CARD"}}}"#
         try await peer.publish(data: capture, padBytes: 5 << 20)
         #expect(await running.waitForLine("audit=feed.down", "feed=gws"))
         #expect(await running.waitForLine("feed gws resynchronized"))

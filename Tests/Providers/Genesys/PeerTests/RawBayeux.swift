@@ -101,7 +101,8 @@ final class WebSocketProbe {
     private let outputPath: String
 
     init(url: String, channel: String = "/v2/me/calls", events: Int = 1, seconds: Int = 20) throws {
-        outputPath = FileManager.default.temporaryDirectory
+        outputPath =
+            FileManager.default.temporaryDirectory
             .appendingPathComponent("mutewarden-ws-probe-\(UUID().uuidString).out").path
         guard FileManager.default.createFile(atPath: outputPath, contents: nil),
             let output = FileHandle(forWritingAtPath: outputPath)

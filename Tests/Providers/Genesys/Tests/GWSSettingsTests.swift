@@ -40,8 +40,14 @@ private func load(feed: String, target: String = "{ type: genesys, base_url: htt
     ("{ type: genesys, base_url: gws.example.com, username: u, password: p }", "gws.yaml:2:35: error:", "must start with https://"),
     ("{ type: genesys, base_url: https://gws, password: p }", "gws.yaml:2:8: error:", "missing required key 'username'"),
     ("{ type: genesys, base_url: https://gws, username: u }", "gws.yaml:2:8: error:", "missing required key 'password'"),
-    ("{ type: genesys, base_url: https://gws, username: u, password: p, cometd_path: notifications }", "gws.yaml:2:87: error:", "must start with '/'"),
-    ("{ type: genesys, base_url: https://gws, username: u, password: p, transport: comet }", "gws.yaml:2:85: error:", "expected one of: long-polling, websocket"),
+    (
+        "{ type: genesys, base_url: https://gws, username: u, password: p, cometd_path: notifications }", "gws.yaml:2:87: error:",
+        "must start with '/'"
+    ),
+    (
+        "{ type: genesys, base_url: https://gws, username: u, password: p, transport: comet }", "gws.yaml:2:85: error:",
+        "expected one of: long-polling, websocket"
+    ),
     ("{ type: genesys, base_url: https://gws, username: u, password: p, max_message_size: 10 }", "gws.yaml:2:92: error:", "between 1024 and 4194304"),
     ("{ type: genesys, base_url: https://gws, username: u, password: p, channels: [] }", "gws.yaml:2:84: error:", "at least one channel"),
     ("{ type: genesys, base_url: https://gws, username: u, password: p, tls: { insecur: true } }", "gws.yaml:2:81: error:", "unknown key 'insecur'"),
@@ -72,8 +78,9 @@ func badGenesysSettingsAreRefusedWithTheirLocation(_ feed: String, _ location: S
     #expect(settings.transport == .websocket)
     #expect(settings.maximumMessageBytes == 65536)
     #expect(settings.summary.contains("websocket"))
-    let defaults = try #require(try load(feed: "{ type: genesys, base_url: https://gws, username: u, password: p }")
-        .feeds.first?.settings as? GWSSettings)
+    let defaults = try #require(
+        try load(feed: "{ type: genesys, base_url: https://gws, username: u, password: p }")
+            .feeds.first?.settings as? GWSSettings)
     #expect(defaults.transport == .longPolling)
     #expect(defaults.maximumMessageBytes == 256 << 10)
 }

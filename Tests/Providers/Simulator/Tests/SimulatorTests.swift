@@ -46,16 +46,18 @@ private func script(_ configure: (inout SimulatorSettings) -> Void) -> [(Duratio
     }
     let none = stages(script { $0.captureRatio = 0 })
     #expect(none.values.allSatisfy { $0.isEmpty })
-    let all = stages(script {
-        $0.captureRatio = 1
-        $0.callDuration = .seconds(3600)
-    })
+    let all = stages(
+        script {
+            $0.captureRatio = 1
+            $0.callDuration = .seconds(3600)
+        })
     #expect(all.values.allSatisfy { $0 == ["CARD", "DONE"] })
-    let abandoned = stages(script {
-        $0.captureRatio = 1
-        $0.abandonRatio = 1
-        $0.callDuration = .seconds(3600)
-    })
+    let abandoned = stages(
+        script {
+            $0.captureRatio = 1
+            $0.abandonRatio = 1
+            $0.callDuration = .seconds(3600)
+        })
     #expect(abandoned.values.allSatisfy { $0 == ["CARD"] })
 }
 
