@@ -20,8 +20,14 @@ struct ProviderGeneration: Sendable {
     var number: Int
     var feeds: [String: Built<any CallFeed>] = [:]
     var targets: [String: Built<any ActionTarget>] = [:]
+    /// Targets a reload removed. Windows opened under the old policies keep their actions, and so
+    /// send their undos to these (docs/architecture.md, reload): their sessions stay open, until
+    /// the daemon stops, rather than fail those undos.
+    var retired: [String: Built<any ActionTarget>] = [:]
 
-    var owners: Set<String> { Set(feeds.values.map(\.owner)).union(targets.values.map(\.owner)) }
+    var owners: Set<String> {
+        Set(feeds.values.map(\.owner)).union(targets.values.map(\.owner)).union(retired.values.map(\.owner))
+    }
 
     /// Builds `configuration`'s providers, reusing `previous`'s where type and settings are equal.
     static func build(
@@ -37,6 +43,12 @@ struct ProviderGeneration: Sendable {
             let owner = "target \(target.name) #\(number)"
             let object = try target.settings.makeTarget(name: target.name, context: context.owned(by: owner, generation: number))
             generation.targets[target.name] = Built(object: object, owner: owner, type: target.type, settings: target.settings)
+        }
+        if let previous {
+            for (name, old) in previous.targets.merging(previous.retired, uniquingKeysWith: { current, _ in current })
+            where generation.targets[name] == nil {
+                generation.retired[name] = old
+            }
         }
         for feed in configuration.feeds {
             if let old = previous?.feeds[feed.name], old.type == feed.type, old.settings.isSame(as: feed.settings) {
