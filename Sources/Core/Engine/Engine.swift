@@ -182,6 +182,11 @@ public final class Engine {
     /// The state file's entry for each open window, rebuilt at the next snapshot only for the
     /// windows in `windowsToPersist`: see ``stateImage(now:wallNow:)``.
     var persistedWindows: [UInt64: PersistedWindow] = [:]
+    /// Windows opened and closed since the daemon last took them (``takeJournal(now:wallNow:)``);
+    /// only while ``journaling`` is on, so that an engine nobody journals keeps nothing.
+    var journalEvents: [JournalEvent] = []
+    /// Set by a daemon that keeps a window journal.
+    public var journaling = false
     var windowsToPersist: [Window] = []
     /// How much of `windowsToPersist` is done: it is emptied only once all of it is.
     var windowsToPersistHead = 0

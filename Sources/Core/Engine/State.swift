@@ -168,7 +168,7 @@ extension Engine {
         }
     }
 
-    private func windowState(_ window: Window, now: MonotonicInstant, wallNow: Int64) -> WindowState {
+    func windowState(_ window: Window, now: MonotonicInstant, wallNow: Int64) -> WindowState {
         WindowState(
             policy: window.definition.name, feed: window.subject.feed,
             call: calls[window.subject]?.ids ?? window.engagements.first { $0.call == window.subject }?.context

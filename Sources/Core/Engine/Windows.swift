@@ -192,6 +192,8 @@ extension Engine {
                 engage(window, action: actionIndex, address: nil, call: call, now: now)
             }
         }
+        // After the sends: the journal's write never comes before the pause.
+        journalOpened(window)
     }
 
     /// Binds one action to one address and starts applying it on the action's own target.
@@ -335,6 +337,7 @@ extension Engine {
                     + unprotectedNote, fields)
         }
         for index in window.engagements.indices { settle(window, engagement: index, undo: undo, now: now) }
+        journalClosed(window)
     }
 
     /// Stops or lets finish the engagement's apply jobs, then sends the undo where the apply may

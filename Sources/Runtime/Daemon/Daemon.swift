@@ -37,6 +37,9 @@ public final class Daemon: Sendable {
     private let providers: Locked<ProviderGeneration>
     private let reloader: Reloader?
     private let stateStore: StateStore?
+    /// What the window journal held at start, replayed over the state file by ``loadState()``.
+    private let journalAtStart: (records: [WindowJournalRecord], unreadable: Int)
+    private let journal: WindowJournalWriter?
     /// The engine renders attributes through this, so a reload can change the allowlist at once:
     /// taking a key off the list must stop its values reaching the log without a restart.
     private let redactor: Locked<AttributeRedactor>
@@ -81,8 +84,24 @@ public final class Daemon: Sendable {
                     .stateRestored, .error,
                     "\(error.description): open windows will not survive a restart", [.result: "unavailable"]))
         }
+        let journal: WindowJournalWriter?
+        if let stateStore {
+            let found = WindowJournalWriter.read(directory: stateStore.directory)
+            journalAtStart = (found.records, found.unreadable)
+            journal = WindowJournalWriter(directory: stateStore.directory, firstEpoch: found.nextEpoch) { message in
+                audit.emit(
+                    AuditRecord(
+                        .stateRestored, .error,
+                        "cannot write the window journal: \(message); a window opened in the second before a crash could be lost",
+                        [.result: "journal-failed", .error: message]))
+            }
+        } else {
+            journalAtStart = ([], 0)
+            journal = nil
+        }
+        self.journal = journal
         let writer = stateStore.map { store in
-            StateWriter(store: store) { message in
+            StateWriter(store: store, saved: { epoch in journal?.release(through: epoch) }) { message in
                 audit.emit(
                     AuditRecord(
                         .stateRestored, .error, "cannot save the state: \(message); a restart would lose open windows",
@@ -91,7 +110,7 @@ public final class Daemon: Sendable {
         }
         loop = EngineLoop(
             targets: targets, feeds: configuration.feeds.map(\.name), http: httpHost, clock: clock, audit: audit,
-            logger: logger, notifier: notifier, stateWriter: writer)
+            logger: logger, notifier: notifier, stateWriter: writer, journal: journal)
         sink = EngineSink(loop: loop)
     }
 
@@ -170,11 +189,12 @@ public final class Daemon: Sendable {
 
     private func loadState() -> EngineState? {
         guard let stateStore else { return nil }
+        let snapshot: EngineState?
         switch stateStore.load() {
         case .none:
-            return nil
+            snapshot = nil
         case .loaded(let state):
-            return state
+            snapshot = state
         case .corrupt(let reason, let movedTo):
             audit.emit(
                 AuditRecord(
@@ -182,8 +202,27 @@ public final class Daemon: Sendable {
                     "the state file \(stateStore.path) is corrupt (\(reason)); moved to \(movedTo) and starting "
                         + "without it: windows open before the restart are not restored",
                     [.result: "corrupt", .reason: reason]))
-            return nil
+            snapshot = nil
         }
+        let (records, unreadable) = journalAtStart
+        if unreadable > 0 {
+            audit.emit(
+                AuditRecord(
+                    .stateRestored, .warning,
+                    "\(unreadable) line(s) of the window journal could not be read (a write cut short by a crash) and were skipped",
+                    [.result: "journal-unreadable"]))
+        }
+        guard !records.isEmpty else { return snapshot }
+        let base = snapshot ?? EngineState()
+        let merged = base.replaying(records)
+        let added = merged.windows.count - base.windows.count
+        audit.emit(
+            AuditRecord(
+                .stateRestored, .notice,
+                "window journal: \(records.count) record(s) replayed over the state file"
+                    + (added > 0 ? ", \(added) window(s) opened after its last snapshot" : ""),
+                [.result: "journal-replayed"]))
+        return merged
     }
 
     private func startFeed(_ feed: any CallFeed) -> Task<Void, Never> {

@@ -136,6 +136,8 @@ final class EngineLoop: Sendable {
     private let attemptsInFlight = Atomic<Int>(0)
     private let notifier: SystemdNotifier
     private let stateWriter: StateWriter?
+    /// Windows' openings and closings between snapshots (see ``WindowJournalWriter``).
+    private let journal: WindowJournalWriter?
     /// Targets can be replaced by a reload; the engine thread reads them for every send.
     private let targetTable: Locked<[String: any ActionTarget]>
     /// PCI control failures (CRIT `action.failed`), for the status line's "last hour".
@@ -150,8 +152,10 @@ final class EngineLoop: Sendable {
 
     init(
         targets: [String: any ActionTarget], feeds: [String], http: HTTPTransportHost, clock: any MonotonicClock,
-        audit: AuditLogger, logger: Logger, notifier: SystemdNotifier, stateWriter: StateWriter?
+        audit: AuditLogger, logger: Logger, notifier: SystemdNotifier, stateWriter: StateWriter?,
+        journal: WindowJournalWriter? = nil
     ) {
+        self.journal = journal
         targetTable = Locked(targets)
         self.http = http
         inbox = EngineInbox(wake: { [http] in http.wake() })
@@ -213,6 +217,7 @@ final class EngineLoop: Sendable {
                 finished.signal()
                 return
             }
+            engine.journaling = journal != nil
             if let state {
                 engine.restore(state, now: clock.now(), wallNow: wallClockNanoseconds())
             }
@@ -272,12 +277,19 @@ final class EngineLoop: Sendable {
             resumeSendWaiters()
             executor.runJobs()
             http.step()
+            // The batch's sends are out: now the windows they opened go to the journal.
+            if let journal, engine.hasJournal {
+                journal.append(engine.takeJournal(now: now, wallNow: wallClockNanoseconds()))
+            }
             unwritten.append(contentsOf: records)
             writeRecords(&unwritten)
             publish(engine)
             if engine.stateVersion != persistedVersion, now >= nextStateAt, let stateWriter {
                 persistedVersion = engine.stateVersion
-                stateWriter.submit(engine.stateImage(now: now, wallNow: wallClockNanoseconds()), version: persistedVersion)
+                // The snapshot covers every journal record handed over so far.
+                let epoch = journal?.rotate()
+                stateWriter.submit(
+                    engine.stateImage(now: now, wallNow: wallClockNanoseconds()), version: persistedVersion, journalEpoch: epoch)
                 nextStateAt = now + EngineLoop.stateInterval
             }
             // The ping comes from this loop, so a stuck engine stops it and systemd restarts us.
@@ -314,12 +326,15 @@ final class EngineLoop: Sendable {
         // Attempts still in flight fail with `closed`; their tasks finish on the leftover thread.
         http.end()
         // The last word on state: what the engine holds as it stops.
+        if let journal, engine.hasJournal { journal.append(engine.takeJournal(now: clock.now(), wallNow: wallClockNanoseconds())) }
+        let finalEpoch = journal?.rotate()
         let final = engine.stateImage(now: clock.now(), wallNow: wallClockNanoseconds())
         finalStateStore.withLock { $0 = final.state }
         if let stateWriter {
-            stateWriter.submit(final, version: engine.stateVersion)
+            stateWriter.submit(final, version: engine.stateVersion, journalEpoch: finalEpoch)
             stateWriter.finish()
         }
+        journal?.finish()
         finished.signal()
     }
 

@@ -114,15 +114,18 @@ public struct StateStore: Sendable {
 /// action, and only the newest state matters.
 final class StateWriter: Sendable {
     private let store: StateStore
-    private let latest = Locked<(image: EngineStateImage, version: UInt64)?>(nil)
+    private let latest = Locked<(image: EngineStateImage, version: UInt64, journalEpoch: UInt64?)?>(nil)
+    /// Told the journal epoch a snapshot covers once it is on disk: those segments can go.
+    private let saved: @Sendable (UInt64) -> Void
     private let wakeup = DispatchSemaphore(value: 0)
     private let stopped = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)
     private let onError: @Sendable (String) -> Void
     private let lastFailure = Locked<String?>(nil)
 
-    init(store: StateStore, onError: @escaping @Sendable (String) -> Void) {
+    init(store: StateStore, saved: @escaping @Sendable (UInt64) -> Void = { _ in }, onError: @escaping @Sendable (String) -> Void) {
         self.store = store
+        self.saved = saved
         self.onError = onError
         let thread = Thread { [self] in
             mw_set_thread_name("mw-state")
@@ -132,8 +135,8 @@ final class StateWriter: Sendable {
     }
 
     /// The engine's image: sorted and encoded here, off the engine thread.
-    func submit(_ image: EngineStateImage, version: UInt64) {
-        latest.withLock { $0 = (image, version) }
+    func submit(_ image: EngineStateImage, version: UInt64, journalEpoch: UInt64? = nil) {
+        latest.withLock { $0 = (image, version, journalEpoch) }
         wakeup.signal()
     }
 
@@ -159,23 +162,25 @@ final class StateWriter: Sendable {
                 defer { value = nil }
                 return value
             }) {
-                write(pending.image)
+                if write(pending.image), let epoch = pending.journalEpoch { saved(epoch) }
             }
             if stopped.load(ordering: .acquiring) {
-                if let pending = latest.withLock({ $0 }) { write(pending.image) }
+                if let pending = latest.withLock({ $0 }), write(pending.image), let epoch = pending.journalEpoch { saved(epoch) }
                 done.signal()
                 return
             }
         }
     }
 
-    private func write(_ image: EngineStateImage) {
+    @discardableResult
+    private func write(_ image: EngineStateImage) -> Bool {
         do {
             // A short slice of encoding between yields (32 windows, see `save`): whatever else
             // wants this core gets it within that, where SCHED_IDLE alone still let a burst run a
             // whole time slice.
             try store.save(image, pause: { _ = sched_yield() })
             lastFailure.withLock { $0 = nil }
+            return true
         } catch {
             // One report per distinct failure, not one per write.
             let message = error.description
@@ -184,6 +189,7 @@ final class StateWriter: Sendable {
                 return last != message
             }
             if isNew { onError(message) }
+            return false
         }
     }
 }
