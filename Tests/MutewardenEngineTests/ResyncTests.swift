@@ -71,3 +71,23 @@ private func listed(_ id: String, attributes: [String: String], mute: ReportedMu
     #expect(after.sent.isEmpty)
     #expect(after.engine.statistics.openWindows == 0)
 }
+
+/// After a restart that lost a window (opened in the last milliseconds before a SIGKILL), the
+/// platform still shows the agent muted: nothing would ever undo it, so the resync says so.
+@Test func aMutedCallNoWindowExplainsIsReportedAsOrphaned() throws {
+    let policy = Policies.pause(actions: [ActionSpec(kind: .mute, target: "platform")])
+    let harness = EngineHarness(policies: [policy])
+    _ = harness.engine.resync(
+        feed: "sim", current: [listed("c7", attributes: [:], mute: .on), listed("c8", attributes: [:], mute: .off)],
+        at: harness.now)
+    harness.drain()
+    let orphan = try #require(harness.records(.windowOrphaned).first)
+    #expect(harness.count(.windowOrphaned) == 1)
+    #expect(orphan.severity == .warning && orphan[.call] == "c7" && orphan[.reason] == "the agent is muted")
+    // A muted call that its window explains is not an orphan.
+    harness.event("c9", attributes: card, mute: .off)
+    harness.event("c9", attributes: card, mute: .on)
+    _ = harness.engine.resync(feed: "sim", current: [listed("c9", attributes: card, mute: .on)], at: harness.now)
+    harness.drain()
+    #expect(harness.count(.windowOrphaned) == 1)
+}

@@ -46,6 +46,7 @@ extension Engine {
             outcome.callsUpdated += 1
         }
         outcome.actionsReapplied = reapplyContradicted(feed: feed, now: now)
+        reportOrphans(listed: current.filter { $0.feed == feed }, now: now)
         return outcome
     }
 
@@ -68,5 +69,25 @@ extension Engine {
             }
         }
         return count
+    }
+
+    /// A listed call paused or muted with no open window to explain it: nothing here would ever
+    /// undo it. Reported, since only an operator can tell a window lost in a crash from someone
+    /// else's action.
+    private func reportOrphans(listed: [CallUpdate], now: MonotonicInstant) {
+        for update in listed {
+            let key = CallKey(feed: update.feed, id: update.ids.primary)
+            guard let call = calls[key] else { continue }
+            var held: [String] = []
+            if call.recording == .paused { held.append("the recording is paused") }
+            if call.mute == .on { held.append("the agent is muted") }
+            guard !held.isEmpty, (windowsBySubject[key] ?? []).isEmpty, extensionWindowsCovering(call).isEmpty else { continue }
+            var fields: AuditFields = [.feed: update.feed, .call: key.id, .reason: held.joined(separator: ", "), .result: "orphaned"]
+            fields.extension = call.agentExtension
+            audit(
+                .windowOrphaned, .warning,
+                "call \(key.id) on feed \(update.feed): \(held.joined(separator: " and ")), and no open window explains it "
+                    + "(a window opened just before a crash, or someone else's action): check it on the platform", fields)
+        }
     }
 }

@@ -16,6 +16,9 @@ public enum AuditKind: String, Sendable, Hashable, CaseIterable {
     /// The platform reported a state that contradicts an open window (recording resumed, agent
     /// unmuted): the action is applied again.
     case windowDrift = "window.drift"
+    /// After a reconnection, the platform shows a call paused or muted that no open window
+    /// explains: a window opened in the moments before a crash, or someone else's action.
+    case windowOrphaned = "window.orphaned"
     /// What a dry-run policy would have sent.
     case dryRun = "action.dry-run"
     case callExpired = "call.expired"

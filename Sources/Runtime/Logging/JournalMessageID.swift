@@ -18,6 +18,7 @@ public enum JournalMessageID {
         case .actionFailed: "06cfaf6031794b5aace42058159f4ee0"
         case .actionAbandoned: "569309c33ddc4c7898edda08595cd55b"
         case .actionRecovered: "603e5b8b15444b8db153b2e272e611e1"
+        case .windowOrphaned: "ca180cd5410b40ffaa3c0b8a5aaaadd0"
         case .windowDrift: "9811c2c492354ff7908320b1d9a109ac"
         case .dryRun: "6306fabcc57348ba96bf0f512629ac7b"
         case .callExpired: "6bed9002897b4defb52aa7a1c921cefe"
