@@ -182,7 +182,11 @@ public final class Daemon: Sendable {
                 .daemonStopping, stillOpen > 0 ? .warning : .notice,
                 "mutewarden stopped: \(statistics.eventsProcessed) events, \(statistics.controlFailures) control "
                     + "failure(s); \(stillOpen) window(s) still open, their actions left in place (muted stays muted)"
-                    + (stillOpen > 0 && stateStore != nil ? " and saved for the next start" : ""),
+                    + (stillOpen > 0 && stateStore != nil ? " and saved for the next start" : "")
+                    + (journal.map {
+                        "; window journal: \($0.recordsWritten.load(ordering: .relaxed)) record(s) in "
+                            + "\($0.flushes.load(ordering: .relaxed)) flush(es)"
+                    } ?? ""),
                 [.result: "stopped"]))
         return 0
     }
