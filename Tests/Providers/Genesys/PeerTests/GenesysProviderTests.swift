@@ -284,6 +284,26 @@ import Testing
         #expect(try await running.finish() == 0)
     }
 
+    /// A notification whose `state` is 200 KiB of card-number-like digit groups (under
+    /// max_message_size) once took the masker 40 s on the engine thread, and the next capture's
+    /// pause went out late. It is now skipped with a masked, bounded WARN, and the next capture is
+    /// protected as usual.
+    @Test(arguments: transports) func aCraftedStateOfDigitGroupsCostsTheNextCaptureNothing(_ transport: String) async throws {
+        let peer = try await GenesysPeer.start(connectTimeout: 2)
+        let running = try await Running(peer: peer, transport: transport)
+        try await peer.waitForSubscribers()
+        let chain = String(repeating: "4111 1111 1111 1111 ", count: 10_000)
+        let crafted =
+            #"{"messageType":"CallStateChangeMessage","notificationType":"StatusChange","call":{"id":"Q1","state":""#
+            + chain + #""}}"#
+        try await peer.publish(data: crafted)
+        #expect(await running.waitForLine("has unknown state", "for call Q1", "skipped"))
+        try await peer.createCall(id: "Q2", userData: ["PCI_STAGE": "CARD"], fields: Self.recording)
+        #expect(await running.waitForLine("audit=action.confirmed", "action=pause-recording", "call=Q2"))
+        #expect(!running.lines().contains { $0.contains("4111 1111 1111 1111") || $0.contains("4111111111111111") })
+        #expect(try await running.finish() == 0)
+    }
+
     /// The platform keeps saying the call is gone while its own feed shows it established with the
     /// capture under way: retried, then a PCI control failure, then kept up until the call ends.
     @Test(arguments: transports) func aCallTheFeedShowsLiveIsNeverAbandonedAsGone(_ transport: String) async throws {
