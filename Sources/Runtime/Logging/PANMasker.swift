@@ -11,6 +11,14 @@
 /// Groups are never split, so one unseparated run of 20 or more digits (an id, a hash) is never
 /// taken for a PAN.
 ///
+/// Masking a PAN leaves its first six digits at the end of what is left of its run, and its last
+/// four at the start of the rest; either can complete a new candidate with the groups beside it.
+/// Those are masked too, until none is left, so that `containsPAN(mask(x))` is always false.
+///
+/// Both `mask` and `containsPAN` take time linear in the text, whatever it holds: a candidate
+/// spans at most 19 digits, and after the first look at a run only the few groups beside what
+/// was just masked can form a new one.
+///
 /// The scan works on UTF-8 bytes and only ever rewrites ASCII digits to `*`, so text around a PAN
 /// stays valid UTF-8 whatever script it is in.
 public enum PANMasker {
@@ -26,33 +34,49 @@ public enum PANMasker {
         // Most log text has no PAN: answer from the string's own storage, so that the common
         // case costs a scan and no copy.
         guard hasEnoughDigits(text) else { return text }
-        let clean = text.utf8.withContiguousStorageIfAvailable { bytes in
-            !containsCandidate(bytes)
-        }
-        if clean == true { return text }
-
-        var bytes = Array(text.utf8)
-        var masked = false
-        // Masking a PAN inside a longer run leaves its kept digits next to other groups, and those
-        // can form a new Luhn-valid candidate. Repeat until a pass finds nothing, so that
-        // `containsPAN(mask(x))` is always false; every pass that masks removes at least three
-        // digits, so this ends.
-        while bytes.withUnsafeMutableBufferPointer({ maskPass($0) }) {
-            masked = true
-        }
-        return masked ? String(decoding: bytes, as: UTF8.self) : text
+        let result: String?? = text.utf8.withContiguousStorageIfAvailable { masked($0) }
+        return (result ?? Array(text.utf8).withUnsafeBufferPointer { masked($0) }) ?? text
     }
 
     /// Whether `text` holds anything ``mask(_:)`` would mask.
     public static func containsPAN(_ text: String) -> Bool {
         guard hasEnoughDigits(text) else { return false }
-        if let found = text.utf8.withContiguousStorageIfAvailable({ containsCandidate($0) }) {
+        var scanner = Scanner(detectOnly: true)
+        if let found = text.utf8.withContiguousStorageIfAvailable({ scanner.scan($0) }) {
             return found
         }
-        return Array(text.utf8).withUnsafeBufferPointer { containsCandidate($0) }
+        return Array(text.utf8).withUnsafeBufferPointer { scanner.scan($0) }
     }
 
-    // MARK: - Scanning
+    /// The masked text, or nil when nothing needed masking.
+    static func masked(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        var scanner = Scanner(detectOnly: false)
+        guard scanner.scan(bytes) else { return nil }
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var copied = 0
+        for range in scanner.maskedRanges {
+            output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[copied..<range.lowerBound]))
+            output.append(maskByte)
+            copied = range.upperBound
+        }
+        output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[copied...]))
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    // MARK: - Tokens
+
+    enum Kind {
+        case digit, separator, other
+    }
+
+    /// One character of the text as the scan sees it: `value` is a digit's value, `end` where the
+    /// next token starts.
+    struct Token {
+        var kind: Kind
+        var value: UInt8
+        var end: Int
+    }
 
     @inline(__always)
     static func isDigit(_ byte: UInt8) -> Bool { byte &- UInt8(ascii: "0") < 10 }
@@ -60,6 +84,14 @@ public enum PANMasker {
     @inline(__always)
     static func isSeparator(_ byte: UInt8) -> Bool {
         byte == UInt8(ascii: " ") || byte == UInt8(ascii: "-")
+    }
+
+    @inline(__always)
+    static func token(at index: Int, in bytes: UnsafeBufferPointer<UInt8>) -> Token {
+        let byte = bytes[index]
+        if isDigit(byte) { return Token(kind: .digit, value: byte &- UInt8(ascii: "0"), end: index + 1) }
+        if isSeparator(byte) { return Token(kind: .separator, value: 0, end: index + 1) }
+        return Token(kind: .other, value: 0, end: index + 1)
     }
 
     /// Whether `text` has at least 13 ASCII digits: fewer can hold no PAN.
@@ -79,118 +111,232 @@ public enum PANMasker {
         return false
     }
 
-    static func containsCandidate(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        var found = false
-        forEachRun(in: bytes) { groups in
-            forEachLuhnCandidate(groups, in: bytes) { _, _, _ in
-                found = true
-                return false
-            }
-            return !found
-        }
-        return found
+    // MARK: - Scanning
+
+    /// Luhn's contribution of a digit, plain or doubled.
+    @inline(__always)
+    static func luhnValue(_ digit: UInt8, doubled: Bool) -> Int {
+        guard doubled else { return Int(digit) }
+        return digit > 4 ? Int(digit) * 2 - 9 : Int(digit) * 2
     }
 
-    /// One masking pass; whether it masked anything.
-    static func maskPass(_ bytes: UnsafeMutableBufferPointer<UInt8>) -> Bool {
-        let readable = UnsafeBufferPointer(bytes)
-        var masked = false
-        var candidates: [(first: Int, last: Int, digits: Int)] = []
-        forEachRun(in: readable) { groups in
-            // Candidates of one run overlap: find them all against the original digits before
-            // writing any asterisk, or a later Luhn check would read a half-masked number.
-            candidates.removeAll(keepingCapacity: true)
-            forEachLuhnCandidate(groups, in: readable) { first, last, digits in
-                candidates.append((first, last, digits))
-                return true
-            }
-            for candidate in candidates {
-                var ordinal = 0
-                let maskedOrdinals = keptLeadingDigits..<(candidate.digits - keptTrailingDigits)
-                for group in groups[candidate.first...candidate.last] {
-                    for index in group {
-                        if maskedOrdinals.contains(ordinal) { bytes[index] = maskByte }
-                        ordinal += 1
+    /// Splits text into runs, finds the candidates of each, and records which digits to mask.
+    struct Scanner {
+        /// Stop at the first candidate; record nothing.
+        let detectOnly: Bool
+        /// Byte ranges of the digits to replace with `*`, in order.
+        var maskedRanges: [Range<Int>] = []
+
+        /// One digit of the run being examined.
+        struct Digit {
+            var start: Int
+            var end: Int
+            var value: UInt8
+            /// Whether the digit begins one of the text's groups (separators before it).
+            var startsGroup: Bool
+            var isMasked = false
+        }
+
+        /// The run being examined. Filled only for runs that hold a candidate, so that
+        /// ordinary text allocates nothing.
+        var digits: [Digit] = []
+        /// The pass in which a digit was last examined as the end of a segment, or its start, so
+        /// that a pass looks at each place once. Allocated only when a run holds a candidate.
+        var endStamp: [Int] = []
+        var startStamp: [Int] = []
+
+        // The run being scanned: its bytes from its first digit to the end of its last, its
+        // digit count, and its last 32 digits (the top bit set on a group's first digit), enough
+        // to see every candidate as its last group ends without storing the run.
+        var runStart = -1
+        var runEnd = 0
+        var runDigits = 0
+        var recent = SIMD32<UInt8>()
+        var runHasCandidate = false
+
+        init(detectOnly: Bool) {
+            self.detectOnly = detectOnly
+        }
+
+        /// Scans `bytes`; whether there was anything to mask.
+        mutating func scan(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+            var found = false
+            var index = 0
+            var separators = 0
+            var afterDigit = false
+            let count = bytes.count
+            while index < count {
+                let token = PANMasker.token(at: index, in: bytes)
+                if token.kind == .digit {
+                    if runStart >= 0, separators > maximumSeparatorRun {
+                        if endRun(in: bytes) {
+                            found = true
+                            if detectOnly { return true }
+                        }
+                    }
+                    if runStart < 0 {
+                        runStart = index
+                        runDigits = 0
+                        runHasCandidate = false
+                    }
+                    recent[runDigits & 31] = token.value | (afterDigit ? 0 : 0x80)
+                    runDigits += 1
+                    runEnd = token.end
+                    separators = 0
+                    afterDigit = true
+                } else {
+                    if afterDigit { endGroup() }
+                    afterDigit = false
+                    if runStart >= 0 {
+                        if token.kind == .separator {
+                            separators += 1
+                        } else if endRun(in: bytes) {
+                            found = true
+                            if detectOnly { return true }
+                        }
                     }
                 }
-                masked = true
+                index = token.end
             }
+            if afterDigit { endGroup() }
+            if runStart >= 0, endRun(in: bytes) { found = true }
+            return found
+        }
+
+        /// The run's latest group has ended: whether a candidate ends with it.
+        mutating func endGroup() {
+            guard !runHasCandidate, runDigits >= minimumDigits else { return }
+            var sum = 0
+            for back in 0..<min(maximumDigits, runDigits) {
+                let entry = recent[(runDigits - 1 - back) & 31]
+                sum += luhnValue(entry & 0x7F, doubled: back % 2 == 1)
+                if back + 1 >= minimumDigits, entry & 0x80 != 0, sum % 10 == 0 {
+                    runHasCandidate = true
+                    return
+                }
+            }
+        }
+
+        /// The run has ended: whether it holds a candidate, masked unless only detecting.
+        mutating func endRun(in bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+            defer { runStart = -1 }
+            guard runHasCandidate else { return false }
+            if !detectOnly { examine(runStart..<runEnd, in: bytes) }
             return true
         }
-        return masked
-    }
 
-    /// Calls `body` with the digit groups of every run that has enough digits for a PAN, in
-    /// order; `body` returns false to stop. Each group is the byte range of its digits.
-    static func forEachRun(
-        in bytes: UnsafeBufferPointer<UInt8>,
-        _ body: (_ groups: [Range<Int>]) -> Bool
-    ) {
-        var groups: [Range<Int>] = []
-        let count = bytes.count
-        var index = 0
-        while index < count {
-            guard isDigit(bytes[index]) else {
-                index += 1
-                continue
+        /// Masks the candidates of a run that has one (from its first digit to the end of its
+        /// last), and whatever their masking makes into a new one.
+        mutating func examine(_ run: Range<Int>, in bytes: UnsafeBufferPointer<UInt8>) {
+            load(run, in: bytes)
+            var intervals: [ClosedRange<Int>] = []
+            for first in digits.indices where digits[first].startsGroup {
+                forEachWindow(from: first) { first, last in intervals.append(Self.maskedInterval(first, last)) }
             }
-            groups.removeAll(keepingCapacity: true)
-            var runDigits = 0
-            var end = index
-            while true {
-                let start = end
-                while end < count && isDigit(bytes[end]) { end += 1 }
-                groups.append(start..<end)
-                runDigits += end - start
-                // Look one separator past the limit so that three in a row end the run.
-                var next = end
-                while next < count && next - end <= maximumSeparatorRun && isSeparator(bytes[next]) {
-                    next += 1
+
+            // Every pass evaluates its candidates against the same digits before masking any,
+            // so that overlapping candidates are all masked as found. After the first, a pass
+            // looks only beside what the previous one masked: anywhere else the groups are the
+            // ones already examined.
+            endStamp = Array(repeating: 0, count: digits.count)
+            startStamp = Array(repeating: 0, count: digits.count)
+            var pass = 0
+            var segmentEnds: [Int] = []
+            var segmentStarts: [Int] = []
+            while !intervals.isEmpty {
+                pass += 1
+                for interval in intervals {
+                    for digit in interval { digits[digit].isMasked = true }
                 }
-                let separators = next - end
-                guard separators >= 1, separators <= maximumSeparatorRun, next < count,
-                    isDigit(bytes[next])
-                else { break }
-                end = next
-            }
-            if runDigits >= minimumDigits && !body(groups) { return }
-            index = end
-        }
-    }
-
-    /// Calls `body` with every contiguous sequence of whole groups (`first...last`) that has
-    /// 13–19 digits and passes the Luhn check; `body` returns false to stop.
-    static func forEachLuhnCandidate(
-        _ groups: [Range<Int>],
-        in bytes: UnsafeBufferPointer<UInt8>,
-        _ body: (_ first: Int, _ last: Int, _ digits: Int) -> Bool
-    ) {
-        for first in groups.indices {
-            var digits = 0
-            for last in first..<groups.count {
-                digits += groups[last].count
-                if digits > maximumDigits { break }
-                if digits >= minimumDigits && passesLuhn(groups[first...last], in: bytes) {
-                    if !body(first, last, digits) { return }
+                segmentEnds.removeAll(keepingCapacity: true)
+                segmentStarts.removeAll(keepingCapacity: true)
+                for interval in intervals {
+                    let before = interval.lowerBound - 1
+                    if before >= 0, !digits[before].isMasked, endStamp[before] != pass {
+                        endStamp[before] = pass
+                        segmentEnds.append(before)
+                    }
+                    let after = interval.upperBound + 1
+                    if after < digits.count, !digits[after].isMasked, startStamp[after] != pass {
+                        startStamp[after] = pass
+                        segmentStarts.append(after)
+                    }
+                }
+                intervals.removeAll(keepingCapacity: true)
+                for last in segmentEnds {
+                    forEachWindow(to: last) { first, last in intervals.append(Self.maskedInterval(first, last)) }
+                }
+                for first in segmentStarts {
+                    forEachWindow(from: first) { first, last in intervals.append(Self.maskedInterval(first, last)) }
                 }
             }
-        }
-    }
-
-    static func passesLuhn(_ groups: ArraySlice<Range<Int>>, in bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        var sum = 0
-        var double = false
-        for group in groups.reversed() {
-            for index in group.reversed() {
-                var digit = Int(bytes[index] &- UInt8(ascii: "0"))
-                if double {
-                    digit *= 2
-                    if digit > 9 { digit -= 9 }
-                }
-                sum += digit
-                double.toggle()
+            for digit in digits where digit.isMasked {
+                maskedRanges.append(digit.start..<digit.end)
             }
         }
-        return sum % 10 == 0
+
+        static func maskedInterval(_ first: Int, _ last: Int) -> ClosedRange<Int> {
+            (first + keptLeadingDigits)...(last - keptTrailingDigits)
+        }
+
+        mutating func load(_ run: Range<Int>, in bytes: UnsafeBufferPointer<UInt8>) {
+            digits.removeAll(keepingCapacity: true)
+            var index = run.lowerBound
+            var separated = true
+            while index < run.upperBound {
+                let token = PANMasker.token(at: index, in: bytes)
+                if token.kind == .digit {
+                    digits.append(Digit(start: index, end: token.end, value: token.value, startsGroup: separated))
+                    separated = false
+                } else {
+                    separated = true
+                }
+                index = token.end
+            }
+        }
+
+        /// Whether a group of the current text ends at `digit`: the text's own group ends there,
+        /// or the next digit is masked (an `*` ends a run).
+        @inline(__always)
+        func endsGroup(_ digit: Int) -> Bool {
+            digit + 1 == digits.count || digits[digit + 1].startsGroup || digits[digit + 1].isMasked
+        }
+
+        /// Calls `body` with every Luhn-valid window of 13–19 digits, of whole groups of the
+        /// current text, that starts at `first` (a group's first digit).
+        func forEachWindow(from first: Int, _ body: (Int, Int) -> Void) {
+            // Luhn doubles every second digit counting from the window's last one. Both sums are
+            // kept, one for a last digit at an even index and one for an odd index, so that each
+            // longer window costs one step.
+            var evenEnd = 0
+            var oddEnd = 0
+            var last = first
+            while last < digits.count, !digits[last].isMasked, last - first < maximumDigits {
+                let value = digits[last].value
+                let even = last % 2 == 0
+                evenEnd += luhnValue(value, doubled: !even)
+                oddEnd += luhnValue(value, doubled: even)
+                if last - first + 1 >= minimumDigits, endsGroup(last), (even ? evenEnd : oddEnd) % 10 == 0 {
+                    body(first, last)
+                }
+                last += 1
+            }
+        }
+
+        /// Calls `body` with every Luhn-valid window of 13–19 digits, of whole groups of the
+        /// current text, that ends at `last` (a group's last digit).
+        func forEachWindow(to last: Int, _ body: (Int, Int) -> Void) {
+            var sum = 0
+            var first = last
+            while first >= 0, !digits[first].isMasked, last - first < maximumDigits {
+                sum += luhnValue(digits[first].value, doubled: (last - first) % 2 == 1)
+                if last - first + 1 >= minimumDigits, sum % 10 == 0,
+                    first == 0 || digits[first].startsGroup || digits[first - 1].isMasked
+                {
+                    body(first, last)
+                }
+                first -= 1
+            }
+        }
     }
 }
