@@ -60,7 +60,8 @@ import Testing
         "4111 1111 1111",
         "12345678901234567890",  // 20 digits, no separator
         "99994111111111111111",  // 20 digits holding a valid 16-digit PAN: one id, not a PAN
-        "4111 1111 1111   1111",  // three separators end the run
+        "4111 1111 1111    1111",  // four separators end the run
+        "4111 1111 1111 \u{00A0}\u{2009}\u{3000}1111",
         "call from +1 555 123 4567 to +1 555 987 6543",
         "+44 20 7946 0958",
         "2026-11-21T22:49:00.123Z 2026-11-21T22:49:01.456Z",
@@ -115,7 +116,8 @@ import Testing
         var rng = SplitMix64(seed: 0x5041_4e5f_7265_66)
         let pieces = [
             "4111111111111111", "5555 5555 5555 4444", "378282246310005", "1234567892", "0", "7", "42",
-            "1234", "98765", " ", " ", "-", "  ", "   ", "x", "é", "/", "12/25",
+            "1234", "98765", " ", " ", "-", "  ", "   ", "    ", "x", "é", "/", "12/25", "٤١١١١١١١١١١١١١١١",
+            "\u{00A0}", "\\u0034", "\\u0020", "%31", "４", "\u{0301}",
             // Two that cascade: masking the PAN makes a new candidate with the group before it.
             "1234567892 4111111111111111", "7000000000 4111 1111 1111 1111",
         ]
@@ -165,6 +167,8 @@ import Testing
                     if !current.isEmpty { runs.append(current) }
                     current = []
                     separators = 0
+                case .ignorable:
+                    break
                 }
                 index = token.end
             }

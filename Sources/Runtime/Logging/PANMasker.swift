@@ -4,12 +4,24 @@
 /// what survives. Detection is deliberately generous: a false positive costs a few asterisks in a
 /// log line, a false negative is a reportable data leak.
 ///
-/// A candidate is a sequence of whole digit groups from one *run*: digit groups joined by one or
-/// two separator characters (space or dash). Every contiguous sequence of groups whose digits add
-/// up to 13–19 is a candidate, so trailing digits such as an expiry (`4111 1111 1111 1111 12/25`)
-/// or neighbouring numbers cannot hide a PAN. A candidate that passes the Luhn check is masked.
-/// Groups are never split, so one unseparated run of 20 or more digits (an id, a hash) is never
-/// taken for a PAN.
+/// A candidate is a sequence of whole digit groups from one *run*: digit groups joined by one to
+/// three separators. Every contiguous sequence of groups whose digits add up to 13–19 is a
+/// candidate, so trailing digits such as an expiry (`4111 1111 1111 1111 12/25`) or neighbouring
+/// numbers cannot hide a PAN. A candidate that passes the Luhn check is masked. Groups are never
+/// split, so one unseparated run of 20 or more digits (an id, a hash) is never taken for a PAN.
+///
+/// What counts, because a PAN reaches a log in whatever form a person or a platform wrote it:
+///
+/// - **Digits:** every Unicode decimal digit (general category Nd: ASCII, Arabic-Indic,
+///   Devanagari, fullwidth…), as its value.
+/// - **Separators:** space, tab and the other ASCII white space, `-` `.` `/` `_` `,` `+`, every
+///   Unicode space (NBSP, thin space, ideographic space…), dash (U+2010–U+2015…), format
+///   character (zero-width space, soft hyphen, direction marks…), line or paragraph separator,
+///   and look-alikes of the ASCII ones (minus sign, fraction and division slashes, middle dots,
+///   fullwidth and small forms).
+/// - **Escapes** of those in JSON (`\u0034`, a surrogate pair, `\t`, `\/`) and in URLs (`%34`,
+///   `%20`), each as the one character it stands for.
+/// - Combining marks and variation selectors are skipped, so `4️⃣` is a digit.
 ///
 /// Masking a PAN leaves its first six digits at the end of what is left of its run, and its last
 /// four at the start of the rest; either can complete a new candidate with the groups beside it.
@@ -19,14 +31,14 @@
 /// spans at most 19 digits, and after the first look at a run only the few groups beside what
 /// was just masked can form a new one.
 ///
-/// The scan works on UTF-8 bytes and only ever rewrites ASCII digits to `*`, so text around a PAN
-/// stays valid UTF-8 whatever script it is in.
+/// A masked digit, whatever its encoding (one byte, a multi-byte scalar, a six-byte escape), is
+/// replaced whole by one `*`, so the result is valid UTF-8 and text around a PAN is untouched.
 public enum PANMasker {
     static let minimumDigits = 13
     static let maximumDigits = 19
     static let keptLeadingDigits = 6
     static let keptTrailingDigits = 4
-    static let maximumSeparatorRun = 2
+    static let maximumSeparatorRun = 3
     static let maskByte = UInt8(ascii: "*")
 
     /// `text` with every PAN in it masked; `text` itself when there is none.
@@ -68,6 +80,8 @@ public enum PANMasker {
 
     enum Kind {
         case digit, separator, other
+        /// A combining mark: part of the character before it.
+        case ignorable
     }
 
     /// One character of the text as the scan sees it: `value` is a digit's value, `end` where the
@@ -83,18 +97,132 @@ public enum PANMasker {
 
     @inline(__always)
     static func isSeparator(_ byte: UInt8) -> Bool {
-        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "-")
+        switch byte {
+        case 0x09...0x0D, UInt8(ascii: " "), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "/"),
+            UInt8(ascii: "_"), UInt8(ascii: ","), UInt8(ascii: "+"):
+            true
+        default: false
+        }
     }
 
     @inline(__always)
     static func token(at index: Int, in bytes: UnsafeBufferPointer<UInt8>) -> Token {
         let byte = bytes[index]
         if isDigit(byte) { return Token(kind: .digit, value: byte &- UInt8(ascii: "0"), end: index + 1) }
-        if isSeparator(byte) { return Token(kind: .separator, value: 0, end: index + 1) }
+        if byte < 0x80 {
+            if isSeparator(byte) { return Token(kind: .separator, value: 0, end: index + 1) }
+            if byte == UInt8(ascii: "\\") { return escape(at: index, in: bytes) }
+            if byte == UInt8(ascii: "%") { return percentEscape(at: index, in: bytes) }
+            return Token(kind: .other, value: 0, end: index + 1)
+        }
+        return nonASCII(at: index, in: bytes)
+    }
+
+    /// A UTF-8 sequence: a digit, separator or mark by its Unicode properties.
+    static func nonASCII(at index: Int, in bytes: UnsafeBufferPointer<UInt8>) -> Token {
+        let lead = bytes[index]
+        let length = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1
+        // Strings hold valid UTF-8; a stray byte is only ever something else, never a digit.
+        guard length > 1, index + length <= bytes.count else { return Token(kind: .other, value: 0, end: index + 1) }
+        var value = UInt32(lead) & (0x7F >> length)
+        for offset in 1..<length {
+            let byte = bytes[index + offset]
+            guard byte & 0xC0 == 0x80 else { return Token(kind: .other, value: 0, end: index + 1) }
+            value = value << 6 | UInt32(byte & 0x3F)
+        }
+        guard let scalar = Unicode.Scalar(value) else { return Token(kind: .other, value: 0, end: index + 1) }
+        let (kind, digit) = classify(scalar)
+        return Token(kind: kind, value: digit, end: index + length)
+    }
+
+    static func classify(_ scalar: Unicode.Scalar) -> (Kind, UInt8) {
+        if scalar.isASCII {
+            let byte = UInt8(scalar.value)
+            if isDigit(byte) { return (.digit, byte &- UInt8(ascii: "0")) }
+            return (isSeparator(byte) ? .separator : .other, 0)
+        }
+        let properties = scalar.properties
+        if properties.numericType == .decimal, let value = properties.numericValue, value >= 0, value <= 9 {
+            return (.digit, UInt8(value))
+        }
+        switch properties.generalCategory {
+        case .spaceSeparator, .dashPunctuation, .format, .lineSeparator, .paragraphSeparator:
+            return (.separator, 0)
+        case .nonspacingMark, .enclosingMark, .spacingMark:
+            return (.ignorable, 0)
+        default:
+            return (separatorLookAlikes.contains(scalar.value) ? .separator : .other, 0)
+        }
+    }
+
+    /// Characters outside the categories above that people and software put between digit
+    /// groups: the minus sign, slashes, dots, and wide or small forms of `+ , . / _`.
+    static let separatorLookAlikes: Set<UInt32> = [
+        0x2212, 0x2044, 0x2215, 0x2024, 0x00B7, 0x2027, 0x2219, 0x2022, 0x30FB, 0xFF65, 0xFF0B, 0xFF0C,
+        0xFF0E, 0xFF0F, 0xFF3F, 0xFE50, 0xFE52, 0xFE62, 0x3001, 0xFF64, 0x060C, 0x066B, 0x066C,
+    ]
+
+    /// A backslash: a JSON escape of a digit or separator is that character; `\\` is a pair, so
+    /// that the backslash after it starts nothing. Anything else is the backslash alone, so the
+    /// digits written after it still count.
+    static func escape(at index: Int, in bytes: UnsafeBufferPointer<UInt8>) -> Token {
+        let backslashAlone = Token(kind: .other, value: 0, end: index + 1)
+        guard index + 1 < bytes.count else { return backslashAlone }
+        switch bytes[index + 1] {
+        case UInt8(ascii: "\\"):
+            return Token(kind: .other, value: 0, end: index + 2)
+        case UInt8(ascii: "t"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "f"), UInt8(ascii: "/"):
+            return Token(kind: .separator, value: 0, end: index + 2)
+        case UInt8(ascii: "u"):
+            guard var unit = hexQuad(at: index + 2, in: bytes) else { return backslashAlone }
+            var end = index + 6
+            if unit & 0xFC00 == 0xD800, end + 6 <= bytes.count, bytes[end] == UInt8(ascii: "\\"),
+                bytes[end + 1] == UInt8(ascii: "u"), let low = hexQuad(at: end + 2, in: bytes), low & 0xFC00 == 0xDC00
+            {
+                unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
+                end += 6
+            }
+            guard let scalar = Unicode.Scalar(unit) else { return backslashAlone }
+            let (kind, digit) = classify(scalar)
+            return kind == .other ? backslashAlone : Token(kind: kind, value: digit, end: end)
+        default:
+            return backslashAlone
+        }
+    }
+
+    /// `%XX` standing for an ASCII digit or separator is that character; anything else is the
+    /// `%` alone.
+    static func percentEscape(at index: Int, in bytes: UnsafeBufferPointer<UInt8>) -> Token {
+        guard index + 2 < bytes.count, let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2])
+        else { return Token(kind: .other, value: 0, end: index + 1) }
+        let byte = UInt8(high << 4 | low)
+        if isDigit(byte) { return Token(kind: .digit, value: byte &- UInt8(ascii: "0"), end: index + 3) }
+        if isSeparator(byte) { return Token(kind: .separator, value: 0, end: index + 3) }
         return Token(kind: .other, value: 0, end: index + 1)
     }
 
-    /// Whether `text` has at least 13 ASCII digits: fewer can hold no PAN.
+    static func hexQuad(at index: Int, in bytes: UnsafeBufferPointer<UInt8>) -> UInt32? {
+        guard index + 4 <= bytes.count else { return nil }
+        var value: UInt32 = 0
+        for offset in 0..<4 {
+            guard let digit = hexValue(bytes[index + offset]) else { return nil }
+            value = value << 4 | UInt32(digit)
+        }
+        return value
+    }
+
+    @inline(__always)
+    static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// Whether `text` has at least 13 bytes that can begin a digit (an ASCII digit, a multi-byte
+    /// sequence, `\\` or `%`): fewer can hold no PAN.
     static func hasEnoughDigits(_ text: String) -> Bool {
         // Over the string's own bytes when it has them (native and small strings do): the
         // iterator of the UTF-8 view cost a tenth of writing an audit record.
@@ -104,7 +232,7 @@ public enum PANMasker {
 
     static func hasEnoughDigits(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         var digits = 0
-        for byte in bytes where isDigit(byte) {
+        for byte in bytes where isDigit(byte) || byte >= 0xC0 || byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "%") {
             digits += 1
             if digits >= minimumDigits { return true }
         }
@@ -184,7 +312,7 @@ public enum PANMasker {
                     runEnd = token.end
                     separators = 0
                     afterDigit = true
-                } else {
+                } else if token.kind != .ignorable {
                     if afterDigit { endGroup() }
                     afterDigit = false
                     if runStart >= 0 {
@@ -288,7 +416,7 @@ public enum PANMasker {
                 if token.kind == .digit {
                     digits.append(Digit(start: index, end: token.end, value: token.value, startsGroup: separated))
                     separated = false
-                } else {
+                } else if token.kind != .ignorable {
                     separated = true
                 }
                 index = token.end
