@@ -21,7 +21,7 @@ public struct AuditLogger: Sendable {
         // handler from outside this module.
         logger.log(
             level: Self.level(for: record.severity),
-            Logger.Message(stringLiteral: PANMasker.mask(record.message)),
+            Logger.Message(stringLiteral: PANMasker.maskForLog(record.message)),
             metadata: Self.metadata(for: record),
             file: file, function: function, line: line)
     }
@@ -31,7 +31,7 @@ public struct AuditLogger: Sendable {
         var metadata: Logger.Metadata = [:]
         metadata.reserveCapacity(record.fields.count + 2)
         for (field, value) in record.fields {
-            metadata[field.rawValue] = .string(PANMasker.mask(value))
+            metadata[field.rawValue] = .string(PANMasker.maskForLog(value))
         }
         metadata[Self.kindKey] = .string(record.kind.rawValue)
         metadata[Self.severityKey] = .string(severityName(record.severity))

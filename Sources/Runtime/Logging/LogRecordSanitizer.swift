@@ -37,7 +37,8 @@ public struct SanitizedLogRecord: Sendable, Equatable {
 /// The one place that decides what of a log event may reach a log. Every handler in this module
 /// runs each event through it, so that masking cannot differ between backends.
 ///
-/// - Message, label, source, metadata keys and values at every nesting level: PANs masked.
+/// - Message, label, source, metadata keys and values at every nesting level: PANs masked, each
+///   text cut to ``PANMasker/maximumLoggedBytes`` (``PANMasker/maskForLog(_:)``).
 /// - A metadata key that names a secret (see ``secretKeyMarkers``): its whole value, nested or
 ///   not, becomes ``redacted``.
 public struct LogRecordSanitizer: Sendable, Hashable {
@@ -84,10 +85,10 @@ public struct LogRecordSanitizer: Sendable, Hashable {
         }
         return SanitizedLogRecord(
             level: event.level,
-            label: PANMasker.mask(label),
-            message: PANMasker.mask(event.message.description),
+            label: PANMasker.maskForLog(label),
+            message: PANMasker.maskForLog(event.message.description),
             metadata: sanitize(merged),
-            source: PANMasker.mask(event.source),
+            source: PANMasker.maskForLog(event.source),
             file: event.file,
             function: event.function,
             line: event.line)
@@ -103,7 +104,7 @@ public struct LogRecordSanitizer: Sendable, Hashable {
         for index in metadata.indices {
             let (key, value) = metadata[index]
             let clean = isSecretKey(key) ? .string(Self.redacted) : sanitize(value)
-            let maskedKey = PANMasker.mask(key)
+            let maskedKey = PANMasker.maskForLog(key)
             if maskedKey == key {
                 result.values[index] = clean
             } else {
@@ -125,9 +126,9 @@ public struct LogRecordSanitizer: Sendable, Hashable {
     public func sanitize(_ value: Logger.MetadataValue) -> Logger.MetadataValue {
         switch value {
         case .string(let text):
-            return .string(PANMasker.mask(text))
+            return .string(PANMasker.maskForLog(text))
         case .stringConvertible(let convertible):
-            return .string(PANMasker.mask(convertible.description))
+            return .string(PANMasker.maskForLog(convertible.description))
         case .dictionary(let nested):
             return .dictionary(sanitize(nested))
         case .array(let elements):

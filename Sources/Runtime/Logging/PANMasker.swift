@@ -50,6 +50,31 @@ public enum PANMasker {
         return (result ?? Array(text.utf8).withUnsafeBufferPointer { masked($0) }) ?? text
     }
 
+    /// The most UTF-8 bytes of one text that ``maskForLog(_:)`` keeps, marker included.
+    public static let maximumLoggedBytes = 64 * 1024
+
+    /// `text` masked as ``mask(_:)`` does, for a log record: when longer than
+    /// ``maximumLoggedBytes``, only its beginning is kept, followed by `…[truncated from N bytes]`.
+    ///
+    /// Masking is linear, but a record's size still is the log's and the engine thread's cost,
+    /// and a platform decides how long the texts it sends are. The digits just before the cut
+    /// are masked whatever they are: a PAN cut in two shows no candidate, yet its first digits
+    /// must not be shown beyond the first six.
+    public static func maskForLog(_ text: String) -> String {
+        let count = text.utf8.count
+        guard count > maximumLoggedBytes else { return mask(text) }
+        let marker = "…[truncated from \(count) bytes]"
+        let limit = maximumLoggedBytes - marker.utf8.count
+        let kept: String? = text.utf8.withContiguousStorageIfAvailable { truncatedAndMasked($0, limit: limit) }
+        return (kept ?? Array(text.utf8).withUnsafeBufferPointer { truncatedAndMasked($0, limit: limit) }) + marker
+    }
+
+    static func truncatedAndMasked(_ bytes: UnsafeBufferPointer<UInt8>, limit: Int) -> String {
+        var scanner = Scanner(detectOnly: false)
+        _ = scanner.scan(bytes, limit: limit)
+        return String(decoding: rewrite(bytes, upTo: scanner.cut ?? bytes.count, masking: scanner.maskedRanges), as: UTF8.self)
+    }
+
     /// Whether `text` holds anything ``mask(_:)`` would mask.
     public static func containsPAN(_ text: String) -> Bool {
         guard hasEnoughDigits(text) else { return false }
@@ -64,16 +89,21 @@ public enum PANMasker {
     static func masked(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
         var scanner = Scanner(detectOnly: false)
         guard scanner.scan(bytes) else { return nil }
+        return String(decoding: rewrite(bytes, upTo: bytes.count, masking: scanner.maskedRanges), as: UTF8.self)
+    }
+
+    /// `bytes[..<end]` with each of `ranges` (in order, within it) replaced by one `*`.
+    static func rewrite(_ bytes: UnsafeBufferPointer<UInt8>, upTo end: Int, masking ranges: [Range<Int>]) -> [UInt8] {
         var output: [UInt8] = []
-        output.reserveCapacity(bytes.count)
+        output.reserveCapacity(end)
         var copied = 0
-        for range in scanner.maskedRanges {
+        for range in ranges {
             output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[copied..<range.lowerBound]))
             output.append(maskByte)
             copied = range.upperBound
         }
-        output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[copied...]))
-        return String(decoding: output, as: UTF8.self)
+        output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[copied..<end]))
+        return output
     }
 
     // MARK: - Tokens
@@ -281,20 +311,29 @@ public enum PANMasker {
         var runDigits = 0
         var recent = SIMD32<UInt8>()
         var runHasCandidate = false
+        /// Where a scan with a limit stopped, when that was before the end.
+        var cut: Int?
 
         init(detectOnly: Bool) {
             self.detectOnly = detectOnly
         }
 
-        /// Scans `bytes`; whether there was anything to mask.
-        mutating func scan(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        /// Scans `bytes`, up to the last whole token that ends within `limit`; whether there was
+        /// anything to mask. When that is not the end, ``cut`` says where the scan stopped.
+        mutating func scan(_ bytes: UnsafeBufferPointer<UInt8>, limit: Int = .max) -> Bool {
             var found = false
             var index = 0
             var separators = 0
             var afterDigit = false
+            var continuesPastCut = false
             let count = bytes.count
             while index < count {
                 let token = PANMasker.token(at: index, in: bytes)
+                if token.end > limit {
+                    cut = index
+                    continuesPastCut = token.kind != .other
+                    break
+                }
                 if token.kind == .digit {
                     if runStart >= 0, separators > maximumSeparatorRun {
                         if endRun(in: bytes) {
@@ -327,7 +366,10 @@ public enum PANMasker {
                 index = token.end
             }
             if afterDigit { endGroup() }
-            if runStart >= 0, endRun(in: bytes) { found = true }
+            // A run still open at the cut may be the head of a PAN whose tail was cut off, which
+            // no candidate can show: its last digits are masked as if they were one.
+            let truncatedRun = continuesPastCut && separators <= maximumSeparatorRun
+            if runStart >= 0, endRun(in: bytes, truncated: truncatedRun) { found = true }
             return found
         }
 
@@ -345,19 +387,24 @@ public enum PANMasker {
             }
         }
 
-        /// The run has ended: whether it holds a candidate, masked unless only detecting.
-        mutating func endRun(in bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        /// The run has ended: whether it holds a candidate (or was cut), masked unless only
+        /// detecting.
+        mutating func endRun(in bytes: UnsafeBufferPointer<UInt8>, truncated: Bool = false) -> Bool {
             defer { runStart = -1 }
-            guard runHasCandidate else { return false }
-            if !detectOnly { examine(runStart..<runEnd, in: bytes) }
+            guard runHasCandidate || truncated else { return false }
+            if !detectOnly { examine(runStart..<runEnd, in: bytes, truncated: truncated) }
             return true
         }
 
         /// Masks the candidates of a run that has one (from its first digit to the end of its
         /// last), and whatever their masking makes into a new one.
-        mutating func examine(_ run: Range<Int>, in bytes: UnsafeBufferPointer<UInt8>) {
+        mutating func examine(_ run: Range<Int>, in bytes: UnsafeBufferPointer<UInt8>, truncated: Bool) {
             load(run, in: bytes)
             var intervals: [ClosedRange<Int>] = []
+            if truncated {
+                // A PAN that goes on past the cut has at most 18 digits before it.
+                intervals.append(max(0, digits.count - (maximumDigits - 1))...(digits.count - 1))
+            }
             for first in digits.indices where digits[first].startsGroup {
                 forEachWindow(from: first) { first, last in intervals.append(Self.maskedInterval(first, last)) }
             }
