@@ -171,11 +171,20 @@ public enum PANMasker {
             if isDigit(byte) { return (.digit, byte &- UInt8(ascii: "0")) }
             return (isSeparator(byte) ? .separator : .other, 0)
         }
-        let properties = scalar.properties
-        if properties.numericType == .decimal, let value = properties.numericValue, value >= 0, value <= 9 {
-            return (.digit, UInt8(value))
+        // The digits most likely to be typed, without the property lookups, which cost more
+        // than the rest of the scan.
+        switch scalar.value {
+        case 0x0660...0x0669: return (.digit, UInt8(scalar.value - 0x0660))
+        case 0x06F0...0x06F9: return (.digit, UInt8(scalar.value - 0x06F0))
+        case 0x0966...0x096F: return (.digit, UInt8(scalar.value - 0x0966))
+        case 0xFF10...0xFF19: return (.digit, UInt8(scalar.value - 0xFF10))
+        default: break
         }
+        let properties = scalar.properties
         switch properties.generalCategory {
+        case .decimalNumber:
+            guard let value = properties.numericValue, value >= 0, value <= 9 else { return (.other, 0) }
+            return (.digit, UInt8(value))
         case .spaceSeparator, .dashPunctuation, .format, .lineSeparator, .paragraphSeparator:
             return (.separator, 0)
         case .nonspacingMark, .enclosingMark, .spacingMark:
