@@ -68,3 +68,20 @@ private func laughs(levels: Int) -> String {
     #expect(deeper.count == 1)
     #expect(deeper.first?.message.hasPrefix("invalid YAML: Maximum nesting level reached") == true)
 }
+
+@Test func aThousandRepeatedKeysAreReportedOnceEachUpToTenThenCounted() {
+    let yaml = "logging:\n" + String(repeating: "  level: info\n", count: 1_001) + "state:\n  max_calls: zero\n"
+    let found = diagnostics(of: yaml).map(\.description)
+    var expected = (3...12).map {
+        "test.yaml:\($0):3: error: duplicate key 'level' in 'logging' in the top level; first defined at test.yaml:2:3"
+    }
+    expected.append("test.yaml:13:3: error: 990 more duplicate keys in 'logging' in the top level, from here on")
+    expected.append("test.yaml:1004:14: error: 'max_calls' in 'state' in the top level must be an integer; found a string")
+    #expect(found == expected)
+}
+
+@Test func aThousandRepeatedTopLevelKeys() {
+    let found = diagnostics(of: String(repeating: "logging: {level: info}\n", count: 1_000)).map(\.description)
+    #expect(found.count == 11)
+    #expect(found.last == "test.yaml:12:1: error: 989 more duplicate keys in the top level, from here on")
+}
