@@ -85,3 +85,57 @@ private func laughs(levels: Int) -> String {
     #expect(found.count == 11)
     #expect(found.last == "test.yaml:12:1: error: 989 more duplicate keys in the top level, from here on")
 }
+
+// MARK: - Secret files
+
+private func secretDiagnostics(_ reference: String, environment: [String: String] = [:]) -> [String] {
+    diagnostics(of: "targets:\n  t:\n    type: test-target\n    password: \(reference)\n", environment: environment)
+        .map(\.description)
+}
+
+@Test func aSecretFromDevZeroIsRefusedUnread() {
+    #expect(secretDiagnostics("${file:/dev/zero}") == [
+        "test.yaml:4:15: error: cannot read '/dev/zero' for secret reference '${file:/dev/zero}': not a regular file ('password' in target 't')"
+    ])
+}
+
+@Test func aSecretFromAFIFOWithNoWriterIsRefusedWithoutWaiting() throws {
+    try withTemporaryDirectory { directory in
+        let path = directory + "/fifo"
+        #expect(mkfifo(path, 0o600) == 0)
+        #expect(secretDiagnostics("${file:\(path)}") == [
+            "test.yaml:4:15: error: cannot read '\(path)' for secret reference '${file:\(path)}': not a regular file ('password' in target 't')"
+        ])
+    }
+}
+
+@Test func aCredentialLinkedToADeviceIsRefused() throws {
+    try withTemporaryDirectory { directory in
+        #expect(symlink("/dev/urandom", directory + "/db") == 0)
+        let found = secretDiagnostics("${credential:db}", environment: ["CREDENTIALS_DIRECTORY": directory])
+        #expect(found.count == 1)
+        #expect(found.first?.hasSuffix(": not a regular file ('password' in target 't')") == true)
+    }
+}
+
+@Test func aSecretFileOverTheBoundIsRefusedWithoutItsContent() throws {
+    let planted = "PLANTED-big-s3cr3t"
+    try withTemporaryDirectory { directory in
+        let path = directory + "/big"
+        try write(planted + String(repeating: "x", count: 64 * 1024 + 1 - planted.utf8.count), to: path)
+        let found = secretDiagnostics("${file:\(path)}")
+        #expect(found == [
+            "test.yaml:4:15: error: cannot read '\(path)' for secret reference '${file:\(path)}': larger than 64 KiB ('password' in target 't')"
+        ])
+        #expect(!found.joined().contains(planted))
+
+        try write(planted + String(repeating: "x", count: 64 * 1024 - planted.utf8.count), to: path)
+        let configuration = try loader([:]).load(
+            yaml: "targets:\n  t:\n    type: test-target\n    password: ${file:\(path)}\n", file: "test.yaml")
+        #expect(configuration.targets.count == 1)
+    }
+}
+
+@Test func aConfigurationFileOverTheBoundIsRefused() {
+    #expect(diagnostics(ofFile: "/dev/zero") == ["/dev/zero: error: cannot read configuration file: larger than 1 MiB"])
+}
