@@ -50,6 +50,20 @@ import Testing
         #expect(capture.entries.first?.message == "heard 411111******1111")
     }
 
+    @Test func longTextsAreCutInTheRecord() {
+        let (logger, capture) = capturingLogger()
+        let long = String(repeating: "state 12 ", count: 30_000)
+        AuditLogger(logger: logger).emit(AuditRecord(.feedDown, .warning, long, [.reason: long]))
+        logger.warning("\(long)", metadata: ["detail": .string(long)])
+        #expect(capture.entries.count == 2)
+        for entry in capture.entries {
+            #expect(entry.message.utf8.count <= PANMasker.maximumLoggedBytes)
+            #expect(entry.message.hasSuffix("…[truncated from \(long.utf8.count) bytes]"))
+        }
+        #expect(capture.entries[0].metadata["reason"] == .string(PANMasker.maskForLog(long)))
+        #expect(capture.entries[1].metadata["detail"] == .string(PANMasker.maskForLog(long)))
+    }
+
     @Test func loggerLevelStillFilters() {
         let (base, capture) = capturingLogger()
         var logger = base

@@ -49,6 +49,21 @@ public enum AuditField: String, Sendable, Hashable, CaseIterable {
     case window, reason, error
     case errorCode = "error_code"
     case mode, attributes
+
+    /// Whether the field holds only an identifier that a platform or the daemon generated: the
+    /// call id, the window's sequence number, the idempotency key (a hash printed as a UUID).
+    ///
+    /// The log handlers leave such a value unmasked when it is one identifier, not free text, so
+    /// that the audit trail can be searched by it: platforms' call ids are long digit runs
+    /// (Voicenter's are 18–19 digits) and about one in ten passes the Luhn check. The same digits
+    /// in any other field, the message included, are still masked. `extension` is not one: an
+    /// agent's extension is typed by people and short enough never to need it.
+    public var isIdentifier: Bool {
+        switch self {
+        case .call, .window, .idempotencyKey: true
+        default: false
+        }
+    }
 }
 
 /// The fields of one audit record: one stored property per ``AuditField``, so that building a

@@ -23,7 +23,11 @@ public final class ConfigSection {
     private let secrets: SecretResolver
     /// The first occurrence of each key; later occurrences have been reported as duplicates.
     private var entries: [(key: String, keyLocation: SourceLocation, value: Node)] = []
+    /// Each key's position in `entries`: a mapping may have thousands of keys.
+    private var index: [String: Int] = [:]
+    /// Keys asked for, in order (error messages list them), and as a set.
     private var asked: [String] = []
+    private var askedSet: Set<String> = []
     private var children: [ConfigSection] = []
     private var finished = false
 
@@ -33,13 +37,38 @@ public final class ConfigSection {
         self.sink = sink
         self.secrets = secrets
         self.location = SourceLocation(file: file, line: mapping.mark?.line ?? 0, column: mapping.mark?.column ?? 0)
+        var duplicates = 0
+        var firstUnreported: SourceLocation?
         for (name, keyLocation, value) in Self.keyedEntries(of: mapping, file: file, sink: sink, context: context) {
-            if let first = entries.first(where: { $0.key == name }) {
-                sink.error("duplicate key '\(name)' in \(context); first defined at \(first.keyLocation)", at: keyLocation)
+            if let first = index[name] {
+                duplicates += 1
+                if duplicates <= Self.maximumReportedDuplicates {
+                    sink.error(
+                        "duplicate key '\(name)' in \(context); first defined at \(entries[first].keyLocation)", at: keyLocation)
+                } else if firstUnreported == nil {
+                    firstUnreported = keyLocation
+                }
             } else {
+                index[name] = entries.count
                 entries.append((name, keyLocation, value))
             }
         }
+        if let firstUnreported {
+            // Each one would say the same; a count says how far the file is from right.
+            sink.error(
+                "\(duplicates - Self.maximumReportedDuplicates) more duplicate keys in \(context), from here on", at: firstUnreported)
+        }
+    }
+
+    /// Duplicate keys reported one by one in a mapping; the rest are counted.
+    static let maximumReportedDuplicates = 10
+
+    private func entry(_ key: String) -> (key: String, keyLocation: SourceLocation, value: Node)? {
+        index[key].map { entries[$0] }
+    }
+
+    private func markAsked(_ key: String) {
+        if askedSet.insert(key).inserted { asked.append(key) }
     }
 
     // MARK: Typed accessors
@@ -218,37 +247,38 @@ public final class ConfigSection {
 
     /// Where the key's value is written, if the key is present.
     public func location(of key: String) -> SourceLocation? {
-        entries.first(where: { $0.key == key }).map { at($0.value) }
+        entry(key).map { at($0.value) }
     }
 
     // MARK: For the loader
 
     /// The raw value, recording the key as known.
     func node(_ key: String) -> Node? {
-        if !asked.contains(key) { asked.append(key) }
-        return entries.first(where: { $0.key == key })?.value
+        markAsked(key)
+        return entry(key)?.value
     }
 
     var isEmpty: Bool { entries.isEmpty }
 
     func has(_ key: String) -> Bool {
-        entries.contains(where: { $0.key == key })
+        index[key] != nil
     }
 
     /// Present keys among `keys`, in file order, recording them all as known.
     func present(_ keys: [String]) -> [(key: String, keyLocation: SourceLocation)] {
-        for key in keys where !asked.contains(key) { asked.append(key) }
-        return entries.filter { keys.contains($0.key) }.map { ($0.key, $0.keyLocation) }
+        for key in keys { markAsked(key) }
+        let wanted = Set(keys)
+        return entries.filter { wanted.contains($0.key) }.map { ($0.key, $0.keyLocation) }
     }
 
     func keyLocation(of key: String) -> SourceLocation? {
-        entries.first(where: { $0.key == key })?.keyLocation
+        entry(key)?.keyLocation
     }
 
     /// Records every key as known, for a mapping whose decoder could not run (an unknown provider
     /// type): reporting all its keys as unknown would bury the real error.
     func acceptAllKeys() {
-        for entry in entries where !asked.contains(entry.key) { asked.append(entry.key) }
+        for entry in entries { markAsked(entry.key) }
     }
 
     func child(_ mapping: Node.Mapping, context: String) -> ConfigSection {
@@ -263,7 +293,7 @@ public final class ConfigSection {
 
     func missing(_ key: String) {
         // Still a known key: a misspelling of it must be told what it should have been.
-        if !asked.contains(key) { asked.append(key) }
+        markAsked(key)
         sink.error("missing required key '\(key)' in \(context)", at: location)
     }
 
@@ -280,7 +310,7 @@ public final class ConfigSection {
         guard !finished else { return }
         finished = true
         for child in children { child.finish() }
-        for entry in entries where !asked.contains(entry.key) {
+        for entry in entries where !askedSet.contains(entry.key) {
             var message = "unknown key '\(entry.key)' in \(context); "
             message += asked.isEmpty ? "it takes no keys" : "expected one of: \(asked.joined(separator: ", "))"
             if let suggestion = closestMatch(to: entry.key, among: asked) { message += " (did you mean '\(suggestion)'?)" }

@@ -43,8 +43,11 @@ public struct ConfigurationLoader: Sendable, CustomStringConvertible, CustomRefl
 
     // MARK: Files
 
+    /// The most one configuration or drop-in file may hold.
+    static let maximumFileBytes = 1024 * 1024
+
     private func readText(_ path: String, what: String, sink: DiagnosticSink) -> String? {
-        switch readWholeFile(path) {
+        switch readWholeFile(path, maximumBytes: Self.maximumFileBytes) {
         case .failure(let error):
             sink.error("cannot read \(what): \(error.message)", at: SourceLocation(file: path))
             return nil

@@ -77,8 +77,11 @@ struct SecretResolver: Sendable {
         return name.unicodeScalars.allSatisfy { $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) }
     }
 
+    /// The most a secret file may hold: a password, a token or a key is far smaller.
+    static let maximumSecretFileBytes = 64 * 1024
+
     private func readSecretFile(_ path: String, reference: String, shown: String) -> Outcome {
-        switch readWholeFile(path) {
+        switch readWholeFile(path, maximumBytes: Self.maximumSecretFileBytes, regularOnly: true) {
         case .failure(let error):
             return .failed("cannot read '\(path)' for secret reference '\(shown)': \(error.message)")
         case .success(let bytes):
@@ -99,19 +102,40 @@ struct FileReadError: Error {
 
 /// Reads a file with POSIX calls, so that a failure carries the system's reason (`No such file or
 /// directory`, `Permission denied`) for the operator.
-func readWholeFile(_ path: String) -> Result<[UInt8], FileReadError> {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+///
+/// At most `maximumBytes` are accepted: a larger file is refused after reading one byte more, so
+/// that `/dev/zero` or a file that keeps growing cannot fill memory. With `regularOnly`, anything
+/// but a regular file is refused before it is read: opened without blocking, so that a FIFO with
+/// no writer cannot hang the load either.
+func readWholeFile(_ path: String, maximumBytes: Int, regularOnly: Bool = false) -> Result<[UInt8], FileReadError> {
+    let fd = open(path, O_RDONLY | O_CLOEXEC | (regularOnly ? O_NONBLOCK : 0))
     guard fd >= 0 else { return .failure(FileReadError(message: String(cString: strerror(errno)))) }
     defer { close(fd) }
+    if regularOnly {
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { return .failure(FileReadError(message: String(cString: strerror(errno)))) }
+        guard status.st_mode & S_IFMT == S_IFREG else { return .failure(FileReadError(message: "not a regular file")) }
+    }
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
     while true {
-        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        let wanted = min(chunk.count, maximumBytes + 1 - bytes.count)
+        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, wanted) }
         if count < 0 {
             if errno == EINTR { continue }
             return .failure(FileReadError(message: String(cString: strerror(errno))))
         }
         if count == 0 { return .success(bytes) }
         bytes.append(contentsOf: chunk[0..<count])
+        if bytes.count > maximumBytes {
+            return .failure(FileReadError(message: "larger than \(describeSize(maximumBytes))"))
+        }
     }
+}
+
+/// `65536` as `64 KiB`, `1048576` as `1 MiB`: how the limits are documented.
+func describeSize(_ bytes: Int) -> String {
+    if bytes % (1024 * 1024) == 0 { return "\(bytes / (1024 * 1024)) MiB" }
+    if bytes % 1024 == 0 { return "\(bytes / 1024) KiB" }
+    return "\(bytes) bytes"
 }

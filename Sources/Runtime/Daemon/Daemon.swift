@@ -61,7 +61,7 @@ public final class Daemon: Sendable {
         self.audit = audit
         context = ProviderContext { severity, message, fields in
             audit.logger.log(
-                level: AuditLogger.level(for: severity), Logger.Message(stringLiteral: PANMasker.mask(message)),
+                level: AuditLogger.level(for: severity), Logger.Message(stringLiteral: PANMasker.maskForLog(message)),
                 metadata: AuditLogger.metadata(for: AuditRecord(.feedUp, severity, message, fields))
                     .filter { $0.key != AuditLogger.kindKey })
         }

@@ -15,10 +15,10 @@ public struct AttributeRedactor: Sendable, Hashable {
         var text = ""
         for (index, key) in attributes.keys.sorted().enumerated() {
             if index > 0 { text.append(",") }
-            text.append(PANMasker.mask(key))
+            text.append(PANMasker.maskForLog(key))
             text.append("=")
             if allowlist.contains(key) {
-                text.append(PANMasker.mask(attributes[key]!))
+                text.append(PANMasker.maskForLog(attributes[key]!))
             } else {
                 text.append(LogRecordSanitizer.redacted)
             }

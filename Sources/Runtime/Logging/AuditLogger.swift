@@ -21,17 +21,18 @@ public struct AuditLogger: Sendable {
         // handler from outside this module.
         logger.log(
             level: Self.level(for: record.severity),
-            Logger.Message(stringLiteral: PANMasker.mask(record.message)),
+            Logger.Message(stringLiteral: PANMasker.maskForLog(record.message)),
             metadata: Self.metadata(for: record),
             file: file, function: function, line: line)
     }
 
-    /// The metadata ``emit(_:file:function:line:)`` attaches to `record`, PAN-masked.
+    /// The metadata ``emit(_:file:function:line:)`` attaches to `record`, PAN-masked but for the
+    /// identifier fields (``AuditField/isIdentifier``).
     public static func metadata(for record: AuditRecord) -> Logger.Metadata {
         var metadata: Logger.Metadata = [:]
         metadata.reserveCapacity(record.fields.count + 2)
         for (field, value) in record.fields {
-            metadata[field.rawValue] = .string(PANMasker.mask(value))
+            metadata[field.rawValue] = .string(LogRecordSanitizer.loggable(value, forKey: field.rawValue))
         }
         metadata[Self.kindKey] = .string(record.kind.rawValue)
         metadata[Self.severityKey] = .string(severityName(record.severity))

@@ -1,4 +1,5 @@
 import Logging
+import MutewardenModel
 
 /// A log event after sanitizing: what a backend may write, and the only thing it should see.
 ///
@@ -37,9 +38,12 @@ public struct SanitizedLogRecord: Sendable, Equatable {
 /// The one place that decides what of a log event may reach a log. Every handler in this module
 /// runs each event through it, so that masking cannot differ between backends.
 ///
-/// - Message, label, source, metadata keys and values at every nesting level: PANs masked.
+/// - Message, label, source, metadata keys and values at every nesting level: PANs masked, each
+///   text cut to ``PANMasker/maximumLoggedBytes`` (``PANMasker/maskForLog(_:)``).
 /// - A metadata key that names a secret (see ``secretKeyMarkers``): its whole value, nested or
 ///   not, becomes ``redacted``.
+/// - A top-level identifier field (``identifierKeys``) whose value is one identifier
+///   (``isIdentifier(_:)``) is kept as it is: see ``AuditField/isIdentifier``.
 public struct LogRecordSanitizer: Sendable, Hashable {
     public static let redacted = "<redacted>"
 
@@ -84,17 +88,49 @@ public struct LogRecordSanitizer: Sendable, Hashable {
         }
         return SanitizedLogRecord(
             level: event.level,
-            label: PANMasker.mask(label),
-            message: PANMasker.mask(event.message.description),
+            label: PANMasker.maskForLog(label),
+            message: PANMasker.maskForLog(event.message.description),
             metadata: sanitize(merged),
-            source: PANMasker.mask(event.source),
+            source: PANMasker.maskForLog(event.source),
             file: event.file,
             function: event.function,
             line: event.line)
     }
 
+    /// The metadata keys of the audit fields that hold an identifier the platform or the daemon
+    /// generated, never customer data.
+    public static let identifierKeys: [String] = AuditField.allCases.filter(\.isIdentifier).map(\.rawValue)
+
+    /// Whether `value` is one identifier, as platforms and the daemon write them: 1–128 ASCII
+    /// letters, digits, `-`, `_`, `.` or `:`. Anything else (spaces, other scripts, escapes) is
+    /// free text, masked as every other field is.
+    public static func isIdentifier(_ value: String) -> Bool {
+        let count = value.utf8.count
+        guard count > 0, count <= 128 else { return false }
+        return value.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."),
+                UInt8(ascii: ":"):
+                true
+            default: false
+            }
+        }
+    }
+
+    /// `value` as it may be logged under `key` at the top level: kept whole when `key` is an
+    /// identifier field and `value` one identifier, masked like any text otherwise.
+    public static func loggable(_ value: String, forKey key: String) -> String {
+        if identifierKeys.contains(key), isIdentifier(value) { return value }
+        return PANMasker.maskForLog(value)
+    }
+
     /// `metadata` with PANs masked in keys and values and secret-bearing values redacted.
     public func sanitize(_ metadata: Logger.Metadata) -> Logger.Metadata {
+        sanitize(metadata, topLevel: true)
+    }
+
+    private func sanitize(_ metadata: Logger.Metadata, topLevel: Bool) -> Logger.Metadata {
         // Values are replaced in place, by index: most keys and values come out unchanged, and a
         // new dictionary would hash every key again.
         var result = metadata
@@ -102,8 +138,15 @@ public struct LogRecordSanitizer: Sendable, Hashable {
         var moved: [String] = []
         for index in metadata.indices {
             let (key, value) = metadata[index]
-            let clean = isSecretKey(key) ? .string(Self.redacted) : sanitize(value)
-            let maskedKey = PANMasker.mask(key)
+            let clean: Logger.MetadataValue
+            if isSecretKey(key) {
+                clean = .string(Self.redacted)
+            } else if topLevel, case .string(let text) = value, Self.identifierKeys.contains(key), Self.isIdentifier(text) {
+                clean = value
+            } else {
+                clean = sanitize(value)
+            }
+            let maskedKey = PANMasker.maskForLog(key)
             if maskedKey == key {
                 result.values[index] = clean
             } else {
@@ -125,11 +168,11 @@ public struct LogRecordSanitizer: Sendable, Hashable {
     public func sanitize(_ value: Logger.MetadataValue) -> Logger.MetadataValue {
         switch value {
         case .string(let text):
-            return .string(PANMasker.mask(text))
+            return .string(PANMasker.maskForLog(text))
         case .stringConvertible(let convertible):
-            return .string(PANMasker.mask(convertible.description))
+            return .string(PANMasker.maskForLog(convertible.description))
         case .dictionary(let nested):
-            return .dictionary(sanitize(nested))
+            return .dictionary(sanitize(nested, topLevel: false))
         case .array(let elements):
             return .array(elements.map { sanitize($0) })
         }
