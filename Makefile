@@ -157,7 +157,7 @@ check-warnings:
 
 # APIs that crashed this project's test process and must not come back: tearing down
 # FileHandle.readabilityHandler races libdispatch's epoll bookkeeping on Linux
-# (swift-corelibs-libdispatch#949); read a child's output with ChildOutput (Tests/MutewardenTestSupport).
+# (swift-corelibs-libdispatch#949); read a child's output with ChildOutput (Tests/MutewardenTesting).
 check-hazards:
-	@if grep -rn "readabilityHandler" Sources Tests --include='*.swift' | grep -v "^Tests/MutewardenTestSupport/ChildOutput.swift:"; then \
+	@if grep -rn "readabilityHandler" Sources Tests --include='*.swift' | grep -v "^Tests/MutewardenTesting/ChildOutput.swift:"; then \
 		echo "readabilityHandler is banned (above): use ChildOutput" >&2; exit 1; fi
