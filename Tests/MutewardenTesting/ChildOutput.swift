@@ -1,4 +1,5 @@
 import Foundation
+import MutewardenModel
 import Synchronization
 
 #if canImport(Glibc)
@@ -12,7 +13,8 @@ import Glibc
 /// dereferences a freed muxnote in `_dispatch_event_loop_drain`. The full suite crashed that way in
 /// about one run in three. A blocking read never registers the descriptor with libdispatch.
 public final class ChildOutput: Sendable {
-    private let received = Mutex(Data())
+    private let received = Locked(Data())
+    private let ended = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
 
     /// Starts reading `pipe` at once; `onData`, if given, sees each chunk as it arrives, on the
@@ -31,13 +33,25 @@ public final class ChildOutput: Sendable {
                 received.withLock { $0.append(chunk) }
                 onData?(chunk)
             }
+            ended.store(true, ordering: .releasing)
             finished.signal()
         }
         thread.name = "child-output"
         thread.start()
     }
 
-    /// Waits (at most `timeout`) for end of file, then returns everything read.
+    /// Whether the writers have all closed the pipe (the child, and any grandchild holding it).
+    public var isFinished: Bool { ended.load(ordering: .acquiring) }
+
+    /// Waits (at most `timeout`, sleeping as a task rather than holding a thread of the pool) for
+    /// end of file, then returns everything read.
+    public func text(within timeout: Duration) async -> String {
+        _ = await waitUntil(timeout: timeout) { isFinished }
+        return snapshot()
+    }
+
+    /// Waits (at most `timeout`, blocking the calling thread) for end of file, then returns
+    /// everything read.
     public func text(timeout: TimeInterval = 10) -> String {
         if finished.wait(timeout: .now() + timeout) == .success { finished.signal() }
         return snapshot()
