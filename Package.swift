@@ -214,7 +214,7 @@ let package = Package(
                 "MutewardenModel", "MutewardenProviderKit", "MutewardenLogging",
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Tests/MutewardenTesting"),
+            path: "Tests/MutewardenTesting", exclude: ["README.md"]),
 
         .testTarget(name: "MutewardenEngineTests", dependencies: ["MutewardenEngine", "MutewardenModel"]),
         .testTarget(
@@ -222,7 +222,9 @@ let package = Package(
             dependencies: ["MutewardenConfig", "MutewardenModel", "MutewardenProviderKit", "MutewardenTesting"]),
         .testTarget(
             name: "MutewardenLoggingTests",
-            dependencies: ["MutewardenLogging", "MutewardenModel", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "MutewardenLogging", "MutewardenModel", "MutewardenTesting", .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "MutewardenJSONTests", dependencies: ["MutewardenJSON"]),
         .testTarget(name: "MutewardenBayeuxTests", dependencies: ["MutewardenBayeux", "MutewardenJSON", "MutewardenModel"]),
         .testTarget(name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel"]),

@@ -1,5 +1,6 @@
 import Logging
 import MutewardenLogging
+import MutewardenTesting
 import Synchronization
 
 /// 2026-11-21T22:49:00.123Z, so that expected lines can be written out in full.
