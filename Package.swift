@@ -226,7 +226,9 @@ let package = Package(
                 "MutewardenLogging", "MutewardenModel", "MutewardenTesting", .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "MutewardenJSONTests", dependencies: ["MutewardenJSON"]),
-        .testTarget(name: "MutewardenBayeuxTests", dependencies: ["MutewardenBayeux", "MutewardenJSON", "MutewardenModel"]),
+        .testTarget(
+            name: "MutewardenBayeuxTests",
+            dependencies: ["MutewardenBayeux", "MutewardenJSON", "MutewardenModel", "MutewardenTesting"]),
         .testTarget(name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel"]),
         .testTarget(
             name: "MutewardenProviderKitTests",
