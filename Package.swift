@@ -232,7 +232,7 @@ let package = Package(
         .testTarget(name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel"]),
         .testTarget(
             name: "MutewardenProviderKitTests",
-            dependencies: ["MutewardenProviderKit", "MutewardenSupervisor", "MutewardenModel"]),
+            dependencies: ["MutewardenProviderKit", "MutewardenSupervisor", "MutewardenModel", "MutewardenTesting"]),
         // Peers/ holds the test servers, run with python3 from the source tree.
         .testTarget(
             name: "MutewardenHTTPTests",
