@@ -15,7 +15,6 @@ import Glibc
 public final class ChildOutput: Sendable {
     private let received = Locked(Data())
     private let ended = Atomic<Bool>(false)
-    private let finished = DispatchSemaphore(value: 0)
 
     /// Starts reading `pipe` at once; `onData`, if given, sees each chunk as it arrives, on the
     /// reading thread.
@@ -34,7 +33,6 @@ public final class ChildOutput: Sendable {
                 onData?(chunk)
             }
             ended.store(true, ordering: .releasing)
-            finished.signal()
         }
         thread.name = "child-output"
         thread.start()
@@ -47,13 +45,6 @@ public final class ChildOutput: Sendable {
     /// end of file, then returns everything read.
     public func text(within timeout: Duration) async -> String {
         _ = await waitUntil(timeout: timeout) { isFinished }
-        return snapshot()
-    }
-
-    /// Waits (at most `timeout`, blocking the calling thread) for end of file, then returns
-    /// everything read.
-    public func text(timeout: TimeInterval = 10) -> String {
-        if finished.wait(timeout: .now() + timeout) == .success { finished.signal() }
         return snapshot()
     }
 
