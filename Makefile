@@ -1,7 +1,8 @@
 # mutewarden: the two set-up commands of the README, and a few more.
 #
 #   make demo   installs what is needed, builds (release) and runs the built-in demo
-#   make test   installs what is needed and runs the whole test suite
+#   make test   installs what is needed and runs the whole test suite, then `make tsan`
+#   make tsan   the transport, Bayeux and daemon tests under ThreadSanitizer
 #   make bench  end-to-end load: the daemon against a simulated GWS, 1k to 50k events/s, both
 #               transports; table and plot in bench/results/ (docs/performance.md)
 #   make bench-soak  30 minutes at 2,000 events/s: the daemon's memory over time
@@ -16,7 +17,7 @@
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: demo test bench bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-gws build deps bench-deps test-deps check-warnings check-hazards
+.PHONY: demo test tsan bench bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-gws build deps bench-deps test-deps check-warnings check-hazards
 
 # Debian packages: the C libraries behind the transports and the journal.
 BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-dev libjemalloc-dev
@@ -42,15 +43,32 @@ demo: deps
 	.build/release/mutewarden check-config --config config/demo.yaml
 	.build/release/mutewarden run --config config/demo.yaml --for $(DEMO_FOR)
 
-# One test at a time: many tests drive real processes and peers and wait on them, and run side
-# by side on 2 cores they starve the async tests of the concurrency pool. Serially the whole
-# suite takes well under a minute.
+# One test at a time, so that what a failing test's peers and daemon printed is that test's
+# alone; the suite passes side by side too (plain `swift test`), since its waits sleep as tasks
+# and never hold a thread of the cooperative pool. Then the ThreadSanitizer run (make tsan).
 # Tests make state directories, peers' logs and sockets under TMPDIR: one scratch directory per
 # run, removed afterwards, so that runs do not pile thousands of them up in /tmp.
 test: test-deps check-warnings check-hazards
 	@scratch=$$(mktemp -d /tmp/mutewarden-tests.XXXXXX); \
-	TMPDIR=$$scratch swift test --no-parallel; status=$$?; \
+	TMPDIR=$$scratch swift test --no-parallel && status=0 || status=$$?; \
 	rm -rf "$$scratch"; exit $$status
+	$(MAKE) tsan
+
+# The tests whose code runs on threads of their own (libcurl's loop, the lws service thread,
+# the engine thread, the Bayeux client between them) under ThreadSanitizer; any report fails.
+# The instrumented build has its own scratch path, so it never replaces the one `swift test`
+# uses: a full debug build with -sanitize=thread, several minutes on two cores the first time.
+TSAN_TESTS := MutewardenHTTPTests|MutewardenWebSocketTests|MutewardenBayeuxTests|MutewardenDaemonTests
+tsan: test-deps
+	swift build --build-tests --sanitize=thread --scratch-path .build-tsan
+	@scratch=$$(mktemp -d /tmp/mutewarden-tsan.XXXXXX); log=$$scratch.log; \
+	TMPDIR=$$scratch swift test --skip-build --sanitize=thread --scratch-path .build-tsan --no-parallel \
+	  --filter '^($(TSAN_TESTS))\.' 2>&1 | tee "$$log" && status=0 || status=$$?; \
+	rm -rf "$$scratch"; \
+	if grep -q "WARNING: ThreadSanitizer" "$$log"; then \
+	  grep -c "WARNING: ThreadSanitizer" "$$log" | xargs echo "ThreadSanitizer reports (above):" >&2; rm -f "$$log"; exit 1; \
+	fi; \
+	rm -f "$$log"; exit $$status
 
 # The sweep: 1,000 to 50,000 events/s with 10,000 concurrent calls, long-polling and websocket,
 # the generator on CPU 0 and the daemon on CPU 1, then the floor (--reflex) up to 20,000; about
