@@ -229,7 +229,8 @@ let package = Package(
         .testTarget(
             name: "MutewardenBayeuxTests",
             dependencies: ["MutewardenBayeux", "MutewardenJSON", "MutewardenModel", "MutewardenTesting"]),
-        .testTarget(name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel"]),
+        .testTarget(
+            name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel", "MutewardenTesting"]),
         .testTarget(
             name: "MutewardenProviderKitTests",
             dependencies: ["MutewardenProviderKit", "MutewardenSupervisor", "MutewardenModel", "MutewardenTesting"]),

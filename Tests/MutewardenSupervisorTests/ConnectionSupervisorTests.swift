@@ -1,4 +1,5 @@
 import MutewardenModel
+import MutewardenTesting
 import Synchronization
 import Testing
 
@@ -107,7 +108,7 @@ private func supervise(
             try await Task.sleep(for: .seconds(3600))
         }
     }
-    while !started.withLock({ $0 }) { await Task.yield() }
+    #expect(await waitUntil { started.withLock { $0 } })
     task.cancel()
     await task.value  // returns: the loop ended
 }
