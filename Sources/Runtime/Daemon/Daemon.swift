@@ -6,7 +6,6 @@ import MutewardenHTTP
 import MutewardenLogging
 import MutewardenModel
 import MutewardenProviderKit
-import Synchronization
 
 /// The running daemon: providers built from the configuration, the engine on its thread, feeds on
 /// tasks, reload on SIGHUP, state kept across restarts, and an orderly stop.
@@ -24,7 +23,7 @@ public final class Daemon: Sendable {
     /// Loads the configuration again, for a reload.
     public typealias Reloader = @Sendable () throws(ConfigurationError) -> DaemonConfiguration
 
-    private let configuration: Mutex<DaemonConfiguration>
+    private let configuration: Locked<DaemonConfiguration>
     private let logger: Logger
     private let audit: AuditLogger
     private let options: Options
@@ -35,12 +34,12 @@ public final class Daemon: Sendable {
     private let context: ProviderContext
     /// The feeds and targets of the configuration in force, each with the owner name under which
     /// it claimed shared resources. A reload makes a new generation (see ``reload(feedTasks:)``).
-    private let providers: Mutex<ProviderGeneration>
+    private let providers: Locked<ProviderGeneration>
     private let reloader: Reloader?
     private let stateStore: StateStore?
     /// The engine renders attributes through this, so a reload can change the allowlist at once:
     /// taking a key off the list must stop its values reaching the log without a restart.
-    private let redactor: Mutex<AttributeRedactor>
+    private let redactor: Locked<AttributeRedactor>
 
     /// Builds every feed and target and prepares the state directory. Throws when a provider
     /// cannot be built.
@@ -49,7 +48,7 @@ public final class Daemon: Sendable {
         clock: any MonotonicClock = SystemClock(), notifier: SystemdNotifier = SystemdNotifier(),
         reloader: Reloader? = nil
     ) throws {
-        self.configuration = Mutex(configuration)
+        self.configuration = Locked(configuration)
         self.logger = logger
         self.options = options
         self.clock = clock
@@ -66,10 +65,10 @@ public final class Daemon: Sendable {
         // One HTTP transport for every provider, run by the engine thread (see EngineLoop).
         let (transport, httpHost) = try HTTPTransport.hosted()
         context.shared.provide(.httpTransport, transport)
-        redactor = Mutex(AttributeRedactor(allowlist: configuration.logging.attributeAllowlist))
+        redactor = Locked(AttributeRedactor(allowlist: configuration.logging.attributeAllowlist))
         let generation = try ProviderGeneration.build(configuration, reusing: nil, number: 1, context: context)
         let targets = generation.targets.mapValues(\.object)
-        providers = Mutex(generation)
+        providers = Locked(generation)
 
         let store = StateStore(directory: configuration.state.directory)
         do {

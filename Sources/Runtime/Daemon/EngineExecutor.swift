@@ -1,4 +1,4 @@
-import Synchronization
+import MutewardenModel
 
 /// The engine thread as a task executor: feed tasks and action attempts run their code on the
 /// engine thread, between its batches.
@@ -23,7 +23,7 @@ final class EngineExecutor: TaskExecutor {
         var stopped = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Wakes the engine thread when the first job of a batch is queued.
     private let wake: @Sendable () -> Void
 

@@ -27,7 +27,7 @@ enum EngineInput: Sendable {
 /// A multi-producer, single-consumer queue with a wake-up: feeds and action tasks post, the engine
 /// thread drains in batches.
 final class EngineInbox: Sendable {
-    private let queue = Mutex<[EngineInput]>([])
+    private let queue = Locked<[EngineInput]>([])
     /// Ends the engine thread's wait (see ``HTTPTransportHost/wake()``). Called for posts into an
     /// empty queue only, so a burst of events costs one wake-up.
     private let wakeup: @Sendable () -> Void
@@ -62,7 +62,7 @@ final class EngineInbox: Sendable {
         var id: UInt64
         var continuation: CheckedContinuation<Void, Never>
     }
-    private let waiters = Mutex<(next: UInt64, list: [Waiter])>((0, []))
+    private let waiters = Locked<(next: UInt64, list: [Waiter])>((0, []))
 
     var backlogCount: Int { backlog.load(ordering: .relaxed) }
 
@@ -141,28 +141,28 @@ final class EngineLoop: Sendable {
     private let logger: Logger
     private let stopRequested = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
-    private let snapshotStore = Mutex(EngineSnapshot())
+    private let snapshotStore = Locked(EngineSnapshot())
     /// Attempts handed to targets and not yet answered.
     private let attemptsInFlight = Atomic<Int>(0)
     private let notifier: SystemdNotifier
     private let stateWriter: StateWriter?
     /// Targets can be replaced by a reload; the engine thread reads them for every send.
-    private let targetTable: Mutex<[String: any ActionTarget]>
+    private let targetTable: Locked<[String: any ActionTarget]>
     /// PCI control failures (CRIT `action.failed`), for the status line's "last hour".
-    private let controlFailureTimes = Mutex<[MonotonicInstant]>([])
+    private let controlFailureTimes = Locked<[MonotonicInstant]>([])
     /// What the engine held when the loop stopped, for the shutdown record of each open window.
-    private let finalStateStore = Mutex<EngineState?>(nil)
+    private let finalStateStore = Locked<EngineState?>(nil)
     /// The engine thread's pthread_t, once it runs: a feed running in one of its jobs must neither
     /// yield the core it is meant to use (`EngineSink.deliver`) nor miss its sends (``awaitSends()``).
     private let engineThread = Atomic<UInt>(0)
     /// Feed jobs waiting for what they posted to be ingested and sent: see ``awaitSends()``.
-    private let sendWaiters = Mutex<[CheckedContinuation<Void, Never>]>([])
+    private let sendWaiters = Locked<[CheckedContinuation<Void, Never>]>([])
 
     init(
         targets: [String: any ActionTarget], feeds: [String], http: HTTPTransportHost, clock: any MonotonicClock,
         audit: AuditLogger, logger: Logger, notifier: SystemdNotifier, stateWriter: StateWriter?
     ) {
-        targetTable = Mutex(targets)
+        targetTable = Locked(targets)
         self.http = http
         inbox = EngineInbox(wake: { [http] in http.wake() })
         executor = EngineExecutor(wake: { [http] in http.wake() })
@@ -210,7 +210,7 @@ final class EngineLoop: Sendable {
     /// so that the engine never crosses threads. Throws what building it threw.
     func start(configuration: EngineConfiguration, options: EngineOptions, restoring state: EngineState?) throws {
         let started = DispatchSemaphore(value: 0)
-        let failure = Mutex<(any Error)?>(nil)
+        let failure = Locked<(any Error)?>(nil)
         let thread = Thread { [self] in
             mw_set_thread_name("mw-engine")
             engineThread.store(UInt(pthread_self()), ordering: .releasing)

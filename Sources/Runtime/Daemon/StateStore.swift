@@ -114,12 +114,12 @@ public struct StateStore: Sendable {
 /// action, and only the newest state matters.
 final class StateWriter: Sendable {
     private let store: StateStore
-    private let latest = Mutex<(image: EngineStateImage, version: UInt64)?>(nil)
+    private let latest = Locked<(image: EngineStateImage, version: UInt64)?>(nil)
     private let wakeup = DispatchSemaphore(value: 0)
     private let stopped = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)
     private let onError: @Sendable (String) -> Void
-    private let lastFailure = Mutex<String?>(nil)
+    private let lastFailure = Locked<String?>(nil)
 
     init(store: StateStore, onError: @escaping @Sendable (String) -> Void) {
         self.store = store
