@@ -213,7 +213,7 @@ let package = Package(
                 "MutewardenModel", "MutewardenProviderKit", "MutewardenLogging",
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Tests/MutewardenTesting"),
+            path: "Tests/MutewardenTesting", exclude: ["README.md"]),
 
         .testTarget(name: "MutewardenModelTests", dependencies: ["MutewardenModel"]),
         .testTarget(name: "MutewardenEngineTests", dependencies: ["MutewardenEngine", "MutewardenModel"]),
@@ -222,13 +222,18 @@ let package = Package(
             dependencies: ["MutewardenConfig", "MutewardenModel", "MutewardenProviderKit", "MutewardenTesting"]),
         .testTarget(
             name: "MutewardenLoggingTests",
-            dependencies: ["MutewardenLogging", "MutewardenModel", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "MutewardenLogging", "MutewardenModel", "MutewardenTesting", .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "MutewardenJSONTests", dependencies: ["MutewardenJSON"]),
-        .testTarget(name: "MutewardenBayeuxTests", dependencies: ["MutewardenBayeux", "MutewardenJSON", "MutewardenModel"]),
-        .testTarget(name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel"]),
+        .testTarget(
+            name: "MutewardenBayeuxTests",
+            dependencies: ["MutewardenBayeux", "MutewardenJSON", "MutewardenModel", "MutewardenTesting"]),
+        .testTarget(
+            name: "MutewardenSupervisorTests", dependencies: ["MutewardenSupervisor", "MutewardenModel", "MutewardenTesting"]),
         .testTarget(
             name: "MutewardenProviderKitTests",
-            dependencies: ["MutewardenProviderKit", "MutewardenSupervisor", "MutewardenModel"]),
+            dependencies: ["MutewardenProviderKit", "MutewardenSupervisor", "MutewardenModel", "MutewardenTesting"]),
         // Peers/ holds the test servers, run with python3 from the source tree.
         .testTarget(
             name: "MutewardenHTTPTests",

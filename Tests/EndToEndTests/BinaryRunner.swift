@@ -3,13 +3,7 @@ import MutewardenTesting
 import Testing
 
 /// Runs the built `mutewarden` binary, as an operator would.
-struct BinaryRunner {
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
+enum BinaryRunner {
     /// The products directory: where SwiftPM put this test bundle, and so the binary.
     static let binary: URL = {
         let candidates = [
@@ -27,37 +21,20 @@ struct BinaryRunner {
     static let packageRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    /// Starts the binary; the caller waits, signals or reads.
-    static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> (Process, Pipe, Pipe) {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        process.currentDirectoryURL = packageRoot
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        return (process, out, err)
+    /// Starts the binary, from the package root, as a process the test owns: the caller waits for
+    /// lines, signals, stops. Its standard error is the daemon's log.
+    static func start(_ arguments: [String], environment: [String: String] = [:]) async throws -> PeerProcess {
+        try await PeerProcess.start(
+            binary.path, arguments, name: "mutewarden", environment: environment, workingDirectory: packageRoot,
+            holdInput: false)
     }
 
-    /// Runs to completion, killing the process if it outlives `timeout`.
+    /// Runs to completion; one that outlives `timeout` is killed and the run throws.
     static func run(_ arguments: [String], timeout: Duration = .seconds(60), environment: [String: String] = [:])
-        throws -> Result
+        async throws -> ProgramResult
     {
-        let (process, out, err) = try start(arguments, environment: environment)
-        // Read both pipes while it runs, so that a chatty process never blocks on a full pipe.
-        let stdout = ChildOutput(out)
-        let stderr = ChildOutput(err)
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        if process.isRunning {
-            process.terminate()
-            Issue.record("mutewarden \(arguments.joined(separator: " ")) still running after \(timeout); killed")
-        }
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: stdout.text(), stderr: stderr.text())
+        try await runProgram(
+            binary.path, arguments, environment: environment, workingDirectory: packageRoot, timeout: timeout)
     }
 }
 

@@ -2,44 +2,44 @@ import Foundation
 import Testing
 
 @Suite(.serialized) struct CommandLineTests {
-    @Test func versionPrintsTheVersion() throws {
-        let result = try BinaryRunner.run(["version"])
+    @Test func versionPrintsTheVersion() async throws {
+        let result = try await BinaryRunner.run(["version"])
         #expect(result.status == 0)
         #expect(result.stdout.hasPrefix("mutewarden "))
     }
 
-    @Test func theDaemonAllocatesWithJemallocInOneArena() throws {
+    @Test func theDaemonAllocatesWithJemallocInOneArena() async throws {
         // Linked is not enough: `version` checks that malloc itself resolves to jemalloc's.
-        let result = try BinaryRunner.run(["version"])
+        let result = try await BinaryRunner.run(["version"])
         #expect(result.stdout.contains("allocator: jemalloc 5."), "\(result.stdout)")
         #expect(result.stdout.contains(", 1 arena\n"), "\(result.stdout)")
     }
 
     @Test(arguments: [[], ["run"], ["check-config"], ["version"]])
-    func everyCommandHasHelp(_ command: [String]) throws {
-        let result = try BinaryRunner.run(command + ["--help"])
+    func everyCommandHasHelp(_ command: [String]) async throws {
+        let result = try await BinaryRunner.run(command + ["--help"])
         #expect(result.status == 0)
         #expect(result.stdout.contains("USAGE: mutewarden"))
     }
 
-    @Test func theDefaultConfigurationPathIsTheDocumentedOne() throws {
-        let result = try BinaryRunner.run(["check-config", "--help"])
+    @Test func theDefaultConfigurationPathIsTheDocumentedOne() async throws {
+        let result = try await BinaryRunner.run(["check-config", "--help"])
         #expect(result.stdout.contains("/etc/mutewarden/mutewarden.yaml"))
     }
 
-    @Test func aBadOptionIsAUsageError() throws {
-        let result = try BinaryRunner.run(["run", "--for", "ten seconds", "--config", "config/demo.yaml"])
+    @Test func aBadOptionIsAUsageError() async throws {
+        let result = try await BinaryRunner.run(["run", "--for", "ten seconds", "--config", "config/demo.yaml"])
         #expect(result.status == 64)
         #expect(result.stderr.contains("--for expects a duration"))
     }
 
     @Test(arguments: ["config/demo.yaml", "config/examples/genesys.yaml"])
-    func checkConfigPassesEveryShippedExample(_ path: String) throws {
+    func checkConfigPassesEveryShippedExample(_ path: String) async throws {
         // Example credentials: a directory holding each credential the examples name.
         let credentials = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: credentials) }
         try "example-password".write(to: credentials.appendingPathComponent("gws-password"), atomically: true, encoding: .utf8)
-        let result = try BinaryRunner.run(
+        let result = try await BinaryRunner.run(
             ["check-config", "--config", path], environment: ["CREDENTIALS_DIRECTORY": credentials.path])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.hasPrefix("configuration OK"))
@@ -52,7 +52,7 @@ import Testing
         #expect(examples.sorted() == ["genesys.yaml"], "add new examples to checkConfigPassesEveryShippedExample")
     }
 
-    @Test func checkConfigPassesTheExampleInTheDocumentation() throws {
+    @Test func checkConfigPassesTheExampleInTheDocumentation() async throws {
         let markdown = try String(
             contentsOf: BinaryRunner.packageRoot.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
         // The full example is the longest ```yaml block that has all five sections.
@@ -66,13 +66,13 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("mutewarden.yaml")
         try example.write(to: file, atomically: true, encoding: .utf8)
-        let result = try BinaryRunner.run(
+        let result = try await BinaryRunner.run(
             ["check-config", "--config", file.path],
             environment: ["GWS_PASSWORD": "not-used", "CREDENTIALS_DIRECTORY": directory.path])
         #expect(result.status == 0, "\(result.stderr)")
     }
 
-    @Test func aBrokenConfigurationIsRefusedWithEveryErrorAndExit78() throws {
+    @Test func aBrokenConfigurationIsRefusedWithEveryErrorAndExit78() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("mutewarden.yaml")
@@ -91,7 +91,7 @@ import Testing
             actions:
               - { kind: mute, target: recorder, deadline: 2s }
         """.write(to: file, atomically: true, encoding: .utf8)
-        let result = try BinaryRunner.run(["check-config", "--config", file.path])
+        let result = try await BinaryRunner.run(["check-config", "--config", file.path])
         #expect(result.status == 78)
         #expect(result.stderr.contains("\(file.path):4:5: error: unknown key 'call_rat'"))
         #expect(result.stderr.contains("\(file.path):9:18: error:"))
@@ -101,13 +101,13 @@ import Testing
         #expect(result.stdout.isEmpty)
     }
 
-    @Test func runRefusesABadConfigurationWithExit78() throws {
-        let result = try BinaryRunner.run(["run", "--config", "/nonexistent/mutewarden.yaml"])
+    @Test func runRefusesABadConfigurationWithExit78() async throws {
+        let result = try await BinaryRunner.run(["run", "--config", "/nonexistent/mutewarden.yaml"])
         #expect(result.status == 78)
         #expect(result.stderr.contains("/nonexistent/mutewarden.yaml"))
     }
 
-    @Test func secretsNeverAppearInCheckConfigOutput() throws {
+    @Test func secretsNeverAppearInCheckConfigOutput() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         // A secret in an unknown key of a provider that takes none: the error must not echo it.
@@ -123,7 +123,7 @@ import Testing
             start: { attribute: PCI_STAGE, equals: CARD }
             actions: [{ kind: mute, target: recorder }]
         """.write(to: file, atomically: true, encoding: .utf8)
-        let result = try BinaryRunner.run(
+        let result = try await BinaryRunner.run(
             ["check-config", "--config", file.path], environment: ["MW_TEST_SECRET": "s3cr3t-value-do-not-log"])
         #expect(result.status == 78)
         #expect(!result.stderr.contains("s3cr3t-value-do-not-log"))

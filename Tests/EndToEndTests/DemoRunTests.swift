@@ -5,9 +5,9 @@ import Testing
 /// The demo, end to end on the built binary: windows open and close, actions are confirmed,
 /// retried and alarmed, and it stops cleanly.
 @Suite(.serialized) struct DemoRunTests {
-    @Test func theDemoShowsTheWholeControlLoop() throws {
+    @Test func theDemoShowsTheWholeControlLoop() async throws {
         let demo = try privateDemoConfiguration()
-        let result = try BinaryRunner.run(["run", "--config", demo.config.path, "--for", "8s"], timeout: .seconds(40))
+        let result = try await BinaryRunner.run(["run", "--config", demo.config.path, "--for", "8s"], timeout: .seconds(60))
         #expect(result.status == 0, "\(result.stderr.suffix(2000))")
         let lines = result.stderr.split(separator: "\n").map(String.init)
         func count(_ kind: String) -> Int { lines.filter { $0.contains("audit=\(kind) ") }.count }
@@ -31,25 +31,19 @@ import Testing
         #expect(lines.allSatisfy { $0.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [A-Z]+ "#, options: .regularExpression) != nil })
     }
 
-    @Test func sigtermStopsWithinFiveSecondsAndExitsZero() throws {
+    @Test func sigtermStopsWithinFiveSecondsAndExitsZero() async throws {
         let demo = try privateDemoConfiguration()
-        let (process, _, err) = try BinaryRunner.start(["run", "--config", demo.config.path])
-        let stderr = ChildOutput(err)
-        // Wait until it is really running.
-        let ready = ContinuousClock.now + .seconds(20)
-        while !stderr.snapshot().contains("audit=feed.up"), ContinuousClock.now < ready {
-            Thread.sleep(forTimeInterval: 0.05)
+        let daemon = try await BinaryRunner.start(["run", "--config", demo.config.path])
+        try await withPeer(daemon) { daemon in
+            // Really running first.
+            try await daemon.waitForLine(containing: "audit=feed.up", timeout: .seconds(30))
+            let start = ContinuousClock.now
+            daemon.signal(SIGTERM)
+            let exit = await daemon.waitForExit(timeout: .seconds(10))
+            let elapsed = ContinuousClock.now - start
+            #expect(elapsed < .seconds(5))
+            #expect(exit == .exited(0))
+            #expect(await waitUntil { daemon.stderr.contains("mutewarden stopped") })
         }
-        #expect(stderr.snapshot().contains("audit=feed.up"))
-        let start = ContinuousClock.now
-        process.terminate()  // SIGTERM
-        while process.isRunning, ContinuousClock.now - start < .seconds(10) { Thread.sleep(forTimeInterval: 0.02) }
-        let elapsed = ContinuousClock.now - start
-        if process.isRunning { process.interrupt() }
-        process.waitUntilExit()
-        #expect(elapsed < .seconds(5))
-        #expect(process.terminationReason == .exit)
-        #expect(process.terminationStatus == 0)
-        #expect(stderr.text().contains("mutewarden stopped"))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MutewardenTesting
 import Testing
 
 /// mutewarden-loadgen against the real daemon, briefly and at a low rate: the harness behind
@@ -7,29 +8,19 @@ import Testing
 @Suite(.serialized) struct LoadgenTests {
     static var loadgen: URL { BinaryRunner.binary.deletingLastPathComponent().appendingPathComponent("mutewarden-loadgen") }
 
-    func run(_ arguments: [String]) throws -> [String: Any] {
+    func run(_ arguments: [String]) async throws -> [String: Any] {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("loadgen-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: output) }
-        let process = Process()
-        process.executableURL = LoadgenTests.loadgen
-        process.arguments = arguments + ["--output", output.path, "--quiet"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let deadline = ContinuousClock.now + .seconds(90)
-        while process.isRunning, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        if process.isRunning {
-            process.terminate()
-            Issue.record("mutewarden-loadgen still running after 90 s; stopped")
-        }
-        process.waitUntilExit()
-        let data = try Data(contentsOf: output)
+        let result = try await runProgram(
+            LoadgenTests.loadgen.path, arguments + ["--output", output.path, "--quiet"], timeout: .seconds(120))
+        let data = try #require(
+            FileManager.default.contents(atPath: output.path), "no report (\(result.exit)): \(result.output.suffix(2000))")
         return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 
     @Test(arguments: ["long-polling", "websocket"])
-    func theDaemonSendsEveryActionOnce(over transport: String) throws {
-        let report = try run([
+    func theDaemonSendsEveryActionOnce(over transport: String) async throws {
+        let report = try await run([
             "--daemon", BinaryRunner.binary.path, "--transport", transport, "--rate", "300", "--calls", "400",
             "--warmup", "1", "--duration", "4", "--grace", "3",
         ])
@@ -57,8 +48,8 @@ import Testing
     /// The generator alone, with its built-in consumer: what `make bench` reports as headroom, on
     /// each transport.
     @Test(arguments: ["long-polling", "websocket"])
-    func theSinkReadsTheStream(_ transport: String) throws {
-        let report = try run([
+    func theSinkReadsTheStream(_ transport: String) async throws {
+        let report = try await run([
             "--sink", "--transport", transport, "--rate", "2000", "--calls", "1000", "--warmup", "1", "--duration", "2",
             "--grace", "0",
         ])
@@ -78,8 +69,8 @@ import Testing
     /// is a fair floor for the daemon's; over websocket it upgrades with the session cookie and the
     /// Basic credentials, as the daemon does.
     @Test(arguments: ["long-polling", "websocket"])
-    func theReflexConsumerSendsEveryActionOnce(_ transport: String) throws {
-        let report = try run([
+    func theReflexConsumerSendsEveryActionOnce(_ transport: String) async throws {
+        let report = try await run([
             "--reflex", "--transport", transport, "--rate", "500", "--calls", "400", "--warmup", "1", "--duration", "3",
             "--grace", "2",
         ])

@@ -1,12 +1,13 @@
 import MutewardenJSON
 import MutewardenModel
 import MutewardenSupervisor
+import MutewardenTesting
 import Synchronization
 import Testing
 
 @testable import MutewardenBayeux
 
-/// Runs a client against `server` until `done` holds (bounded at 10 s), then stops it.
+/// Runs a client against `server` until `done` holds (bounded: 20 s), then stops it.
 private func run(
     _ server: FakeBayeuxServer, channels: [String] = ["/v2/me/calls"], useAck: Bool = true,
     whileSubscribing: @escaping @Sendable (Recorder) async -> Void = { _ in },
@@ -27,9 +28,7 @@ private func run(
             authenticationFailed: { recorder.authFailures.add(1, ordering: .relaxed) },
             status: { status in recorder.statuses.withLock { $0.append(status) } }))
     let task = Task { await client.run() }
-    let deadline = ContinuousClock.now + .seconds(10)
-    while !done(recorder), ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
-    #expect(done(recorder), "the client did not get there within 10 s")
+    #expect(await waitUntil(every: .milliseconds(5)) { done(recorder) }, "the client did not get there in time")
     task.cancel()
     await task.value
     return recorder
@@ -167,10 +166,11 @@ func errorStringsAreParsed(_ text: String, _ code: Int?, _ arguments: [String], 
             // list: applied before that (older) list, they would be undone by it.
             server.push("/v2/me/calls", .object([("n", .number(1))]))
             server.push("/v2/me/calls", .object([("n", .number(2))]))
+            // The fetch of the call list, which takes a while.
             try? await Task.sleep(for: .milliseconds(20))
             recorder.events.withLock { $0.append(BayeuxEvent(channel: "/resync-done", data: .null)) }
             Task {
-                while recorder.subscribedCount.load(ordering: .relaxed) == 0 { try? await Task.sleep(for: .milliseconds(2)) }
+                _ = await waitUntil(every: .milliseconds(2)) { recorder.subscribedCount.load(ordering: .relaxed) > 0 }
                 server.push("/v2/me/calls", .object([("n", .number(3))]))
             }
         },
@@ -207,17 +207,18 @@ func errorStringsAreParsed(_ text: String, _ code: Int?, _ arguments: [String], 
             readyForMore: {
                 // The first connect goes; the one after the events waits until the gate opens.
                 guard asked.add(1, ordering: .relaxed).newValue > 1 else { return }
-                while !open.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(2)) }
+                _ = await waitUntil(timeout: .seconds(60), every: .milliseconds(2)) { open.withLock { $0 } }
             }))
     let task = Task { await client.run() }
-    for _ in 0..<2_000 where recorder.eventCount < 3 { try await Task.sleep(for: .milliseconds(5)) }
+    try #require(await waitUntil { recorder.eventCount >= 3 })
+    // That the next connect is held is shown by its not coming: 100 ms is twenty of the fake
+    // server's long-poll holds.
     try await Task.sleep(for: .milliseconds(100))
     #expect(recorder.eventCount == 3)
     #expect(batches.load(ordering: .relaxed) == 1)
     #expect(server.state.withLock { $0.connects } == 1)
     open.withLock { $0 = true }
-    for _ in 0..<2_000 where server.state.withLock({ $0.connects }) < 2 { try await Task.sleep(for: .milliseconds(5)) }
-    #expect(server.state.withLock { $0.connects } >= 2)
+    #expect(await waitUntil { server.state.withLock { $0.connects } >= 2 })
     task.cancel()
     await task.value
 }

@@ -72,7 +72,7 @@ private func configuration(feeds: [FeedConfiguration], allowlist: Set<String>) -
         state: StateConfiguration(directory: FileManager.default.temporaryDirectory.appendingPathComponent("mw-daemon-\(UUID().uuidString)").path))
 }
 
-/// Runs the daemon until `done` says so (checked every 20 ms, for 20 s at most), then stops it
+/// Runs the daemon until `done` says so (checked every 20 ms, for 30 s at most), then stops it
 /// with the terminate signal, as systemd would.
 private func runDaemon(_ configuration: DaemonConfiguration, until done: @escaping @Sendable (EngineSnapshot) -> Bool)
     async throws -> (status: Int32, logs: InMemoryLogStore, snapshot: EngineSnapshot)
@@ -82,9 +82,9 @@ private func runDaemon(_ configuration: DaemonConfiguration, until done: @escapi
     let daemon = try Daemon(configuration: configuration, logger: logger)
     let (signals, continuation) = AsyncStream<DaemonSignal>.makeStream()
     let running = Task { try await daemon.run(signals: signals) }
-    let deadline = ContinuousClock.now + .seconds(20)
-    while !done(daemon.snapshot), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-    #expect(done(daemon.snapshot), "the daemon did not get there within 20 s")
+    #expect(
+        await waitUntil(timeout: .seconds(30), every: .milliseconds(20)) { done(daemon.snapshot) },
+        "the daemon did not get there within 30 s")
     continuation.yield(.terminate)
     let status = try await running.value
     continuation.finish()

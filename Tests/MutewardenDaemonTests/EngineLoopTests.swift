@@ -5,6 +5,7 @@ import MutewardenHTTP
 import MutewardenLogging
 import MutewardenModel
 import MutewardenTesting
+import Synchronization
 import Testing
 
 @testable import MutewardenDaemon
@@ -23,8 +24,8 @@ private struct HangingTarget: ActionTarget {
 /// attempts had started. With an `interruption`, hands the loop that input as the first record
 /// is written, as a WebSocket frame arriving meanwhile would.
 private final class RecordWitness: LogHandler, Sendable {
-    let seen = Locked<[(kind: String, call: String, attemptsStarted: Int)]>([])
-    let loop = Locked<EngineLoop?>(nil)
+    let seen = Mutex<[(kind: String, call: String, attemptsStarted: Int)]>([])
+    let loop = Mutex<EngineLoop?>(nil)
     let interruption: CallUpdate?
 
     init(interruption: CallUpdate? = nil) { self.interruption = interruption }
@@ -53,10 +54,9 @@ private final class RecordWitness: LogHandler, Sendable {
         if isFirst, let interruption { loop.post(.update(interruption)) }
     }
 
-    /// Waits (10 s at most) until `count` records are seen, and returns them.
-    func awaitRecords(_ count: Int) -> [(kind: String, call: String, attemptsStarted: Int)] {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while seen.withLock({ $0.count }) < count, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
+    /// Waits (bounded) until `count` records are seen, and returns them all.
+    func awaitRecords(_ count: Int) async -> [(kind: String, call: String, attemptsStarted: Int)] {
+        _ = await waitUntil { seen.withLock { $0.count } >= count }
         return seen.withLock { $0 }
     }
 }
@@ -92,7 +92,7 @@ private func start(_ loop: EngineLoop) throws {
 @Suite struct EngineLoopTests {
     /// A window that opens behind other inputs of the same wake-up must not wait for their audit
     /// records: every send of the batch starts before its first record is written.
-    @Test func everySendOfABatchStartsBeforeAnyOfItsRecords() throws {
+    @Test func everySendOfABatchStartsBeforeAnyOfItsRecords() async throws {
         let witness = RecordWitness()
         let loop = try witnessedLoop(witness)
         // Posted before the thread starts, so that its first wake-up drains both.
@@ -100,20 +100,20 @@ private func start(_ loop: EngineLoop) throws {
         loop.post(.update(capture("c2")))
         try start(loop)
         defer { loop.stop() }
-        let seen = witness.awaitRecords(4)
+        let seen = await witness.awaitRecords(4)
         #expect(seen.filter { $0.kind == "window.opened" }.count == 2)
         #expect(seen.first?.attemptsStarted == 2, "records written before every send of the batch had started: \(seen)")
     }
 
     /// An input that arrives while a batch's records are being written has its sends started
     /// before the rest of those records; every record is still written, in order.
-    @Test func recordsStepAsideForAnInputThatArrivesWhileTheyAreWritten() throws {
+    @Test func recordsStepAsideForAnInputThatArrivesWhileTheyAreWritten() async throws {
         let witness = RecordWitness(interruption: capture("c2"))
         let loop = try witnessedLoop(witness)
         loop.post(.update(capture("c1")))
         try start(loop)
         defer { loop.stop() }
-        let seen = witness.awaitRecords(4)
+        let seen = await witness.awaitRecords(4)
         #expect(
             seen.map { "\($0.kind) \($0.call)" } == [
                 "window.opened c1", "action.attempt c1", "window.opened c2", "action.attempt c2",
@@ -137,8 +137,8 @@ private func startedLoop(pausingWith target: any ActionTarget) throws -> EngineL
 /// A target whose attempt waits until the test lets it go, then says where it finished.
 private final class HeldTarget: ActionTarget, Sendable {
     var descriptor: TargetDescriptor { TargetDescriptor(name: "recorder", confirmsByEvent: false) }
-    let held = Locked<CheckedContinuation<Void, Never>?>(nil)
-    let finishedOn = Locked<String?>(nil)
+    let held = Mutex<CheckedContinuation<Void, Never>?>(nil)
+    let finishedOn = Mutex<String?>(nil)
 
     func perform(_ request: ActionRequest) async -> ActionAttemptResult {
         await withCheckedContinuation { continuation in held.withLock { $0 = continuation } }
@@ -151,7 +151,7 @@ private final class HeldTarget: ActionTarget, Sendable {
 extension EngineLoopTests {
     /// Attempts run on the engine thread; one still waiting when its loop stops must not hang
     /// forever with it: it finishes on the leftover thread.
-    @Test func anAttemptThatOutlivesItsLoopStillFinishes() throws {
+    @Test func anAttemptThatOutlivesItsLoopStillFinishes() async throws {
         let target = HeldTarget()
         let loop = try startedLoop(pausingWith: target)
         loop.post(
@@ -159,23 +159,19 @@ extension EngineLoopTests {
                 CallUpdate(
                     feed: "desk", ids: CallIdentifiers(primary: "c1"), agentExtension: "3001", direction: .inbound,
                     state: .established, attributes: ["PCI_STAGE": "CARD"])))
-        func waitUntil(_ condition: () -> Bool) {
-            let deadline = ContinuousClock.now + .seconds(10)
-            while !condition(), ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
-        }
-        waitUntil { target.held.withLock { $0 != nil } }
+        _ = await waitUntil { target.held.withLock { $0 != nil } }
         loop.stop()
         let continuation = target.held.withLock { $0 }
         #expect(continuation != nil, "the attempt never started")
         continuation?.resume()
-        waitUntil { target.finishedOn.withLock { $0 != nil } }
+        _ = await waitUntil { target.finishedOn.withLock { $0 != nil } }
         #expect(target.finishedOn.withLock { $0 } == "mw-leftovers")
     }
 }
 
 /// What happened, in order, from any thread.
 private final class OrderLog: Sendable {
-    let entries = Locked<[String]>([])
+    let entries = Mutex<[String]>([])
     func note(_ entry: String) { entries.withLock { $0.append(entry) } }
 }
 

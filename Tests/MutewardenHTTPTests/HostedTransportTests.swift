@@ -13,9 +13,9 @@ import Testing
 private final class TestHost: Sendable {
     static let threadName = "test-http-host"
     let host: HTTPTransportHost
-    private let work = Locked<[@Sendable () -> Void]>([])
+    private let work = Mutex<[@Sendable () -> Void]>([])
     private let stopping = Atomic<Bool>(false)
-    private let finished = DispatchSemaphore(value: 0)
+    private let finished = Atomic<Bool>(false)
 
     init(_ host: HTTPTransportHost) { self.host = host }
 
@@ -34,7 +34,7 @@ private final class TestHost: Sendable {
                 if batch.isEmpty, !host.hasCommands { host.wait(atMostMilliseconds: 1000) }
             }
             host.end()
-            finished.signal()
+            finished.store(true, ordering: .releasing)
         }
         thread.start()
     }
@@ -44,10 +44,16 @@ private final class TestHost: Sendable {
         host.wake()
     }
 
-    func stop() {
+    /// Runs `body` on the host's thread and returns its result, awaited as a task.
+    func onHost<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in onHost { continuation.resume(returning: body()) } }
+    }
+
+    /// Stops the thread and waits (bounded) until it has ended its host.
+    func stop() async {
         stopping.store(true, ordering: .releasing)
         host.wake()
-        finished.wait()
+        #expect(await waitUntil { finished.load(ordering: .acquiring) }, "the host thread did not stop")
     }
 }
 
@@ -69,7 +75,7 @@ private struct HeldRequest {
         let task = Task { () async throws(HTTPError) -> HTTPResponse in
             try await client.send(HTTPRequest(.get, slowURL))
         }
-        try await Task.sleep(for: .milliseconds(300))
+        try await peer.waitForRequests("GET /slow")
         return HeldRequest(peer: peer, transport: transport, testHost: testHost, client: client, task: task)
     }
 }
@@ -79,13 +85,17 @@ struct HostedTransportTests {
     /// Nothing moves until a host claims the loop; then the transfers run on the host's thread.
     @Test func requestsWaitForTheHostAndRunOnItsThread() async throws {
         let peer = try await PythonPeer.start()
-        let httpThreadsBefore = processThreadNames().filter { $0 == "mw-http" }.count
-        let (transport, host) = try HTTPTransport.hosted()
+        // A name no other transport of the process has (tests run side by side and start mw-http
+        // threads), under the kernel's 15 characters: no thread of that name may appear.
+        let threadName = "hosted-\(Int.random(in: 100_000...999_999))"
+        let (transport, host) = try HTTPTransport.hosted(options: HTTPTransport.Options(threadName: threadName))
         let client = try makeClient(transport: transport)
         let echo = peer.url("/echo")
         let pending = Task { () async throws(HTTPError) -> HTTPResponse in
             try await client.send(HTTPRequest(.get, echo))
         }
+        // Nothing may happen without a host, however long one waits: 300 ms (a sleep, not a wait
+        // for a condition) is long enough that a loop running anyway would have started it.
         try await Task.sleep(for: .milliseconds(300))
         #expect(transport.statistics.started == 0, "a transfer started with no host running the loop")
 
@@ -95,17 +105,10 @@ struct HostedTransportTests {
         #expect(try await client.send(HTTPRequest(.post, peer.url("/echo"), text: "{}")).status == 200)
         #expect(transport.statistics.started == 2 && transport.statistics.connectionsOpened == 1)
         // libcurl's callbacks ran on the host's thread.
-        let loopThread = Locked<String?>(nil)
-        let seen = DispatchSemaphore(value: 0)
-        testHost.onHost {
-            loopThread.withLock { $0 = currentThreadName() }
-            seen.signal()
-        }
-        seen.wait()
-        #expect(loopThread.withLock { $0 } == TestHost.threadName)
-        #expect(processThreadNames().filter { $0 == "mw-http" }.count == httpThreadsBefore)
+        #expect(await testHost.onHost { currentThreadName() } == TestHost.threadName)
+        #expect(!processThreadNames().contains(threadName))
         client.close()
-        testHost.stop()
+        await testHost.stop()
         transport.close()
     }
 
@@ -114,17 +117,12 @@ struct HostedTransportTests {
     @Test func aClientClosedOnTheHostsThreadClosesInPlace() async throws {
         let held = try await HeldRequest.start()
         let other = try makeClient("other", transport: held.transport)
-        let closed = DispatchSemaphore(value: 0)
         let client = held.client
-        held.testHost.onHost {
-            client.close()
-            closed.signal()
-        }
-        closed.wait()
+        await held.testHost.onHost { client.close() }
         #expect(await expectHTTPError { try await held.task.value }?.kind == .closed)
         // The host and the transport's other clients go on.
         #expect(try await other.send(HTTPRequest(.get, held.peer.url("/echo"))).status == 200)
-        held.testHost.stop()
+        await held.testHost.stop()
         held.transport.close()
     }
 
@@ -139,6 +137,8 @@ struct HostedTransportTests {
         let pending = Task { () async throws(HTTPError) -> HTTPResponse in
             try await client.send(HTTPRequest(.get, echo))
         }
+        // Gives the send time to queue its command before the close (with no host, nothing more
+        // can be observed of it); closed first or queued first, it must fail as closed.
         try await Task.sleep(for: .milliseconds(100))
         client.close()
         #expect(await expectHTTPError { try await pending.value }?.kind == .closed)
@@ -153,7 +153,7 @@ struct HostedTransportTests {
     @Test func theHostsEndFailsWhatIsInFlight() async throws {
         let held = try await HeldRequest.start()
         #expect(held.transport.statistics.inFlight == 1)
-        held.testHost.stop()
+        await held.testHost.stop()
         #expect(await expectHTTPError { try await held.task.value }?.kind == .closed)
         let echo = held.peer.url("/echo")
         #expect(await expectHTTPError { try await held.client.send(HTTPRequest(.get, echo)) }?.kind == .closed)
@@ -165,21 +165,21 @@ struct HostedTransportTests {
     }
 
     /// Another thread's wake-up ends the host's wait; the host's own does nothing.
-    @Test func aWakeUpEndsTheHostsWait() throws {
+    @Test func aWakeUpEndsTheHostsWait() async throws {
         let (transport, host) = try HTTPTransport.hosted()
-        let returned = DispatchSemaphore(value: 0)
-        let claimed = DispatchSemaphore(value: 0)
+        let claimed = Atomic<Bool>(false)
+        let returned = Atomic<Bool>(false)
         let thread = Thread {
             host.claim()
-            claimed.signal()
+            claimed.store(true, ordering: .releasing)
             host.wait(atMostMilliseconds: 60_000)
-            returned.signal()
+            returned.store(true, ordering: .releasing)
             host.end()
         }
         thread.start()
-        claimed.wait()
+        try #require(await waitUntil { claimed.load(ordering: .acquiring) })
         host.wake()
-        #expect(returned.wait(timeout: .now() + 30) == .success, "the wait outlived its wake-up")
+        #expect(await waitUntil(timeout: .seconds(30)) { returned.load(ordering: .acquiring) }, "the wait outlived its wake-up")
         transport.close()
     }
 }

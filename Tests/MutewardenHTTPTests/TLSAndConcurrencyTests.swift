@@ -1,6 +1,7 @@
 import Foundation
 import MutewardenModel
 import MutewardenProviderKit
+import MutewardenTesting
 import Testing
 
 @testable import MutewardenHTTP
@@ -9,7 +10,7 @@ import Testing
 struct TLSTests {
     let pki: TestPKI
 
-    init() throws { pki = try TestPKI.shared.get() }
+    init() async throws { pki = try await TestPKI.shared() }
 
     @Test func aCustomCAIsTrusted() async throws {
         let peer = try await PythonPeer.start(tls: pki)
@@ -100,14 +101,14 @@ struct ConcurrencyTests {
     /// A long poll or a stalled platform must not hold up a mute to the same host.
     @Test(arguments: [false, true])
     func aStalledRequestDoesNotHoldUpOthersToTheSameHost(tls: Bool) async throws {
-        let pki = try TestPKI.shared.get()
+        let pki = try await TestPKI.shared()
         let peer = try await PythonPeer.start(tls: pki)
         let client = try makeClient(timeout: .seconds(60), tls: TLSOptions(caBundlePath: pki.caCertificate))
         defer { client.close() }
         let slow = tls ? peer.httpsURL("/slow?ms=30000") : peer.url("/slow?ms=30000")
         let fast = tls ? peer.httpsURL("/echo") : peer.url("/echo")
         let stalled = Task { () async throws(HTTPError) -> HTTPResponse in try await client.send(HTTPRequest(.get, slow)) }
-        try await Task.sleep(for: .milliseconds(100))
+        try await peer.waitForRequests("GET /slow")
         let started = ContinuousClock.now
         let response = try await client.send(HTTPRequest(.post, fast, text: "{}", timeout: .seconds(5)))
         #expect(response.status == 200)
@@ -125,7 +126,7 @@ struct ConcurrencyTests {
         let client = try makeClient(timeout: .seconds(60), transport: transport)
         let slow = peer.url("/slow?ms=30000")
         let occupying = Task { () async throws(HTTPError) -> HTTPResponse in try await client.send(HTTPRequest(.get, slow)) }
-        try await Task.sleep(for: .milliseconds(200))
+        try await peer.waitForRequests("GET /slow")
         let started = ContinuousClock.now
         let error = await expectHTTPError {
             try await client.send(HTTPRequest(.post, peer.url("/echo"), text: "{}", timeout: .milliseconds(500)))
@@ -152,7 +153,10 @@ struct ConcurrencyTests {
         for _ in 0..<10 {
             hanging.append(Task { try await client.send(HTTPRequest(.get, slow)) })
         }
-        try await Task.sleep(for: .milliseconds(300))
+        // The connection's four places taken (one request at the peer: HTTP/1.1 sends one at a
+        // time), the other six queued.
+        try await stuck.waitForRequests("GET /slow")
+        #expect(await waitUntil { transport.statistics.started >= 4 })
         let started = ContinuousClock.now
         let response = try await client.send(HTTPRequest(.post, other.url("/echo"), text: "{}", timeout: .seconds(5)))
         #expect(response.status == 200)

@@ -1,5 +1,6 @@
 import Logging
 import MutewardenModel
+import MutewardenTesting
 import Testing
 
 @testable import MutewardenLogging

@@ -1,6 +1,7 @@
 import Logging
 import MutewardenLogging
-import MutewardenModel
+import MutewardenTesting
+import Synchronization
 
 /// 2026-11-21T22:49:00.123Z, so that expected lines can be written out in full.
 let fixedTime = WallClockTime(secondsSinceEpoch: 1_795_301_340, nanoseconds: 123_456_789)
@@ -8,7 +9,7 @@ let fixedClock: @Sendable () -> WallClockTime = { fixedTime }
 
 /// Collects what a `StderrLogHandler` would have written.
 final class LineCollector: Sendable {
-    private let collected = Locked<[String]>([])
+    private let collected = Mutex<[String]>([])
 
     var lines: [String] { collected.withLock { $0 } }
 

@@ -1,17 +1,11 @@
 import MutewardenModel
+import MutewardenTesting
 import Testing
 
 import MutewardenProviderKit
 import MutewardenSupervisor
 
-private final class RecordingSink: CallUpdateSink {
-    let states = Locked<[(Bool, String)]>([])
-    func deliver(_ update: CallUpdate) {}
-    func resync(feed: String, current: [CallUpdate]) {}
-    func feedStateChanged(feed: String, up: Bool, detail: String) { states.withLock { $0.append((up, detail)) } }
-}
-
-@Test func onlyRealTransitionsAreReported() {
+@Test func onlyRealTransitionsAreReported() throws {
     let sink = RecordingSink()
     let reporter = FeedStatusReporter(feed: "gws", sink: sink)
     let now = MonotonicInstant.zero
@@ -26,9 +20,11 @@ private final class RecordingSink: CallUpdateSink {
     reporter.report(status(.up))
     reporter.report(status(.down, "HTTP 503"))
     reporter.report(status(.stopped))
-    let states = sink.states.withLock { $0 }
-    #expect(states.map(\.0) == [false, true, false])
-    #expect(states[0].1 == "down (connection refused), retrying in 2s")
-    #expect(states[1].1 == "connected")
-    #expect(states[2].1.contains("HTTP 503"))
+    let states = sink.feedStates
+    #expect(states.map(\.up) == [false, true, false])
+    #expect(states.allSatisfy { $0.feed == "gws" })
+    try #require(states.count == 3)
+    #expect(states[0].detail == "down (connection refused), retrying in 2s")
+    #expect(states[1].detail == "connected")
+    #expect(states[2].detail.contains("HTTP 503"))
 }

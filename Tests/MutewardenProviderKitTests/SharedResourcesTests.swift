@@ -1,4 +1,5 @@
 import MutewardenProviderKit
+import MutewardenTesting
 import Synchronization
 import Testing
 
@@ -24,12 +25,12 @@ private func key(_ server: String, password: String = "p") -> ResourceKey<Login>
     @Test func oneKeyIsOneObjectPerContext() throws {
         let made = Atomic<Int>(0)
         func make() -> Login { Login(made.add(1, ordering: .relaxed).newValue) }
-        let context = ProviderContext(report: { _, _, _ in })
+        let context = TestProviderContext().context
         let feeds = try context.owned(by: "feed").resource(key("a"), make: make)
         let targets = try context.owned(by: "target").resource(key("a"), make: make)
         #expect(feeds === targets && made.load(ordering: .relaxed) == 1)
         #expect(try context.resource(key("b"), make: make).number == 2)
-        let another = ProviderContext(report: { _, _, _ in })
+        let another = TestProviderContext().context
         #expect(try another.resource(key("a"), make: make).number == 3)
     }
 

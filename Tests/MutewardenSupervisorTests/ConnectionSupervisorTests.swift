@@ -1,11 +1,13 @@
 import MutewardenModel
+import MutewardenTesting
+import Synchronization
 import Testing
 
 @testable import MutewardenSupervisor
 
 /// A clock that only moves when told, shared by the test and the supervisor.
 final class ManualClock: MonotonicClock {
-    let current = Locked(MonotonicInstant(nanoseconds: 1_000_000_000))
+    let current = Mutex(MonotonicInstant(nanoseconds: 1_000_000_000))
     func now() -> MonotonicInstant { current.withLock { $0 } }
     func advance(_ duration: Duration) { current.withLock { $0 = $0 + duration } }
 }
@@ -19,9 +21,9 @@ private func supervise(
     policy: ReconnectPolicy, attempts: Int, _ script: @escaping @Sendable (Int, ConnectionHandle, ManualClock) throws -> Void
 ) async -> (statuses: [ConnectionStatus], sleeps: [Duration]) {
     let clock = ManualClock()
-    let statuses = Locked<[ConnectionStatus]>([])
-    let sleeps = Locked<[Duration]>([])
-    let count = Locked(0)
+    let statuses = Mutex<[ConnectionStatus]>([])
+    let sleeps = Mutex<[Duration]>([])
+    let count = Mutex(0)
     let task = Task {
         let supervisor = ConnectionSupervisor(
             name: "test", policy: policy, clock: clock, randomSeed: 5,
@@ -98,7 +100,7 @@ private func supervise(
 }
 
 @Test func cancellationStopsTheLoop() async {
-    let started = Locked(false)
+    let started = Mutex(false)
     let task = Task {
         await ConnectionSupervisor(name: "test", onChange: { _ in }).run { handle in
             handle.markUp()
@@ -106,7 +108,7 @@ private func supervise(
             try await Task.sleep(for: .seconds(3600))
         }
     }
-    while !started.withLock({ $0 }) { await Task.yield() }
+    #expect(await waitUntil { started.withLock { $0 } })
     task.cancel()
     await task.value  // returns: the loop ended
 }

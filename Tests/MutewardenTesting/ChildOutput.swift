@@ -1,5 +1,6 @@
 import Foundation
 import MutewardenModel
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +14,7 @@ import Glibc
 /// about one run in three. A blocking read never registers the descriptor with libdispatch.
 public final class ChildOutput: Sendable {
     private let received = Locked(Data())
-    private let finished = DispatchSemaphore(value: 0)
+    private let ended = Atomic<Bool>(false)
 
     /// Starts reading `pipe` at once; `onData`, if given, sees each chunk as it arrives, on the
     /// reading thread.
@@ -31,15 +32,19 @@ public final class ChildOutput: Sendable {
                 received.withLock { $0.append(chunk) }
                 onData?(chunk)
             }
-            finished.signal()
+            ended.store(true, ordering: .releasing)
         }
         thread.name = "child-output"
         thread.start()
     }
 
-    /// Waits (at most `timeout`) for end of file, then returns everything read.
-    public func text(timeout: TimeInterval = 10) -> String {
-        if finished.wait(timeout: .now() + timeout) == .success { finished.signal() }
+    /// Whether the writers have all closed the pipe (the child, and any grandchild holding it).
+    public var isFinished: Bool { ended.load(ordering: .acquiring) }
+
+    /// Waits (at most `timeout`, sleeping as a task rather than holding a thread of the pool) for
+    /// end of file, then returns everything read.
+    public func text(within timeout: Duration) async -> String {
+        _ = await waitUntil(timeout: timeout) { isFinished }
         return snapshot()
     }
 

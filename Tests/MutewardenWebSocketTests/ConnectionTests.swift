@@ -1,13 +1,14 @@
 import Foundation
 import MutewardenModel
 import MutewardenSupervisor
+import MutewardenTesting
 import Testing
 
 @testable import MutewardenWebSocket
 
 extension WebSocketTests {
     @Test func echoesTextAndBinaryThroughThePythonPeer() async throws {
-        let peer = try await PeerProcess.python()
+        let peer = try await WebSocketPeer.python()
         defer { Task { await peer.stop() } }
         let (client, recorder) = try makeClient(testConfiguration("ws://127.0.0.1:\(peer.port)/echo"))
         client.start()
@@ -32,7 +33,7 @@ extension WebSocketTests {
     }
 
     @Test func sendsHeadersQueryTokenSubprotocolAndOriginWithoutReportingThem() async throws {
-        let peer = try await PeerProcess.python()
+        let peer = try await WebSocketPeer.python()
         defer { Task { await peer.stop() } }
         let token = "tok-5c1f0a9e7d"
         let bearer = "Bearer eyJhbGciOi.secret-bearer"
@@ -65,7 +66,7 @@ extension WebSocketTests {
     }
 
     @Test func reassemblesFragmentedMessages() async throws {
-        let peer = try await PeerProcess.python()
+        let peer = try await WebSocketPeer.python()
         defer { Task { await peer.stop() } }
         let (client, recorder) = try makeClient(testConfiguration("ws://127.0.0.1:\(peer.port)/fragments"))
         client.start()
@@ -77,7 +78,7 @@ extension WebSocketTests {
     }
 
     @Test func aCleanShutdownSendsCloseFrame1000AndStopsTheServiceThread() async throws {
-        let peer = try await PeerProcess.python()
+        let peer = try await WebSocketPeer.python()
         defer { Task { await peer.stop() } }
         let service = try WebSocketService(name: "shutdown")
         let (client, recorder) = try makeClient(
@@ -96,7 +97,7 @@ extension WebSocketTests {
     }
 
     @Test func interoperatesWithLibwebsocketsTestServer() async throws {
-        let server = try await PeerProcess.lwsTestServer()
+        let server = try await WebSocketPeer.lwsTestServer()
         defer { Task { await server.stop() } }
         let service = try WebSocketService(name: "interop")
         defer { Task { await service.shutdown() } }
@@ -127,7 +128,7 @@ extension WebSocketTests {
     }
 
     @Test func runClosesWhenTheBodyReturnsOrTheTaskIsCancelled() async throws {
-        let peer = try await PeerProcess.python()
+        let peer = try await WebSocketPeer.python()
         defer { Task { await peer.stop() } }
         let client = try WebSocketClient(
             name: "run", configuration: try testConfiguration("ws://127.0.0.1:\(peer.port)/tick?every=0.02"),

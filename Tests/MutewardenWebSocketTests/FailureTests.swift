@@ -1,6 +1,7 @@
 import Foundation
 import MutewardenModel
 import MutewardenSupervisor
+import MutewardenTesting
 import Testing
 
 @testable import MutewardenWebSocket
@@ -25,7 +26,7 @@ func expectBackingOff(
 
 extension WebSocketTests {
     @Test func aPeerThatDropsTheConnectionMidMessageIsReconnectedWithBackoff() async throws {
-        let peer = try await PeerProcess.python()
+        let peer = try await WebSocketPeer.python()
         defer { Task { await peer.stop() } }
         let (client, recorder) = try makeClient(testConfiguration("ws://127.0.0.1:\(peer.port)/dropmid"))
         client.start()
@@ -38,7 +39,7 @@ extension WebSocketTests {
     }
 
     @Test func aPeerThatStopsAnsweringPingsIsDroppedAtThePongDeadline() async throws {
-        let peer = try await PeerProcess.python()
+        let peer = try await WebSocketPeer.python()
         defer { Task { await peer.stop() } }
         let (client, recorder) = try makeClient(
             testConfiguration("ws://127.0.0.1:\(peer.port)/silent") {
@@ -56,7 +57,7 @@ extension WebSocketTests {
     }
 
     @Test func aQuietPeerIsDroppedAtTheIdleTimeoutUnlessPongsKeepItAlive() async throws {
-        let peer = try await PeerProcess.python()
+        let peer = try await WebSocketPeer.python()
         defer { Task { await peer.stop() } }
         let (idle, idleRecorder) = try makeClient(
             testConfiguration("ws://127.0.0.1:\(peer.port)/quiet") {
@@ -74,6 +75,8 @@ extension WebSocketTests {
         pinged.start()
         let downs = try await expectBackingOff(idleRecorder, count: 2)
         #expect(downs.allSatisfy { $0.lastError == "nothing received for 400ms" })
+        // That the pinged client stays up is shown by nothing happening: for 600 ms, one and a
+        // half idle timeouts more, on top of the time the idle client's two drops took.
         try await Task.sleep(for: .milliseconds(600))
         #expect(pingedRecorder.downs.isEmpty)
         #expect(pinged.status?.phase == .up)
@@ -82,7 +85,7 @@ extension WebSocketTests {
     }
 
     @Test func aTenMebibyteMessageClosesWith1009AndReconnects() async throws {
-        let peer = try await PeerProcess.python()
+        let peer = try await WebSocketPeer.python()
         defer { Task { await peer.stop() } }
         let (client, recorder) = try makeClient(testConfiguration("ws://127.0.0.1:\(peer.port)/big?size=10485760"))
         client.start()
@@ -103,7 +106,7 @@ extension WebSocketTests {
 
     @Test(arguments: ["/badutf8", "/badutf8-split"])
     func invalidUTF8ClosesWith1007AndReconnects(path: String) async throws {
-        let peer = try await PeerProcess.python()
+        let peer = try await WebSocketPeer.python()
         defer { Task { await peer.stop() } }
         let (client, recorder) = try makeClient(testConfiguration("ws://127.0.0.1:\(peer.port)\(path)"))
         client.start()
@@ -116,7 +119,7 @@ extension WebSocketTests {
 
     @Test(arguments: [401, 503])
     func aRefusedUpgradeIsReportedWithItsStatusAndRetriedWithBackoff(status: Int) async throws {
-        let peer = try await PeerProcess.python()
+        let peer = try await WebSocketPeer.python()
         defer { Task { await peer.stop() } }
         let token = "refused-token-77aa"
         let (client, recorder) = try makeClient(
@@ -135,7 +138,7 @@ extension WebSocketTests {
     }
 
     @Test func aServerRestartedOnTheSamePortIsReconnected() async throws {
-        let first = try await PeerProcess.python()
+        let first = try await WebSocketPeer.python()
         let port = first.port
         let (client, recorder) = try makeClient(testConfiguration("ws://127.0.0.1:\(port)/echo"))
         client.start()
@@ -150,7 +153,7 @@ extension WebSocketTests {
         #expect(client.status?.phase != .up)
         #expect(throws: WebSocketError.notConnected) { try client.send(text: "while down") }
 
-        let second = try await PeerProcess.python(port: port)
+        let second = try await WebSocketPeer.python(port: port)
         defer { Task { await second.stop() } }
         let after = try await eventually("reconnected", timeout: .seconds(10)) {
             recorder.connections.count == 2 ? recorder.connections[1] : nil
@@ -165,7 +168,7 @@ extension WebSocketTests {
     }
 
     @Test func backoffStartsOverAfterAConnectionWasStable() async throws {
-        let peer = try await PeerProcess.python()
+        let peer = try await WebSocketPeer.python()
         defer { Task { await peer.stop() } }
         // Closed by the server at once: never stable, so the failures add up.
         let (flapping, flapped) = try makeClient(

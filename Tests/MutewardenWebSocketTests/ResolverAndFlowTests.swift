@@ -1,6 +1,7 @@
 import Foundation
 import MutewardenModel
 import MutewardenSupervisor
+import MutewardenTesting
 import Synchronization
 import Testing
 
@@ -11,7 +12,7 @@ extension WebSocketTests {
     /// never hands it a name: a resolver that takes two seconds must not delay another connection
     /// of the same service thread by even one message.
     @Test func aSlowResolverDoesNotStallOtherConnectionsOfTheServiceThread() async throws {
-        let peer = try await PeerProcess.python()
+        let peer = try await WebSocketPeer.python()
         defer { Task { await peer.stop() } }
         let service = try WebSocketService(name: "dns")
         defer { Task { await service.shutdown() } }
@@ -27,6 +28,7 @@ extension WebSocketTests {
         slow.start()
         try await eventually("the lookup to start") { resolver.calls.withLock { $0 } == 1 ? true : nil }
         let before = ticks.texts.count
+        // A fixed second on purpose: what is measured is how many ticks arrive in it.
         try await Task.sleep(for: .seconds(1))
         // 50 ticks a second; a stalled service thread would deliver none of them.
         #expect(ticks.texts.count - before >= 25)
@@ -62,7 +64,7 @@ extension WebSocketTests {
     }
 
     @Test func theNextAddressIsTriedWhenOneRefuses() async throws {
-        let peer = try await PeerProcess.python()
+        let peer = try await WebSocketPeer.python()
         defer { Task { await peer.stop() } }
         // The peer listens on 127.0.0.1 only: 127.0.0.2 refuses.
         let resolver = ScriptedResolver(["two.mutewarden.test": ["127.0.0.2", "127.0.0.1"]])
@@ -86,7 +88,7 @@ extension WebSocketTests {
     /// A consumer that stops taking events stops the reading of the socket (TCP pushes back on the
     /// server) instead of letting the buffer grow, loses nothing, and is not taken for a dead peer.
     @Test func aSlowConsumerPausesReadingWithoutLosingMessagesOrTheConnection() async throws {
-        let peer = try await PeerProcess.python()
+        let peer = try await WebSocketPeer.python()
         defer { Task { await peer.stop() } }
         // 20 MB: more than the loopback socket buffers of both sides hold, so a paused client
         // really holds the server back.
@@ -104,6 +106,8 @@ extension WebSocketTests {
             onStatus: { status in statuses.withLock { $0.append(status) } })
         client.start()
         try await eventually("the pause") { client.events.flow.isPaused ? true : nil }
+        // That the pause holds is shown by nothing happening for a while: a second, three idle
+        // timeouts, in which the buffer must not grow and the liveness checks must not drop it.
         try await Task.sleep(for: .seconds(1))
         // Paused: what is buffered stays near the limit (lws hands over what its last read of at
         // most 256 KiB held).

@@ -15,183 +15,70 @@ import Glibc
 /// the CI machine has two cores.
 @Suite(.serialized) struct WebSocketTests {}
 
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// Polls `check` until it returns a value, at most `timeout`: every wait in these tests is bounded.
-@discardableResult
-func eventually<T>(
-    _ what: String, timeout: Duration = .seconds(10), _ check: () throws -> T?
-) async throws -> T {
-    let clock = ContinuousClock()
-    let deadline = clock.now + timeout
-    while true {
-        if let value = try check() { return value }
-        guard clock.now < deadline else { throw TestFailure("timed out after \(timeout) waiting for \(what)") }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-}
-
 let peersDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Peers")
 
-/// A server process the test started: its stdout lines are kept for the test to check.
-final class PeerProcess: Sendable {
-    private let process: Process
-    private let output = Locked<[String]>([])
-    private let partial = Locked<String>("")
+/// A WebSocket server the test started (the kit's ``PeerProcess``) and the port it listens on.
+final class WebSocketPeer: Sendable {
+    let process: PeerProcess
     let port: Int
 
-    /// Whether SIGTERM stops it cleanly. The test process starts children from threads that
-    /// block SIGTERM, and they inherit that: peer.py unblocks it, libwebsockets-test-server does not.
-    private let graceful: Bool
-
-    private init(process: Process, port: Int, graceful: Bool) {
+    private init(process: PeerProcess, port: Int) {
         self.process = process
         self.port = port
-        self.graceful = graceful
     }
 
-    var lines: [String] { output.withLock { $0 } }
-
-    /// Starts `executable`; a missing executable fails the test (CI must have every peer).
-    private static func launch(_ executable: String, _ arguments: [String]) throws -> (Process, PeerProcess.Box) {
-        guard FileManager.default.isExecutableFile(atPath: executable) else {
-            throw TestFailure("\(executable) is missing: install the Makefile's TEST_PACKAGES")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        let box = Box()
-        _ = ChildOutput(pipe) { box.append(String(decoding: $0, as: UTF8.self)) }
-        try process.run()
-        return (process, box)
-    }
-
-    /// Collects output before the PeerProcess exists (the port line comes first).
-    final class Box: Sendable {
-        let text = Locked("")
-        let target = Locked<PeerProcess?>(nil)
-        func append(_ chunk: String) {
-            if let peer = target.withLock({ $0 }) {
-                peer.receive(chunk)
-            } else {
-                text.withLock { $0 += chunk }
-            }
-        }
-    }
-
-    private func receive(_ chunk: String) {
-        let complete = partial.withLock { partial -> [String] in
-            partial += chunk
-            var lines = partial.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-            partial = lines.removeLast()
-            return lines
-        }
-        output.withLock { $0 += complete }
-    }
+    /// What the peer printed on its standard output, one line each.
+    var lines: [String] { process.stdoutLines }
 
     /// The Python `websockets` peer (Peers/peer.py), on `port` (0: any free one).
     static func python(port: Int = 0, certificate: String? = nil, key: String? = nil, clientCA: String? = nil)
-        async throws -> PeerProcess
+        async throws -> WebSocketPeer
     {
         var arguments = [peersDirectory.appendingPathComponent("peer.py").path, "--port", String(port)]
         if let certificate, let key { arguments += ["--cert", certificate, "--key", key] }
         if let clientCA { arguments += ["--client-ca", clientCA] }
-        let (process, box) = try launch("/usr/bin/python3", arguments)
-        let first = try await eventually("the peer's port", timeout: .seconds(15)) { () -> Int? in
-            if !process.isRunning { throw TestFailure("peer.py exited (is python3-websockets installed?)") }
-            let text = box.text.withLock { $0 }
-            guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("PORT ") }) else { return nil }
-            return Int(line.dropFirst(5))
+        let process = try await PeerProcess.start(try locateTool("python3"), arguments, name: "peer.py")
+        do {
+            let line = try await process.waitForLine("the peer's port (is python3-websockets installed?)") {
+                $0.hasPrefix("PORT ")
+            }
+            guard let port = Int(line.dropFirst(5)) else { throw process.failure("not a port: \(line)") }
+            return WebSocketPeer(process: process, port: port)
+        } catch {
+            await process.stop(SIGKILL)
+            throw error
         }
-        let peer = PeerProcess(process: process, port: first, graceful: true)
-        let early = box.text.withLock { text -> String in
-            defer { text = "" }
-            return text
-        }
-        box.target.withLock { $0 = peer }
-        peer.receive(early + box.text.withLock { $0 })
-        return peer
     }
 
-    /// libwebsockets-test-server (a second implementation), on a free port of 127.0.0.1.
-    static func lwsTestServer(tls: (certificate: String, key: String)? = nil) async throws -> PeerProcess {
+    /// libwebsockets-test-server (a second implementation), on a free port of 127.0.0.1. It cannot
+    /// report its port, so it gets a free one; should another process take that port first, the
+    /// server exits and the next attempt takes another.
+    static func lwsTestServer(tls: (certificate: String, key: String)? = nil) async throws -> WebSocketPeer {
         var lastError: (any Error)?
         for _ in 0..<3 {
             let port = try freePort()
             var arguments = ["-p", String(port), "-i", "lo", "-d", "0"]
             if let tls { arguments += ["-s", "-C", tls.certificate, "-K", tls.key] }
-            let (process, box) = try launch("/usr/bin/libwebsockets-test-server", arguments)
-            let peer = PeerProcess(process: process, port: port, graceful: false)
-            box.target.withLock { $0 = peer }
+            let process = try await PeerProcess.start(try locateTool("libwebsockets-test-server"), arguments)
             do {
-                try await eventually("libwebsockets-test-server to listen", timeout: .seconds(10)) { () -> Bool? in
-                    if !process.isRunning { throw TestFailure("libwebsockets-test-server exited") }
-                    return canConnect(port: port) ? true : nil
+                try await process.eventually(what: "libwebsockets-test-server to listen", timeout: .seconds(20)) {
+                    canConnect(port: port) ? true : nil
                 }
-                return peer
+                return WebSocketPeer(process: process, port: port)
             } catch {
                 lastError = error
-                await peer.stop()
+                await process.stop(SIGKILL)
             }
         }
         throw lastError ?? TestFailure("libwebsockets-test-server did not start")
     }
 
-    func waitForLine(_ line: String, timeout: Duration = .seconds(10)) async throws {
-        try await eventually("the peer to print \"\(line)\"", timeout: timeout) {
-            lines.contains(line) ? true : nil
-        }
+    func waitForLine(_ line: String, timeout: Duration = .seconds(20)) async throws {
+        try await process.waitForLine(timeout: timeout, "the line \"\(line)\"") { $0 == line }
     }
 
     /// SIGTERM (the Python peer closes its connections with 1001), then SIGKILL if it lingers.
-    func stop() async {
-        guard process.isRunning else { return }
-        if graceful { process.terminate() } else { kill(process.processIdentifier, SIGKILL) }
-        let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(5)
-        while process.isRunning && clock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        while process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
-    }
-}
-
-/// A port nobody listens on right now (the kernel's pick), for servers that cannot report theirs.
-func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw TestFailure("socket failed") }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard bound == 0 else { throw TestFailure("bind failed") }
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
-func canConnect(port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    return withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    } == 0
+    func stop() async { await process.stop() }
 }
 
 /// What one client did: its events, its status changes and its reports.
@@ -288,7 +175,7 @@ struct TestCertificates {
 
     func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
-    static func make() throws -> TestCertificates {
+    static func make() async throws -> TestCertificates {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "mutewarden-ws-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -301,12 +188,12 @@ struct TestCertificates {
         try certificates.write(
             "client.ext", "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n")
         for (name, subject) in [("ca", "/CN=mutewarden test CA"), ("wrong-ca", "/CN=some other CA")] {
-            try certificates.openssl(
+            try await certificates.openssl(
                 ["req", "-x509"] + ec + ["-keyout", "\(name).key", "-out", "\(name).pem", "-days", "2", "-subj", subject])
         }
         for (name, subject) in [("server", "/CN=\(serverName)"), ("client", "/CN=mutewarden test client")] {
-            try certificates.openssl(["req"] + ec + ["-keyout", "\(name).key", "-out", "\(name).csr", "-subj", subject])
-            try certificates.openssl([
+            try await certificates.openssl(["req"] + ec + ["-keyout", "\(name).key", "-out", "\(name).csr", "-subj", subject])
+            try await certificates.openssl([
                 "x509", "-req", "-in", "\(name).csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
                 "-out", "\(name).pem", "-days", "2", "-extfile", "\(name).ext",
             ])
@@ -320,20 +207,10 @@ struct TestCertificates {
         try text.write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
     }
 
-    private func openssl(_ arguments: [String]) throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") else {
-            throw TestFailure("/usr/bin/openssl is missing: install the Makefile's TEST_PACKAGES")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw TestFailure("openssl \(arguments.prefix(2).joined(separator: " ")) failed")
+    private func openssl(_ arguments: [String]) async throws {
+        let result = try await runProgram(try locateTool("openssl"), arguments, workingDirectory: directory)
+        guard result.status == 0 else {
+            throw TestFailure("openssl \(arguments.prefix(2).joined(separator: " ")) failed: \(result.stderr)")
         }
     }
 }
@@ -351,6 +228,8 @@ final class ScriptedResolver: HostResolver {
 
     func resolve(host: String, port: Int) throws -> [String] {
         calls.withLock { $0 += 1 }
+        // The client calls this on a resolver thread of its own (mw-resolve), never on the
+        // cooperative pool: blocking it is what a slow DNS server does.
         if delay > .zero { usleep(UInt32(delay.nanosecondsClamped / 1000)) }
         guard let found = addresses[host] else { throw WebSocketError.connection("could not resolve \(host)") }
         return found

@@ -1,6 +1,7 @@
 import Foundation
 import MutewardenModel
 import MutewardenSupervisor
+import MutewardenTesting
 import Testing
 
 @testable import MutewardenWebSocket
@@ -11,9 +12,9 @@ extension WebSocketTests {
     static let tlsResolver = ScriptedResolver([TestCertificates.serverName: ["127.0.0.1"]])
 
     @Test func wssWithOurCAAndAClientCertificateRoundTrips() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
-        let peer = try await PeerProcess.python(
+        let peer = try await WebSocketPeer.python(
             certificate: certificates.serverCertificate, key: certificates.serverKey, clientCA: certificates.ca)
         defer { Task { await peer.stop() } }
         let (client, recorder) = try makeClient(
@@ -37,9 +38,9 @@ extension WebSocketTests {
     }
 
     @Test func aServerCertificateFromAnotherCAFailsToVerifyAndIsRetried() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
-        let peer = try await PeerProcess.python(certificate: certificates.serverCertificate, key: certificates.serverKey)
+        let peer = try await WebSocketPeer.python(certificate: certificates.serverCertificate, key: certificates.serverKey)
         defer { Task { await peer.stop() } }
         let (client, recorder) = try makeClient(
             testConfiguration("wss://\(TestCertificates.serverName):\(peer.port)/echo") {
@@ -56,9 +57,9 @@ extension WebSocketTests {
     }
 
     @Test func theRightCAForTheWrongNameFailsToo() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
-        let peer = try await PeerProcess.python(certificate: certificates.serverCertificate, key: certificates.serverKey)
+        let peer = try await WebSocketPeer.python(certificate: certificates.serverCertificate, key: certificates.serverKey)
         defer { Task { await peer.stop() } }
         let resolver = ScriptedResolver(["other.mutewarden.test": ["127.0.0.1"]])
         let (client, recorder) = try makeClient(
@@ -73,9 +74,9 @@ extension WebSocketTests {
     }
 
     @Test func insecureConnectsToAnyCertificateAndSaysSoLoudly() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
-        let peer = try await PeerProcess.python(certificate: certificates.serverCertificate, key: certificates.serverKey)
+        let peer = try await WebSocketPeer.python(certificate: certificates.serverCertificate, key: certificates.serverKey)
         defer { Task { await peer.stop() } }
         let configuration = try testConfiguration("wss://\(TestCertificates.serverName):\(peer.port)/echo") {
             $0.tls = TLSOptions(caBundlePath: certificates.wrongCA, insecure: true)
@@ -93,9 +94,9 @@ extension WebSocketTests {
     }
 
     @Test func aServerThatRequiresAClientCertificateRefusesAClientWithout() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
-        let peer = try await PeerProcess.python(
+        let peer = try await WebSocketPeer.python(
             certificate: certificates.serverCertificate, key: certificates.serverKey, clientCA: certificates.ca)
         defer { Task { await peer.stop() } }
         let (client, recorder) = try makeClient(
@@ -109,7 +110,7 @@ extension WebSocketTests {
     }
 
     @Test func missingTLSFilesAreReportedAsSuchAndRetried() async throws {
-        let peer = try await PeerProcess.python()
+        let peer = try await WebSocketPeer.python()
         defer { Task { await peer.stop() } }
         let (client, recorder) = try makeClient(
             testConfiguration("wss://127.0.0.1:\(peer.port)/echo") {
@@ -122,9 +123,9 @@ extension WebSocketTests {
     }
 
     @Test func wssInteroperatesWithLibwebsocketsTestServer() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
-        let server = try await PeerProcess.lwsTestServer(
+        let server = try await WebSocketPeer.lwsTestServer(
             tls: (certificates.serverCertificate, certificates.serverKey))
         defer { Task { await server.stop() } }
         let (client, recorder) = try makeClient(

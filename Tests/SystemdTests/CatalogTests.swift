@@ -1,6 +1,7 @@
 import Foundation
 import MutewardenLogging
 import MutewardenModel
+import MutewardenTesting
 import Testing
 
 /// One entry of a journal catalog file.
@@ -103,10 +104,10 @@ enum CatalogError: Error {
 
     /// systemd's own parser: `journalctl --update-catalog` into a private root (it needs no
     /// privileges there), then the entries it lists.
-    @Test(.enabled(if: Peers.analyzeRuns)) func journalctlCompilesTheCatalog() throws {
+    @Test(.enabled(if: Peers.analyzeRuns)) func journalctlCompilesTheCatalog() async throws {
         guard Peers.require(Peers.journalctl == nil ? ["journalctl (Debian package systemd)"] : []) else { return }
-        let root = try CatalogRoot()
-        let listed = try runProgram(Peers.journalctl!, ["--root=\(root.path)", "--list-catalog"])
+        let root = try await CatalogRoot.make()
+        let listed = try await runProgram(Peers.journalctl!, ["--root=\(root.path)", "--list-catalog"])
         #expect(listed.status == 0, "\(listed.output)")
         for kind in AuditKind.allCases {
             #expect(listed.stdout.contains(JournalMessageID.of(kind) + " mutewarden: "), "\(kind.rawValue) not compiled")
@@ -121,14 +122,17 @@ final class CatalogRoot {
     var path: String { directory.path }
     var databaseDirectory: String { path + "/var/lib/systemd/catalog" }
 
-    init() throws {
-        directory = try TemporaryDirectory("mutewarden-catalog")
-        let catalogs = path + "/usr/lib/systemd/catalog"
+    private init(directory: TemporaryDirectory) { self.directory = directory }
+
+    static func make() async throws -> CatalogRoot {
+        let root = CatalogRoot(directory: try TemporaryDirectory("mutewarden-catalog"))
+        let catalogs = root.path + "/usr/lib/systemd/catalog"
         try FileManager.default.createDirectory(atPath: catalogs, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: CatalogFile.path, toPath: catalogs + "/mutewarden.catalog")
-        let result = try runProgram(Peers.journalctl!, ["--root=\(path)", "--update-catalog"])
-        guard result.status == 0, FileManager.default.fileExists(atPath: databaseDirectory + "/database") else {
+        let result = try await runProgram(Peers.journalctl!, ["--root=\(root.path)", "--update-catalog"])
+        guard result.status == 0, FileManager.default.fileExists(atPath: root.databaseDirectory + "/database") else {
             throw PrivateJournalError.journalctl("--update-catalog: \(result.output)")
         }
+        return root
     }
 }

@@ -2,6 +2,8 @@ import Foundation
 import Logging
 import MutewardenLogging
 import MutewardenModel
+import MutewardenTesting
+import Synchronization
 import Testing
 
 /// The journald backend against a real systemd-journald that each test starts for itself
@@ -20,24 +22,24 @@ import Testing
 
     /// Logs through a ``JournalLogHandler`` on a thread that sees `journal`; returns what the
     /// handler wrote to its stderr fallback (nothing, when the journal took every record).
-    static func log(into journal: PrivateJournal, _ body: @escaping @Sendable (Logger) -> Void) throws -> [String] {
+    static func log(into journal: PrivateJournal, _ body: @escaping @Sendable (Logger) -> Void) async throws -> [String] {
         let fallback = Locked<[String]>([])
-        try journal.withJournalMounted {
+        try await journal.withJournalMounted {
             let sink = JournalSink(fallback: { line in fallback.withLock { $0.append(line) } })
             body(Logger(label: "mutewarden") { JournalLogHandler(label: $0, logLevel: .trace, sink: sink) })
         }
         return fallback.withLock { $0 }
     }
 
-    @Test func everyAuditKindArrivesWithItsMessageIDPriorityAndFields() throws {
+    @Test func everyAuditKindArrivesWithItsMessageIDPriorityAndFields() async throws {
         guard Peers.require(Peers.missingForJournald) else { return }
-        let journal = try PrivateJournal()
-        let fallback = try Self.log(into: journal) { logger in
+        let journal = try await PrivateJournal.start()
+        let fallback = try await Self.log(into: journal) { logger in
             let audit = AuditLogger(logger: logger)
             for (index, kind) in AuditKind.allCases.enumerated() { audit.emit(Self.record(kind, index: index)) }
         }
         #expect(fallback.isEmpty, "records fell back to stderr: \(fallback)")
-        let entries = try journal.waitForEntries(["SYSLOG_IDENTIFIER=mutewarden"], count: AuditKind.allCases.count)
+        let entries = try await journal.waitForEntries(["SYSLOG_IDENTIFIER=mutewarden"], count: AuditKind.allCases.count)
         #expect(entries.count == AuditKind.allCases.count)
 
         for (index, kind) in AuditKind.allCases.enumerated() {
@@ -62,19 +64,19 @@ import Testing
         }
     }
 
-    @Test func journalctlExplainsEveryKindFromTheCatalog() throws {
+    @Test func journalctlExplainsEveryKindFromTheCatalog() async throws {
         guard Peers.require(Peers.missingForJournald) else { return }
-        let journal = try PrivateJournal()
-        _ = try Self.log(into: journal) { logger in
+        let journal = try await PrivateJournal.start()
+        _ = try await Self.log(into: journal) { logger in
             let audit = AuditLogger(logger: logger)
             for (index, kind) in AuditKind.allCases.enumerated() { audit.emit(Self.record(kind, index: index)) }
         }
-        _ = try journal.waitForEntries(["SYSLOG_IDENTIFIER=mutewarden"], count: AuditKind.allCases.count)
+        _ = try await journal.waitForEntries(["SYSLOG_IDENTIFIER=mutewarden"], count: AuditKind.allCases.count)
 
         // journalctl -x reads the compiled catalog from the fixed /var/lib/systemd/catalog: give
         // it ours in a mount namespace of its own rather than touching the host's.
-        let catalog = try CatalogRoot()
-        let result = try journal.runMounted(
+        let catalog = try await CatalogRoot.make()
+        let result = try await journal.runMounted(
             [(catalog.path + "/var/lib/systemd", "/var/lib/systemd")], Peers.journalctl!,
             ["--directory=\(journal.journalDirectory)", "--no-pager", "-x", "-o", "short", "SYSLOG_IDENTIFIER=mutewarden"])
         #expect(result.status == 0, "\(result.output)")
@@ -96,11 +98,11 @@ import Testing
         }
     }
 
-    @Test func panIsMaskedAndSecretsRedactedInEveryField() throws {
+    @Test func panIsMaskedAndSecretsRedactedInEveryField() async throws {
         guard Peers.require(Peers.missingForJournald) else { return }
-        let journal = try PrivateJournal()
+        let journal = try await PrivateJournal.start()
         let pan = Self.pan
-        let fallback = try Self.log(into: journal) { base in
+        let fallback = try await Self.log(into: journal) { base in
             var logger = base
             logger[metadataKey: "handler_note"] = "handler \(pan)"
             logger.error(
@@ -127,7 +129,7 @@ import Testing
                     ]))
         }
         #expect(fallback.isEmpty)
-        let entries = try journal.waitForEntries(["SYSLOG_IDENTIFIER=mutewarden"], count: 2)
+        let entries = try await journal.waitForEntries(["SYSLOG_IDENTIFIER=mutewarden"], count: 2)
         #expect(entries.count == 2)
 
         let spellings = [pan, "4111 1111 1111 1111", "5555-5555-5555-4444", "5555555555554444"]
@@ -182,35 +184,35 @@ import Testing
     }
 
     /// The daemon itself, configured for the journal: its audit trail arrives natively.
-    @Test func daemonLogsNativelyWhenConfiguredForTheJournal() throws {
+    @Test func daemonLogsNativelyWhenConfiguredForTheJournal() async throws {
         guard Peers.require(Peers.missingForJournald) else { return }
-        let journal = try PrivateJournal()
+        let journal = try await PrivateJournal.start()
         let config = try DaemonConfig(target: "journal")
-        let result = try journal.runMounted(
+        let result = try await journal.runMounted(
             [(journal.runDirectory, "/run")], DaemonConfig.binary, ["run", "--config", config.path, "--for", "5s"])
         #expect(result.status == 0, "\(result.output)")
         #expect(!result.stderr.contains("audit=daemon.started"), "audit records went to stderr: \(result.stderr)")
-        let started = try journal.waitForEntries(["MESSAGE_ID=\(JournalMessageID.of(.daemonStarted))"], count: 1)
+        let started = try await journal.waitForEntries(["MESSAGE_ID=\(JournalMessageID.of(.daemonStarted))"], count: 1)
         #expect(started.first?["MW_AUDIT"] == "daemon.started")
         #expect(started.first?["_COMM"] == "mutewarden")
-        let stopping = try journal.waitForEntries(["MESSAGE_ID=\(JournalMessageID.of(.daemonStopping))"], count: 2)
+        let stopping = try await journal.waitForEntries(["MESSAGE_ID=\(JournalMessageID.of(.daemonStopping))"], count: 2)
         #expect(stopping.contains { $0["MW_RESULT"] == "stopped" })
         // The demo's first captures start after 2 s, and flaky-mute fails every mute within 1 s.
-        let opened = try journal.entries(["MESSAGE_ID=\(JournalMessageID.of(.windowOpened))"])
+        let opened = try await journal.entries(["MESSAGE_ID=\(JournalMessageID.of(.windowOpened))"])
         #expect(!opened.isEmpty, "the demo opens windows within 5 s")
         #expect(opened.allSatisfy { $0["MW_CALL"]?.isEmpty == false && $0["MW_POLICY"]?.isEmpty == false })
-        let failed = try journal.entries(["MESSAGE_ID=\(JournalMessageID.of(.actionFailed))"])
+        let failed = try await journal.entries(["MESSAGE_ID=\(JournalMessageID.of(.actionFailed))"])
         #expect(failed.contains { $0["PRIORITY"] == "2" && $0["MW_TARGET"] == "flaky-mute" && $0["MW_RESULT"] == "failed" })
     }
 
     /// `auto` under a journal stream, as systemd starts a service: systemd-cat connects the
     /// daemon's stdout and stderr to journald's stream socket, and `JOURNAL_STREAM` names that
     /// socket's device and inode. The daemon must then send natively, not stream lines.
-    @Test func daemonInAutoModeUsesTheJournalWhenStderrIsAJournalStream() throws {
+    @Test func daemonInAutoModeUsesTheJournalWhenStderrIsAJournalStream() async throws {
         guard Peers.require(Peers.missingForJournald) else { return }
-        let journal = try PrivateJournal()
+        let journal = try await PrivateJournal.start()
         let config = try DaemonConfig(target: "auto")
-        let result = try journal.runMounted(
+        let result = try await journal.runMounted(
             [(journal.runDirectory, "/run")], Peers.systemdCat!,
             [
                 "-t", "mutewarden-stream", "/bin/sh", "-c",
@@ -218,15 +220,15 @@ import Testing
                 DaemonConfig.binary, "run", "--config", config.path, "--for", "1s",
             ])
         #expect(result.status == 0, "\(result.output)")
-        let started = try journal.waitForEntries(["MESSAGE_ID=\(JournalMessageID.of(.daemonStarted))"], count: 1)
+        let started = try await journal.waitForEntries(["MESSAGE_ID=\(JournalMessageID.of(.daemonStarted))"], count: 1)
         #expect(started.first?["_TRANSPORT"] == "journal")
         #expect(started.first?["SYSLOG_IDENTIFIER"] == "mutewarden")
         // Nothing of the audit trail came through the stream as plain lines.
-        let streamed = try journal.entries(["SYSLOG_IDENTIFIER=mutewarden-stream"])
+        let streamed = try await journal.entries(["SYSLOG_IDENTIFIER=mutewarden-stream"])
         #expect(!streamed.contains { $0["MESSAGE"]?.contains("audit=") == true }, "\(streamed.map { $0["MESSAGE"] ?? "" })")
 
         // The same daemon with its stderr elsewhere but the variable inherited: lines on stderr.
-        let redirected = try journal.runMounted(
+        let redirected = try await journal.runMounted(
             [(journal.runDirectory, "/run")], "/bin/sh",
             ["-c", #"JOURNAL_STREAM=1:1 exec "$0" "$@""#, DaemonConfig.binary, "run", "--config", config.path, "--for", "1s"])
         #expect(redirected.status == 0, "\(redirected.output)")
@@ -235,11 +237,11 @@ import Testing
 
     /// `journal` configured where no journal listens: the daemon says so once and keeps its
     /// audit trail on stderr rather than losing it.
-    @Test func daemonFallsBackToStderrWithoutAJournal() throws {
+    @Test func daemonFallsBackToStderrWithoutAJournal() async throws {
         guard Peers.require(Peers.missingForJournald) else { return }
         let empty = try TemporaryDirectory("mutewarden-norun")
         let config = try DaemonConfig(target: "journal")
-        let result = try runProgram(
+        let result = try await runProgram(
             Peers.unshare!,
             [
                 "--mount", "--propagation", "private", "/bin/sh", "-c", #"mount --bind "$1" /run && shift && exec "$@""#,

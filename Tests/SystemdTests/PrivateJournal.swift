@@ -1,5 +1,6 @@
 import Foundation
-import MutewardenModel
+import MutewardenTesting
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -23,9 +24,9 @@ import Glibc
 ///   `sd_journal_sendv` reaches the private journald through the default path. Other threads
 ///   of the test process are unaffected, and the namespace ends with the thread.
 /// - `journalctl --directory=` reads the journal files straight from the temporary directory.
-final class PrivateJournal {
+final class PrivateJournal: Sendable {
     let directory: TemporaryDirectory
-    private let process: Process
+    private let process: PeerProcess
 
     var root: String { directory.path }
     /// Bind-mounted over `/run` for journald and for the sending thread.
@@ -47,72 +48,63 @@ final class PrivateJournal {
 
         """
 
-    init() throws {
-        directory = try TemporaryDirectory("mutewarden-journal")
+    private init(directory: TemporaryDirectory, process: PeerProcess) {
+        self.directory = directory
+        self.process = process
+    }
+
+    /// Starts journald and returns once its socket is there.
+    static func start() async throws -> PrivateJournal {
+        let directory = try TemporaryDirectory("mutewarden-journal")
         let root = directory.path
         let fileManager = FileManager.default
         try fileManager.createDirectory(atPath: root + "/run", withIntermediateDirectories: true)
         try fileManager.createDirectory(atPath: root + "/etc-systemd", withIntermediateDirectories: true)
         try Self.configuration.write(toFile: root + "/etc-systemd/journald.conf", atomically: true, encoding: .utf8)
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Peers.unshare!)
         // --propagation private: our mounts must not leak back into the host's namespace.
-        process.arguments = [
-            "--mount", "--propagation", "private", "/bin/sh", "-c",
-            #"mount --bind "$1/run" /run && mount --bind "$1/etc-systemd" /etc/systemd && exec "$2""#,
-            "sh", root, Peers.journald!,
-        ]
-        process.standardInput = FileHandle.nullDevice
-        let log = root + "/journald.log"
-        _ = fileManager.createFile(atPath: log, contents: nil)
-        process.standardOutput = FileHandle(forWritingAtPath: log)
-        process.standardError = FileHandle(forWritingAtPath: log)
-        try process.run()
-        self.process = process
-
-        let deadline = ContinuousClock.now + .seconds(15)
-        while !fileManager.fileExists(atPath: socketPath) {
-            guard process.isRunning, ContinuousClock.now < deadline else {
-                let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-                stop()
-                throw PrivateJournalError.didNotStart(output)
+        let process = try await PeerProcess.start(
+            Peers.unshare!,
+            [
+                "--mount", "--propagation", "private", "/bin/sh", "-c",
+                #"mount --bind "$1/run" /run && mount --bind "$1/etc-systemd" /etc/systemd && exec "$2""#,
+                "sh", root, Peers.journald!,
+            ], name: "systemd-journald", holdInput: false)
+        let journal = PrivateJournal(directory: directory, process: process)
+        do {
+            try await process.eventually(what: "journald's socket") {
+                fileManager.fileExists(atPath: journal.socketPath) ? true : nil
             }
-            Thread.sleep(forTimeInterval: 0.02)
+        } catch {
+            await process.stop(SIGKILL)
+            throw PrivateJournalError.didNotStart("\(error)")
         }
+        return journal
     }
 
-    deinit { stop() }
+    func stop() async { await process.stop() }
 
-    func stop() {
-        guard process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
-    }
-
-    /// Runs `body` on a new thread whose `/run` is this journal's, and waits for it.
-    func withJournalMounted<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
-        let result = Locked<Result<T, any Error>?>(nil)
-        let done = DispatchSemaphore(value: 0)
+    /// Runs `body` on a new thread whose `/run` is this journal's, and returns what it returns.
+    func withJournalMounted<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         let run = runDirectory
-        let thread = Thread {
-            defer { done.signal() }
-            do {
-                try enterPrivateMountNamespace(bind: run, over: "/run")
-                let value = try body()
-                result.withLock { $0 = .success(value) }
-            } catch {
-                result.withLock { $0 = .failure(error) }
+        return try await withCheckedThrowingContinuation { continuation in
+            // A thread of its own, not a task: the mount namespace is the thread's, and ends with it.
+            let thread = Thread {
+                continuation.resume(
+                    with: Result {
+                        try enterPrivateMountNamespace(bind: run, over: "/run")
+                        return try body()
+                    })
             }
+            thread.start()
         }
-        thread.start()
-        done.wait()
-        return try result.withLock { $0! }.get()
     }
 
     /// Runs a program in a mount namespace where `mounts` (source, target) are bind-mounted:
     /// for `journalctl -x`, whose catalog database path is fixed.
-    func runMounted(_ mounts: [(String, String)], _ executable: String, _ arguments: [String]) throws -> ProcessResult {
+    func runMounted(_ mounts: [(String, String)], _ executable: String, _ arguments: [String]) async throws
+        -> ProgramResult
+    {
         var script = ""
         var parameters: [String] = []
         for (index, mount) in mounts.enumerated() {
@@ -120,27 +112,28 @@ final class PrivateJournal {
             parameters += [mount.0, mount.1]
         }
         script += #"shift \#(2 * mounts.count) && exec "$@""#
-        return try runProgram(
+        return try await runProgram(
             Peers.unshare!,
             ["--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh"] + parameters + [executable] + arguments)
     }
 
     /// `journalctl -o json` over this journal: every entry, oldest first.
-    func entries(_ matches: [String] = []) throws -> [JournalEntry] {
-        let result = try runProgram(
+    func entries(_ matches: [String] = []) async throws -> [JournalEntry] {
+        let result = try await runProgram(
             Peers.journalctl!, ["--directory=\(journalDirectory)", "--no-pager", "-o", "json"] + matches)
         guard result.status == 0 else { throw PrivateJournalError.journalctl(result.output) }
         return try result.stdout.split(separator: "\n").map { try JournalEntry(json: String($0)) }
     }
 
-    /// Waits until `count` entries match `matches`, then returns them.
-    func waitForEntries(_ matches: [String], count: Int, timeout: Duration = .seconds(20)) throws -> [JournalEntry] {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let found = try entries(matches)
-            if found.count >= count || ContinuousClock.now >= deadline { return found }
-            Thread.sleep(forTimeInterval: 0.05)
+    /// Waits (bounded) until `count` entries match `matches`, then returns them; returns what
+    /// there is when the time is up, for the test to show.
+    func waitForEntries(_ matches: [String], count: Int, timeout: Duration = .seconds(30)) async throws -> [JournalEntry] {
+        var found: [JournalEntry] = []
+        _ = try await waitUntil(timeout: timeout, every: .milliseconds(50)) {
+            found = try await entries(matches)
+            return found.count >= count
         }
+        return found
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import MutewardenTesting
 import Testing
 
 @Suite(.enabled(if: Peers.analyzeRuns)) struct UnitFileTests {
@@ -19,18 +20,18 @@ import Testing
         return path
     }
 
-    @Test func verifyIsClean() throws {
+    @Test func verifyIsClean() async throws {
         guard Peers.require(Peers.missingForUnit) else { return }
         let directory = try TemporaryDirectory()
         let unit = try Self.verifiableCopy(in: directory)
-        let result = try runProgram(Peers.systemdAnalyze!, ["verify", unit])
+        let result = try await runProgram(Peers.systemdAnalyze!, ["verify", unit])
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(result.output)")
     }
 
-    @Test func securityExposureIsAtMostTwo() throws {
+    @Test func securityExposureIsAtMostTwo() async throws {
         guard Peers.require(Peers.missingForUnit) else { return }
-        let result = try runProgram(
+        let result = try await runProgram(
             Peers.systemdAnalyze!, ["security", "--offline=true", "--no-pager", Self.unitPath])
         #expect(result.status == 0, "\(result.output)")
         // "→ Overall exposure level for mutewarden.service: 1.2 OK 🙂"

@@ -48,14 +48,20 @@ public struct GWSSettings: FeedSettings, TargetSettings, Sendable, Hashable {
         var tls: TLSOptions
     }
 
+    /// The thread of the transport a provider makes when its context provides none.
+    public static let ownTransportThreadName = "mw-http-gws"
+
     func session(context: ProviderContext) throws -> GWSSession {
         let configuration = HTTPClientConfiguration(
             name: "genesys \(baseURL)", timeout: timeout, connectTimeout: connectTimeout,
             // Long polls are held by the server: the Bayeux client sets each one's own deadline.
             tls: tls, cookieSession: true)
         // The daemon provides its transport, run by the engine thread; providers built on their
-        // own (tests, tools) share one with a thread of its own.
-        let transport = try context.resource(.httpTransport) { try HTTPTransport() }
+        // own (tests, tools) share one with a thread of its own, named so that it can be told
+        // from other transports' threads.
+        let transport = try context.resource(.httpTransport) {
+            try HTTPTransport(options: HTTPTransport.Options(threadName: Self.ownTransportThreadName))
+        }
         // GWS ties the CometD session and the voice API to the same cookie and CSRF token.
         let key = ResourceKey<GWSSession>(
             kind: "genesys session", label: "\(baseURL) as \(username)",

@@ -116,6 +116,6 @@ import Testing
 
         control.yield(.terminate)
         #expect(try await run.value == 0)
-        peer.stop()
+        await peer.stop()
     }
 }

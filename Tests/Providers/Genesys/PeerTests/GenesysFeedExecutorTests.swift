@@ -5,6 +5,7 @@ import MutewardenProviderKit
 import MutewardenDaemon
 import MutewardenModel
 import MutewardenTesting
+import Synchronization
 import Testing
 
 /// A task executor with one thread of its own, named so that a job can tell where it runs. One
@@ -13,7 +14,7 @@ private final class NamedThreadExecutor: TaskExecutor {
     static let shared = NamedThreadExecutor()
     static let threadName = "test-sink"
 
-    private let jobs = Locked<[UnownedJob]>([])
+    private let jobs = Mutex<[UnownedJob]>([])
     private let wakeup = DispatchSemaphore(value: 0)
 
     private init() {
@@ -43,23 +44,6 @@ private final class NamedThreadExecutor: TaskExecutor {
     }
 }
 
-/// Notes each delivery with the thread it came on; offers its own executor to the feed.
-private final class ThreadNotingSink: CallUpdateSink {
-    let deliveries = Locked<[(call: String, thread: String)]>([])
-
-    var taskExecutor: (any TaskExecutor)? { NamedThreadExecutor.shared }
-
-    func deliver(_ update: CallUpdate) { deliver(contentsOf: [update]) }
-
-    func deliver(contentsOf updates: [CallUpdate]) {
-        let thread = currentThreadName()
-        deliveries.withLock { $0.append(contentsOf: updates.map { ($0.ids.primary, thread) }) }
-    }
-
-    func resync(feed: String, current: [CallUpdate]) {}
-    func feedStateChanged(feed: String, up: Bool, detail: String) {}
-}
-
 extension GenesysProviderTests {
     /// The feed reads, parses and hands over its events on the executor its sink names (the
     /// daemon's engine thread), on both transports: over WebSocket the reader of pushed frames
@@ -68,21 +52,18 @@ extension GenesysProviderTests {
         let peer = try await GenesysPeer.start(connectTimeout: 2)
         let configuration = try GenesysProviderTests.configuration(peer: peer, transport: transport)
         let feed = try configuration.feeds[0].settings.makeFeed(
-            name: "gws", context: ProviderContext(report: { _, _, _ in }))
-        let sink = ThreadNotingSink()
+            name: "gws", context: TestProviderContext().context)
+        // The sink offers its own executor, as the engine's offers the engine thread.
+        let sink = RecordingSink(taskExecutor: NamedThreadExecutor.shared)
         let running = Task(executorPreference: sink.taskExecutor) { try await feed.run(delivering: sink) }
         try await peer.waitForSubscribers()
         for index in 1...3 { try await peer.createCall(id: "E\(index)", userData: ["PCI_STAGE": "CARD"]) }
-        let deadline = ContinuousClock.now + .seconds(20)
-        while sink.deliveries.withLock({ $0.filter { $0.call.hasPrefix("E") }.count }) < 3, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        func captures() -> [CallUpdate] { sink.updates.filter { $0.ids.primary.hasPrefix("E") } }
+        #expect(await waitUntil(every: .milliseconds(20)) { captures().count >= 3 })
         running.cancel()
         _ = try? await running.value
-        let deliveries = sink.deliveries.withLock { $0 }
-        #expect(deliveries.filter { $0.call.hasPrefix("E") }.count == 3, "\(deliveries)")
-        #expect(
-            deliveries.allSatisfy { $0.thread == NamedThreadExecutor.threadName },
-            "delivered on \(Set(deliveries.map(\.thread)).sorted())")
+        #expect(captures().count == 3, "\(sink.updates)")
+        let threads = sink.deliveries.map(\.thread)
+        #expect(threads.allSatisfy { $0 == NamedThreadExecutor.threadName }, "delivered on \(Set(threads).sorted())")
     }
 }

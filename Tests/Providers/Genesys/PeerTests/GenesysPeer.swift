@@ -1,5 +1,7 @@
 import Foundation
 import MutewardenJSON
+import MutewardenTesting
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -7,8 +9,7 @@ import Glibc
 
 // Test support for the Genesys Web Services provider: the Ruby peer (Peers/gws_peer.rb, a Faye
 // Bayeux server and a fake of the GWS REST API in one thin process) and a curl CLI client to
-// drive it. Self-contained (Foundation and MutewardenJSON only), so another test target can use
-// a copy of this file: it finds the peer scripts from the repository root, not from its folder.
+// drive it, on the test kit's managed processes.
 //
 // A missing ruby, ruby-faye, thin or curl throws, failing the test: `make test` installs them
 // through TEST_PACKAGES, and a test that skips when its peer is missing tests nothing in CI.
@@ -19,9 +20,9 @@ struct GenesysPeerError: Error, CustomStringConvertible {
 }
 
 /// The peer process: one Ruby process on 127.0.0.1, port chosen by the kernel at the first start
-/// and kept across `restart()`. It is killed at deinit, and exits by itself when this test
-/// process dies (its standard input closes) or after `lifetime` seconds.
-final class GenesysPeer: @unchecked Sendable {
+/// and kept across `restart()`. It is killed when this object goes away, and exits by itself when
+/// this test process dies (its standard input closes) or after `lifetime` seconds.
+final class GenesysPeer: Sendable {
     static let user = "agent1"
     static let password = "agent-secret"
     static let agentPhoneNumber = "3001"
@@ -33,10 +34,9 @@ final class GenesysPeer: @unchecked Sendable {
     let port: Int
     /// Faye's /meta/connect timeout (seconds): how long an idle long poll is held.
     let connectTimeout: Double
-    private let lock = NSLock()
-    private var process: Process?
-    private var input: Pipe?
-    private var logPath: String
+    private let lifetime: Int
+    /// The running process; another after `restart()`.
+    private let process: Mutex<PeerProcess?>
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
     /// The CometD endpoint (GWS's /api/v2/notifications), both connection types.
@@ -44,64 +44,35 @@ final class GenesysPeer: @unchecked Sendable {
     var webSocketURL: String { "ws://127.0.0.1:\(port)/api/v2/notifications" }
     func url(_ path: String) -> String { baseURL + path }
 
-    /// Starts the peer on an ephemeral port (or `port`) and returns once it listens (15 s at most).
+    /// Starts the peer on an ephemeral port (or `port`) and returns once it listens.
     static func start(port: Int = 0, connectTimeout: Double = 5, lifetime: Int = 600) async throws -> GenesysPeer {
-        let (process, input, logPath, actualPort) = try await launch(
-            port: port, connectTimeout: connectTimeout, lifetime: lifetime)
-        return GenesysPeer(
-            process: process, input: input, logPath: logPath, port: actualPort, connectTimeout: connectTimeout,
-            lifetime: lifetime)
+        let (process, actualPort) = try await launch(port: port, connectTimeout: connectTimeout, lifetime: lifetime)
+        return GenesysPeer(process: process, port: actualPort, connectTimeout: connectTimeout, lifetime: lifetime)
     }
 
-    private let lifetime: Int
-
-    private init(process: Process, input: Pipe, logPath: String, port: Int, connectTimeout: Double, lifetime: Int) {
-        self.process = process
-        self.input = input
-        self.logPath = logPath
+    private init(process: PeerProcess, port: Int, connectTimeout: Double, lifetime: Int) {
+        self.process = Mutex(process)
         self.port = port
         self.connectTimeout = connectTimeout
         self.lifetime = lifetime
     }
 
-    deinit {
-        stop()
-        try? FileManager.default.removeItem(atPath: logPath)
-    }
-
     /// Kills the peer (SIGKILL: connections drop without a goodbye, as when a GWS node dies).
-    func stop() {
-        lock.lock()
-        let process = self.process
-        let input = self.input
-        self.process = nil
-        self.input = nil
-        lock.unlock()
-        try? input?.fileHandleForWriting.close()
-        if let process {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-        }
+    func stop() async {
+        let process = process.withLock { $0 }
+        await process?.stop(SIGKILL)
     }
 
     /// A new process on the same port: every Bayeux client, session, call and script is gone,
     /// so a client's next /meta/connect gets `401:<clientId>:Unknown client` with advice
-    /// `reconnect: handshake`. Retries for 5 s while the port is still held.
+    /// `reconnect: handshake`. Retries for a while should the port still be held.
     func restart() async throws {
-        stop()
+        await stop()
         var lastError: (any Error)?
         for _ in 0..<25 {
             do {
-                let (process, input, logPath, _) = try await Self.launch(
-                    port: port, connectTimeout: connectTimeout, lifetime: lifetime)
-                let oldLog = lock.withLock {
-                    let oldLog = self.logPath
-                    self.process = process
-                    self.input = input
-                    self.logPath = logPath
-                    return oldLog
-                }
-                try? FileManager.default.removeItem(atPath: oldLog)
+                let (started, _) = try await Self.launch(port: port, connectTimeout: connectTimeout, lifetime: lifetime)
+                process.withLock { $0 = started }
                 return
             } catch {
                 lastError = error
@@ -112,58 +83,30 @@ final class GenesysPeer: @unchecked Sendable {
     }
 
     /// What the peer printed (its log), to explain a failure.
-    var output: String {
-        lock.lock()
-        defer { lock.unlock() }
-        return (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-    }
+    var output: String { process.withLock { $0 }?.log ?? "" }
 
-    private static func launch(port: Int, connectTimeout: Double, lifetime: Int) async throws
-        -> (Process, Pipe, String, Int)
-    {
-        let ruby = try locateTool("ruby")
+    private static func launch(port: Int, connectTimeout: Double, lifetime: Int) async throws -> (PeerProcess, Int) {
         let script = peersDirectory + "/gws_peer.rb"
         guard FileManager.default.fileExists(atPath: script) else { throw GenesysPeerError("no peer script at \(script)") }
-        let logPath = FileManager.default.temporaryDirectory
-            .appendingPathComponent("mutewarden-gws-peer-\(UUID().uuidString).log").path
-        guard FileManager.default.createFile(atPath: logPath, contents: nil),
-            let log = FileHandle(forWritingAtPath: logPath)
-        else { throw GenesysPeerError("cannot create \(logPath)") }
-        defer { try? log.close() }
-
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ruby)
-        process.arguments = [
-            script, "--port", String(port), "--timeout", String(connectTimeout), "--lifetime", String(lifetime),
-            "--user", user, "--password", password, "--phone-number", agentPhoneNumber, "--exit-on-stdin-eof",
-        ]
-        let input = Pipe()
-        process.standardInput = input
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-
-        for _ in 0..<750 {  // 15 s at most
-            let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("port ") }),
-                let actual = Int(line.dropFirst(5).trimmingCharacters(in: .whitespaces))
-            {
-                return (process, input, logPath, actual)
+        let process = try await PeerProcess.start(
+            try locateTool("ruby"),
+            [
+                script, "--port", String(port), "--timeout", String(connectTimeout), "--lifetime", String(lifetime),
+                "--user", user, "--password", password, "--phone-number", agentPhoneNumber, "--exit-on-stdin-eof",
+            ], name: "gws_peer.rb")
+        do {
+            // A missing ruby-faye or thin shows in the log as a LoadError: the test fails, not skips.
+            let line = try await process.waitForLine(
+                timeout: .seconds(30), "the port line (make test installs ruby-faye, ruby-faye-websocket and thin)"
+            ) { $0.hasPrefix("port ") }
+            guard let actual = Int(line.dropFirst(5).trimmingCharacters(in: .whitespaces)) else {
+                throw process.failure("not a port line: \(line)")
             }
-            if !process.isRunning {
-                try? FileManager.default.removeItem(atPath: logPath)
-                // A missing ruby-faye or thin shows here as a LoadError: the test fails, not skips.
-                throw GenesysPeerError(
-                    "the GWS peer exited with status \(process.terminationStatus) before listening "
-                        + "(make test installs ruby-faye, ruby-faye-websocket and thin): \(text)")
-            }
-            try await Task.sleep(for: .milliseconds(20))
+            return (process, actual)
+        } catch {
+            await process.stop(SIGKILL)
+            throw error
         }
-        try? input.fileHandleForWriting.close()
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: logPath)
-        throw GenesysPeerError("the GWS peer did not listen within 15 s")
     }
 
     // MARK: - The control API (see docs/providers/genesys.md, "Test peers")
@@ -335,26 +278,20 @@ final class GenesysPeer: @unchecked Sendable {
     func bayeux() async throws -> JSONValue { try await control("GET", "/test/bayeux") }
 
     /// Waits (bounded) until `count` remote clients are subscribed to `channel`.
-    func waitForSubscribers(_ count: Int = 1, channel: String = "/v2/me/calls", within seconds: Double = 10)
+    func waitForSubscribers(_ count: Int = 1, channel: String = "/v2/me/calls", within seconds: Double = 20)
         async throws
     {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if (try await bayeux()["subscriptions"]?[channel]?.int ?? 0) >= count { return }
-            try await Task.sleep(for: .milliseconds(50))
+        try await eventually("\(count) subscriber(s) on \(channel)", timeout: .seconds(seconds), every: .milliseconds(50)) {
+            try await bayeux()["subscriptions"]?[channel]?.int ?? 0 >= count ? true : nil
         }
-        throw GenesysPeerError("no \(count) subscriber(s) on \(channel) within \(seconds) s")
     }
 
     /// Waits (bounded) until Faye has received `count` /meta/connect messages in all, e.g. to
     /// know a long poll is being held before publishing.
-    func waitForConnects(_ count: Int, within seconds: Double = 10) async throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if (try await bayeux()["meta"]?["/meta/connect"]?.int ?? 0) >= count { return }
-            try await Task.sleep(for: .milliseconds(20))
+    func waitForConnects(_ count: Int, within seconds: Double = 20) async throws {
+        try await eventually("\(count) /meta/connect at Faye", timeout: .seconds(seconds), every: .milliseconds(20)) {
+            try await bayeux()["meta"]?["/meta/connect"]?.int ?? 0 >= count ? true : nil
         }
-        throw GenesysPeerError("Faye did not receive \(count) /meta/connect within \(seconds) s")
     }
 
     // MARK: - Helpers
@@ -370,16 +307,6 @@ final class GenesysPeer: @unchecked Sendable {
 
     static func object(_ dictionary: [String: String]) -> JSONValue {
         .object(dictionary.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })
-    }
-
-    /// An executable from the Debian paths first (what TEST_PACKAGES installs), then from PATH.
-    static func locateTool(_ name: String) throws -> String {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        for directory in ["/usr/bin", "/bin", "/usr/local/bin"] + path.split(separator: ":").map(String.init) {
-            let candidate = "\(directory)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        throw GenesysPeerError("\(name) is not installed; the GWS peer tests need it (make test installs it)")
     }
 }
 
@@ -432,7 +359,7 @@ final class Curl: Sendable {
         _ method: String, _ url: String, headers: [String: String] = [:], body: String? = nil,
         basicAuth: (user: String, password: String)? = nil, timeout: Double = 15
     ) async throws -> CurlResponse {
-        let curl = try GenesysPeer.locateTool("curl")
+        let curl = try locateTool("curl")
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("mutewarden-curl-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -456,34 +383,10 @@ final class Curl: Sendable {
         if let cookieJar { arguments += ["--cookie", cookieJar, "--cookie-jar", cookieJar] }
         arguments.append(url)
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: curl)
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        _ = FileManager.default.createFile(atPath: directory + "/stderr", contents: nil)
-        let errors = FileHandle(forWritingAtPath: directory + "/stderr")
-        process.standardError = errors
-        // Should curl ever outlive its own --max-time; cancelled once it has exited.
-        let killer = DispatchWorkItem { [process] in
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            process.terminationHandler = { _ in continuation.resume() }
-            do {
-                try process.run()
-            } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: error)
-                return
-            }
-            DispatchQueue.global().asyncAfter(deadline: .now() + timeout + 10, execute: killer)
-        }
-        killer.cancel()
-        try? errors?.close()
-        guard process.terminationStatus == 0 else {
-            let message = (try? String(contentsOfFile: directory + "/stderr", encoding: .utf8)) ?? ""
-            throw GenesysPeerError("curl \(method) \(url) failed (exit \(process.terminationStatus)): \(message)")
+        // curl's --max-time bounds it; the kit kills one that outlives that by 10 s.
+        let result = try await runProgram(curl, arguments, timeout: .seconds(timeout + 10))
+        guard result.status == 0 else {
+            throw GenesysPeerError("curl \(method) \(url) failed (\(result.exit)): \(result.stderr)")
         }
         let rawHeaders = (try? String(contentsOfFile: directory + "/headers", encoding: .utf8)) ?? ""
         let blocks = rawHeaders.components(separatedBy: "\r\n\r\n").filter { !$0.isEmpty }

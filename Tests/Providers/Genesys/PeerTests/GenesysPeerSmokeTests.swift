@@ -64,7 +64,7 @@ struct GenesysPeerSmokeTests {
         #expect(types.contains("websocket"))
         #expect(types.contains("long-polling"))
 
-        let probe = try WebSocketProbe(url: peer.webSocketURL)
+        let probe = try await WebSocketProbe.start(url: peer.webSocketURL)
         _ = try await probe.waitForLine(startingWith: "subscribed /v2/me/calls")
         try await peer.createCall(id: "CALL-WS")
         let line = try await probe.waitForLine(startingWith: "event ")

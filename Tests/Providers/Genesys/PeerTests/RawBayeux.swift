@@ -1,32 +1,25 @@
 import Foundation
 import MutewardenJSON
-
-#if canImport(Glibc)
-import Glibc
-#endif
+import MutewardenTesting
+import Synchronization
 
 /// A Bayeux long-polling client written out by hand: each batch is a JSON array POSTed with the
 /// curl CLI. It proves the peer speaks Bayeux without any mutewarden code in between.
-final class LongPollingBayeux: @unchecked Sendable {
+final class LongPollingBayeux: Sendable {
     let endpoint: String
     private let curl = Curl()
-    private let lock = NSLock()
-    private var storedClientId: String?
-    private var nextId = 0
+    private let storedClientId = Mutex<String?>(nil)
+    private let nextId = Mutex(0)
 
     init(_ endpoint: String) { self.endpoint = endpoint }
 
-    var clientId: String? {
-        lock.lock()
-        defer { lock.unlock() }
-        return storedClientId
-    }
+    var clientId: String? { storedClientId.withLock { $0 } }
 
     private func messageId() -> String {
-        lock.lock()
-        defer { lock.unlock() }
-        nextId += 1
-        return String(nextId)
+        nextId.withLock { id in
+            id += 1
+            return String(id)
+        }
     }
 
     /// POSTs one batch (JSON array text) and returns the reply array; throws unless HTTP 200.
@@ -50,7 +43,7 @@ final class LongPollingBayeux: @unchecked Sendable {
             throw GenesysPeerError("no handshake reply in \(replies)")
         }
         if reply["successful"]?.bool == true, let id = reply["clientId"]?.string {
-            lock.withLock { storedClientId = id }
+            storedClientId.withLock { $0 = id }
         }
         return reply
     }
@@ -78,11 +71,11 @@ final class LongPollingBayeux: @unchecked Sendable {
         -> [JSONValue]
     {
         var events: [JSONValue] = []
-        let deadline = Date().addingTimeInterval(seconds)
-        while events.count < count {
-            guard Date() < deadline else {
-                throw GenesysPeerError("\(events.count) of \(count) events on \(channel) within \(seconds) s")
-            }
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        // Each connect is a long poll Faye holds for a while at most: a few hundred of them are
+        // far more than `seconds` holds.
+        for _ in 0..<500 where events.count < count {
+            guard ContinuousClock.now < deadline else { break }
             let replies = try await connect()
             if let reply = replies.first(where: { $0["channel"]?.string == "/meta/connect" }),
                 reply["successful"]?.bool != true
@@ -91,54 +84,36 @@ final class LongPollingBayeux: @unchecked Sendable {
             }
             events += replies.filter { $0["channel"]?.string == channel }
         }
+        guard events.count >= count else {
+            throw GenesysPeerError("\(events.count) of \(count) events on \(channel) within \(seconds) s")
+        }
         return events
     }
 }
 
 /// Peers/bayeux_ws_probe.rb in a process: a Bayeux client on the websocket connection type.
-final class WebSocketProbe {
-    private let process: Process
-    private let outputPath: String
+final class WebSocketProbe: Sendable {
+    private let process: PeerProcess
 
-    init(url: String, channel: String = "/v2/me/calls", events: Int = 1, seconds: Int = 20) throws {
-        outputPath =
-            FileManager.default.temporaryDirectory
-            .appendingPathComponent("mutewarden-ws-probe-\(UUID().uuidString).out").path
-        guard FileManager.default.createFile(atPath: outputPath, contents: nil),
-            let output = FileHandle(forWritingAtPath: outputPath)
-        else { throw GenesysPeerError("cannot create \(outputPath)") }
-        defer { try? output.close() }
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: try GenesysPeer.locateTool("ruby"))
-        process.arguments = [
-            GenesysPeer.peersDirectory + "/bayeux_ws_probe.rb", url, channel, String(events), String(seconds),
-        ]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
+    private init(process: PeerProcess) { self.process = process }
+
+    static func start(url: String, channel: String = "/v2/me/calls", events: Int = 1, seconds: Int = 20)
+        async throws -> WebSocketProbe
+    {
+        WebSocketProbe(
+            process: try await PeerProcess.start(
+                try locateTool("ruby"),
+                [GenesysPeer.peersDirectory + "/bayeux_ws_probe.rb", url, channel, String(events), String(seconds)],
+                name: "bayeux_ws_probe.rb", holdInput: false))
     }
 
-    deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: outputPath)
-    }
+    var lines: [String] { process.lines }
 
-    var lines: [String] {
-        ((try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
-    }
-
-    /// Waits (bounded) for a line starting with `prefix`.
+    /// Waits (bounded) for a line starting with `prefix`; throws with the probe's output if it
+    /// exits without one.
     func waitForLine(startingWith prefix: String, within seconds: Double = 20) async throws -> String {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if let line = lines.first(where: { $0.hasPrefix(prefix) }) { return line }
-            if !process.isRunning, !lines.contains(where: { $0.hasPrefix(prefix) }) {
-                throw GenesysPeerError("the websocket probe exited without \"\(prefix)\": \(lines)")
-            }
-            try await Task.sleep(for: .milliseconds(20))
+        try await process.waitForLine(timeout: .seconds(seconds), "a line starting with \"\(prefix)\"") {
+            $0.hasPrefix(prefix)
         }
-        throw GenesysPeerError("no \"\(prefix)\" from the websocket probe within \(seconds) s: \(lines)")
     }
 }

@@ -1,6 +1,7 @@
 import MutewardenConfig
 import MutewardenProviderKit
 import MutewardenModel
+import MutewardenTesting
 import Testing
 
 @testable import MutewardenGenesys
@@ -65,7 +66,7 @@ func badGenesysSettingsAreRefusedWithTheirLocation(_ feed: String, _ location: S
     let configuration = try load(
         feed: "{ type: genesys, base_url: https://shared.example, username: svc, password: \"${env:PW}\" }",
         target: "{ type: genesys, base_url: https://shared.example, username: svc, password: \"${env:PW}\" }")
-    let context = ProviderContext { _, _, _ in }
+    let context = TestProviderContext().context
     let feedSettings = try #require(configuration.feeds.first?.settings as? GWSSettings)
     let targetSettings = try #require(configuration.targets.first?.settings as? GWSSettings)
     #expect(try feedSettings.session(context: context) === targetSettings.session(context: context))

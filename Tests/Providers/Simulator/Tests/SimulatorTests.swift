@@ -1,6 +1,7 @@
 import MutewardenConfig
 import MutewardenModel
 import MutewardenProviderKit
+import MutewardenTesting
 import Testing
 
 @testable import MutewardenSimulator
@@ -139,16 +140,21 @@ func badLogTargetSettingsAreRefusedWithTheirLocation(_ target: String, _ locatio
 }
 
 @Test func theLogTargetFailsTheConfiguredShare() async {
+    let context = TestProviderContext()
     func target(_ configure: (inout LogTargetSettings) -> Void) -> LogActionTarget {
         var settings = LogTargetSettings()
         settings.seed = 3
         configure(&settings)
-        return LogActionTarget(name: "recorder", settings: settings, context: ProviderContext { _, _, _ in })
+        return LogActionTarget(name: "recorder", settings: settings, context: context.context)
     }
     let request = ActionRequest(
         kind: .mute, verb: .apply, target: "recorder", address: .call(id: "c1"), feed: "sim",
         call: CallIdentifiers(primary: "c1"), agentExtension: "3001", idempotencyKey: "k", attempt: 1, policy: "p")
     #expect(await target { _ in }.perform(request) == .accepted)
+    // What it did is on the record (at debug), with the call.
+    #expect(context.reports.map(\.severity) == [.debug])
+    #expect(context.reports.first?.message.hasPrefix("log target recorder: ") == true)
+    #expect(context.reports.first?.fields.call == "c1")
     let failing = target {
         $0.failRatio = 1
         $0.failure = .permanent

@@ -1,4 +1,5 @@
 import Logging
+import MutewardenLogging
 import MutewardenModel
 
 /// One record as ``InMemoryLogHandler`` captured it: after sanitizing, exactly as a real backend
@@ -36,6 +37,8 @@ public final class InMemoryLogStore: Sendable {
 }
 
 /// A log handler for tests anywhere in the project: captures records instead of writing them.
+/// It lives in the test kit, as swift-log keeps its own in-memory handler with its tests: the
+/// daemon never captures its log, and a handler that does has no place in what it ships.
 ///
 /// It sanitizes and formats through the same code as ``StderrLogHandler``, so a test that finds
 /// no PAN or secret here has shown that none reaches the real log either.
