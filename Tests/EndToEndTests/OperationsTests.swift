@@ -94,6 +94,70 @@ import Glibc
         }
     }
 
+    /// A window opened moments before a SIGKILL, before any snapshot of the state file could hold
+    /// it, is in the window journal: the restart restores it and it is undone at its cap.
+    @Test func aWindowOpenedJustBeforeASIGKILLComesBackFromTheJournal() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let state = directory.appendingPathComponent("state")
+        let config = directory.appendingPathComponent("mutewarden.yaml")
+        try """
+        feeds:
+          sim:
+            type: simulator
+            agents: 1
+            call_rate: 100
+            max_calls: 1
+            call_duration: 1h
+            capture_ratio: 1
+            capture_after: 2s
+            abandon_ratio: 1
+            seed: 3
+        targets:
+          recorder: { type: log }
+        policies:
+          card:
+            feeds: [sim]
+            start: { attribute: PCI_STAGE, equals: CARD }
+            max_duration: 3s
+            on_timeout: resume
+            actions: [{ kind: pause-recording, target: recorder }]
+        state:
+          directory: \(state.path)
+        """.write(to: config, atomically: true, encoding: .utf8)
+        let notify = try NotifySocket()
+        let first = try await start(config, notify: notify)
+        try await withPeer(first) { first in
+            // Killed as soon as the journal holds the window: no snapshot had it yet (the snapshot
+            // that follows a change is at least a second away).
+            #expect(
+                await waitUntil(timeout: .seconds(30), every: .milliseconds(1)) {
+                    let segments = (try? FileManager.default.contentsOfDirectory(atPath: state.path)) ?? []
+                    return segments.filter { $0.hasSuffix(".journal") }.contains { name in
+                        (FileManager.default.contents(atPath: state.appendingPathComponent(name).path))
+                            .map { String(decoding: $0, as: UTF8.self).contains(#""op":"open""#) } ?? false
+                    }
+                })
+            #expect(await first.stop(SIGKILL) == .signalled(SIGKILL))
+            let snapshot =
+                FileManager.default.contents(atPath: state.appendingPathComponent("state.json").path)
+                .map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let snapshotHadIt = snapshot.contains("\"policy\":\"card\"") || snapshot.contains("\"policy\" : \"card\"")
+
+            let second = try await start(config, notify: notify)
+            try await withPeer(second) { second in
+                #expect(await waitFor(second, "audit=state.restored"))
+                #expect(await waitFor(second, "restored 1 open window(s)"))
+                if !snapshotHadIt {
+                    #expect(second.stderr.contains("window(s) opened after its last snapshot"))
+                }
+                // Restored, it is undone at its cap like any other window.
+                #expect(await waitFor(second, "result=cap-expired"))
+                #expect(await waitFor(second, "resume-recording call"))
+            }
+        }
+    }
+
     @Test func afterSIGKILLARestartRestoresTheWindowAndClosesItOnTheOriginalCap() async throws {
         // One call that takes a card and never says it is done: only the 4 s cap closes it.
         let directory = try temporaryDirectory()

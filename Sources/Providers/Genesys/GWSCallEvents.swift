@@ -41,7 +41,11 @@ public enum GWSCallEvents {
         guard case .object = call else { throw Malformed(reason: "call is not an object") }
         guard let id = call["id"]?.string, !id.isEmpty else { throw Malformed(reason: "the call has no id") }
         guard let stateName = call["state"]?.string else { throw Malformed(reason: "call \(id) has no state") }
-        guard let state = callState(stateName) else { throw Malformed(reason: "call \(id) has unknown state '\(stateName)'") }
+        guard let state = callState(stateName) else {
+            // A state is a short word: anything longer is quoted in part, so the record stays a line.
+            let shown = stateName.count > 64 ? stateName.prefix(64) + "… (\(stateName.utf8.count) bytes)" : Substring(stateName)
+            throw Malformed(reason: "call \(id) has unknown state '\(shown)'")
+        }
         var secondary: [String: String] = [:]
         if let uuid = call["callUuid"]?.string, !uuid.isEmpty { secondary["callUuid"] = uuid }
         if let connID = call["connId"]?.string, !connID.isEmpty { secondary["connId"] = connID }

@@ -113,8 +113,8 @@ public final class GWSFeed: CallFeed {
         if let call { fields[.call] = call }
         context.report(
             .warning,
-            "feed \(name): \(reason)" + (call.map { " for call \($0)" } ?? "")
-                + "; skipped, and the call list is fetched again so that a capture it carried is not lost",
+            "feed \(name)" + (call.map { ", call \($0)" } ?? "") + ": skipped, and the call list is fetched again so that "
+                + "a capture it carried is not lost: \(reason)",
             fields)
         resyncWanted.store(true, ordering: .relaxed)
     }
