@@ -7,7 +7,7 @@ import PackageDescription
 // hands over to libFuzzer's driver (LLVMFuzzerRunDriver) with its LLVMFuzzerTestOneInput.
 func fuzzTarget(_ name: String, _ products: [String]) -> Target {
     .executableTarget(
-        name: "fuzz-\(name)", dependencies: products.map { .product(name: $0, package: "mutewarden") })
+        name: "fuzz-\(name)", dependencies: ["FuzzDriver"] + products.map { .product(name: $0, package: "mutewarden") })
 }
 
 let package = Package(
@@ -15,6 +15,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [.package(name: "mutewarden", path: "..")],
     targets: [
+        // Hands each target's function to libFuzzer's driver.
+        .target(name: "FuzzDriver"),
         // The JSON parser every platform message goes through, and its writer.
         fuzzTarget("json", ["MutewardenJSON"]),
         // Bayeux replies: advice (the 1e300 trap), error strings, message shapes.

@@ -19,6 +19,37 @@ import Glibc
         await waitUntil(timeout: timeout, every: .milliseconds(20)) { daemon.stderr.contains(text) }
     }
 
+    /// One simulated call that takes a card `captureAfter` into the call and never says it is done:
+    /// only the cap (`maxDuration`, `on_timeout: resume`) closes its window. State in `directory`.
+    private func oneEndlessCapture(in directory: URL, captureAfter: String, maxDuration: String) throws -> URL {
+        let config = directory.appendingPathComponent("mutewarden.yaml")
+        try """
+        feeds:
+          sim:
+            type: simulator
+            agents: 1
+            call_rate: 100
+            max_calls: 1
+            call_duration: 1h
+            capture_ratio: 1
+            capture_after: \(captureAfter)
+            abandon_ratio: 1
+            seed: 3
+        targets:
+          recorder: { type: log }
+        policies:
+          card:
+            feeds: [sim]
+            start: { attribute: PCI_STAGE, equals: CARD }
+            max_duration: \(maxDuration)
+            on_timeout: resume
+            actions: [{ kind: pause-recording, target: recorder }]
+        state:
+          directory: \(directory.appendingPathComponent("state").path)
+        """.write(to: config, atomically: true, encoding: .utf8)
+        return config
+    }
+
     @Test func theNotifyProtocolAsSystemdSeesIt() async throws {
         let demo = try privateDemoConfiguration()
         let notify = try NotifySocket()
@@ -100,31 +131,7 @@ import Glibc
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let state = directory.appendingPathComponent("state")
-        let config = directory.appendingPathComponent("mutewarden.yaml")
-        try """
-        feeds:
-          sim:
-            type: simulator
-            agents: 1
-            call_rate: 100
-            max_calls: 1
-            call_duration: 1h
-            capture_ratio: 1
-            capture_after: 2s
-            abandon_ratio: 1
-            seed: 3
-        targets:
-          recorder: { type: log }
-        policies:
-          card:
-            feeds: [sim]
-            start: { attribute: PCI_STAGE, equals: CARD }
-            max_duration: 3s
-            on_timeout: resume
-            actions: [{ kind: pause-recording, target: recorder }]
-        state:
-          directory: \(state.path)
-        """.write(to: config, atomically: true, encoding: .utf8)
+        let config = try oneEndlessCapture(in: directory, captureAfter: "2s", maxDuration: "3s")
         let notify = try NotifySocket()
         let first = try await start(config, notify: notify)
         try await withPeer(first) { first in
@@ -162,31 +169,7 @@ import Glibc
         // One call that takes a card and never says it is done: only the 4 s cap closes it.
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let config = directory.appendingPathComponent("mutewarden.yaml")
-        try """
-        feeds:
-          sim:
-            type: simulator
-            agents: 1
-            call_rate: 100
-            max_calls: 1
-            call_duration: 1h
-            capture_ratio: 1
-            capture_after: 0s
-            abandon_ratio: 1
-            seed: 3
-        targets:
-          recorder: { type: log }
-        policies:
-          card:
-            feeds: [sim]
-            start: { attribute: PCI_STAGE, equals: CARD }
-            max_duration: 4s
-            on_timeout: resume
-            actions: [{ kind: pause-recording, target: recorder }]
-        state:
-          directory: \(directory.appendingPathComponent("state").path)
-        """.write(to: config, atomically: true, encoding: .utf8)
+        let config = try oneEndlessCapture(in: directory, captureAfter: "0s", maxDuration: "4s")
         let notify = try NotifySocket()
         let first = try await start(config, notify: notify)
         try await withPeer(first) { first in

@@ -17,37 +17,6 @@ import Testing
     private static let recording = #"{"recordingState":"Recording","mute":"Off","callType":"Inbound"}"#
     private static let rotated = "rotated-secret-4417"
 
-    /// The daemon's configuration, read from a file on each load as the real daemon does.
-    private static func yaml(peer: GenesysPeer, passwordFile: String, transport: String, stateDirectory: String) -> String {
-        """
-        feeds:
-          gws:
-            type: genesys
-            base_url: \(peer.baseURL)
-            username: \(GenesysPeer.user)
-            password: "${file:\(passwordFile)}"
-            agent_extension: "\(GenesysPeer.agentPhoneNumber)"
-            transport: \(transport)
-            reconnect_max: 1s
-        targets:
-          voice:
-            type: genesys
-            base_url: \(peer.baseURL)
-            username: \(GenesysPeer.user)
-            password: "${file:\(passwordFile)}"
-            timeout: 2s
-        policies:
-          pause:
-            feeds: [gws]
-            start: { attribute: PCI_STAGE, equals: CARD }
-            actions: [{ kind: pause-recording, target: voice, deadline: 5s }]
-        logging:
-          attributes: [PCI_STAGE]
-        state:
-          directory: \(stateDirectory)
-        """
-    }
-
     @Test(arguments: GenesysProviderTests.transports)
     func aRotatedPasswordTakesEffectAtReload(_ transport: String) async throws {
         let peer = try await GenesysPeer.start(connectTimeout: 2)
@@ -56,11 +25,11 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let passwordFile = directory.appendingPathComponent("gws-password").path
         try GenesysPeer.password.write(toFile: passwordFile, atomically: true, encoding: .utf8)
-        let text = Self.yaml(
-            peer: peer, passwordFile: passwordFile, transport: transport,
+        // Read from the file on each load, as the real daemon does.
+        let text = GenesysProviderTests.yaml(
+            peer: peer, deadline: "5s", transport: transport, password: "${file:\(passwordFile)}",
             stateDirectory: directory.appendingPathComponent("state").path)
-        let loader = ConfigurationLoader(
-            registry: ProviderRegistry(feeds: [GWSSettings.feedProvider], targets: [GWSSettings.targetProvider]))
+        let loader = GenesysProviderTests.loader
         let handler = InMemoryLogHandler(label: "mutewarden", logLevel: .debug)
         let daemon = try Daemon(
             configuration: try loader.load(yaml: text, file: "gws.yaml"), logger: Logger(label: "mutewarden") { _ in handler },

@@ -57,38 +57,51 @@ import Testing
     ) throws -> DaemonConfiguration {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mw-gws-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let yaml = """
-            feeds:
-              gws:
-                type: genesys
-                base_url: \(peer.baseURL)
-                username: \(GenesysPeer.user)
-                password: "${env:GWS_PASSWORD}"
-                agent_extension: "\(GenesysPeer.agentPhoneNumber)"
-                transport: \(transport)
-                reconnect_max: 1s
-            targets:
-              voice:
-                type: genesys
-                base_url: \(peer.baseURL)
-                username: \(GenesysPeer.user)
-                password: "${env:GWS_PASSWORD}"
-            \(targetMaxConnections.map { "    max_connections: \($0)" } ?? "")
-            policies:
-              pause:
-                feeds: [gws]
-                start: { attribute: PCI_STAGE, equals: CARD }
-                actions: [{ kind: \(kind), target: voice, deadline: \(deadline) }]
-            logging:
-              attributes: [PCI_STAGE]
-            state:
-              directory: \(directory.path)
-            """
-        return try ConfigurationLoader(
-            registry: ProviderRegistry(feeds: [GWSSettings.feedProvider], targets: [GWSSettings.targetProvider]),
-            environment: ["GWS_PASSWORD": GenesysPeer.password]
-        ).load(yaml: yaml, file: "gws.yaml")
+        let text = yaml(
+            peer: peer, deadline: deadline, transport: transport, kind: kind, targetMaxConnections: targetMaxConnections,
+            stateDirectory: directory.path)
+        return try loader.load(yaml: text, file: "gws.yaml")
     }
+
+    /// The `genesys` feed `gws` and target `voice` for `peer`, and one policy that takes `kind`
+    /// while PCI_STAGE is CARD. `password` is the secret field's text, for both.
+    static func yaml(
+        peer: GenesysPeer, deadline: String = "3s", transport: String = "long-polling", kind: String = "pause-recording",
+        targetMaxConnections: Int? = nil, password: String = "${env:GWS_PASSWORD}", stateDirectory: String
+    ) -> String {
+        """
+        feeds:
+          gws:
+            type: genesys
+            base_url: \(peer.baseURL)
+            username: \(GenesysPeer.user)
+            password: "\(password)"
+            agent_extension: "\(GenesysPeer.agentPhoneNumber)"
+            transport: \(transport)
+            reconnect_max: 1s
+        targets:
+          voice:
+            type: genesys
+            base_url: \(peer.baseURL)
+            username: \(GenesysPeer.user)
+            password: "\(password)"
+        \(targetMaxConnections.map { "    max_connections: \($0)" } ?? "")
+        policies:
+          pause:
+            feeds: [gws]
+            start: { attribute: PCI_STAGE, equals: CARD }
+            actions: [{ kind: \(kind), target: voice, deadline: \(deadline) }]
+        logging:
+          attributes: [PCI_STAGE]
+        state:
+          directory: \(stateDirectory)
+        """
+    }
+
+    /// Loads configurations with the Genesys provider, the peer's password in the environment.
+    static let loader = ConfigurationLoader(
+        registry: ProviderRegistry(feeds: [GWSSettings.feedProvider], targets: [GWSSettings.targetProvider]),
+        environment: ["GWS_PASSWORD": GenesysPeer.password])
 
     /// Every scenario runs over both of Bayeux's connection types.
     static let transports = ["long-polling", "websocket"]
