@@ -92,7 +92,9 @@ extension WebSocketTests {
         await service.shutdown()
         #expect(!service.isRunning)
         let statuses = recorder.statuses.withLock { $0.map(\.phase) }
-        #expect(statuses == [.connecting, .up, .stopped])
+        // A loaded host may show the close as a brief "down" before the stop; never anything else.
+        #expect(Array(statuses.prefix(2)) == [.connecting, .up] && statuses.last == .stopped, "\(statuses)")
+        #expect(statuses.dropFirst(2).dropLast().allSatisfy { $0 == .down }, "\(statuses)")
         #expect(recorder.disconnections == ["closed"])
     }
 
