@@ -6,7 +6,7 @@
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: help demo test tsan lint format fuzz fuzz-build fuzz-smoke bench bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-gws build deps bench-deps test-deps check-warnings check-hazards
+.PHONY: help demo test tsan lint format fuzz fuzz-build fuzz-smoke bench bench-compare bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-gws build deps bench-deps test-deps check-warnings check-hazards
 # `make` alone runs the demo, as it always has; `help` is not the default.
 .DEFAULT_GOAL := demo
 
@@ -84,6 +84,14 @@ bench: bench-deps ## end-to-end load, 1k to 50k events/s on both transports; tab
 	swift build -c release --product mutewarden
 	swift build -c release --product mutewarden-loadgen
 	/usr/bin/python3 bench/loadbench.py sweep
+
+# Two daemon builds at one rate, run alternately: `make bench-compare BASELINE=/path/to/mutewarden`
+# (for example a release build of an older commit, made in a git worktree).
+bench-compare: bench-deps ## A/B of this build against BASELINE=<daemon binary> at 5,000 events/s
+	@test -n "$(BASELINE)" || { echo "usage: make bench-compare BASELINE=/path/to/old/mutewarden" >&2; exit 2; }
+	swift build -c release --product mutewarden
+	swift build -c release --product mutewarden-loadgen
+	/usr/bin/python3 bench/loadbench.py compare --baseline "$(BASELINE)"
 
 # 30 minutes at 2,000 events/s: RSS must stay flat after warm-up (bench/results/soak-rss.png).
 bench-soak: bench-deps ## 30 minutes at 2,000 events/s: the daemon's memory over time

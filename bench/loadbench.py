@@ -4,6 +4,8 @@
     loadbench.py sweep [--rates 1000,5000,20000,50000] [--transports long-polling,websocket]
     loadbench.py soak  [--rate 2000] [--minutes 30]
     loadbench.py plot              # redraws the plots and the table from bench/results/*.json
+    loadbench.py compare --baseline BIN [--candidate BIN] [--rate 5000] [--rounds 3]
+                                   # A/B of two daemon builds, interleaved, on both transports
 
 The generator runs on CPU 0 and the daemon on CPU 1 (taskset), so "one daemon core" means what
 it says. Each run's JSON (the generator's report), a table (latest.md) and the plots go to
@@ -16,6 +18,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -27,16 +30,47 @@ DAEMON = os.path.join(ROOT, ".build", "release", "mutewarden")
 GENERATOR_CPU, DAEMON_CPU = "0", "1"
 
 
-def run_loadgen(arguments, output, log_directory):
-    command = ["taskset", "-c", GENERATOR_CPU, LOADGEN, "--daemon", DAEMON, "--daemon-cpu", DAEMON_CPU,
-               "--output", output, "--daemon-log", os.path.join(log_directory, "daemon.log")] + arguments
+JOURNAL_LINE = re.compile(r"window journal: (\d+) record\(s\) in (\d+) flush\(es\)")
+
+
+def run_loadgen(arguments, output, log_directory, daemon=DAEMON):
+    log = os.path.join(log_directory, "daemon.log")
+    command = ["taskset", "-c", GENERATOR_CPU, LOADGEN, "--daemon", daemon, "--daemon-cpu", DAEMON_CPU,
+               "--output", output, "--daemon-log", log] + arguments
     print("$ " + " ".join(command[3:]), flush=True)
     completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     print(completed.stdout, end="", flush=True)
     if completed.returncode != 0 and not os.path.exists(output):
         sys.exit("mutewarden-loadgen failed:\n" + completed.stderr)
     with open(output) as handle:
-        return json.load(handle)
+        report = json.load(handle)
+    journal = journal_figures(log, report)
+    if journal:
+        report["journal"] = journal
+        with open(output, "w") as handle:
+            json.dump(report, handle, indent=2)
+    return report
+
+
+def journal_figures(log, report):
+    """The window journal's records and flushes, from the daemon's stopped record. Flushes per
+    second are over the time events flowed (warm-up and measurement): the journal writes nothing
+    while no window opens or closes."""
+    if not os.path.exists(log):
+        return None
+    found = None
+    with open(log, errors="replace") as handle:
+        for line in handle:
+            match = JOURNAL_LINE.search(line)
+            if match:
+                found = match
+    if not found:
+        return None
+    seconds = (report.get("warmup_seconds") or 0) + (report.get("duration_seconds") or 0)
+    records, flushes = int(found.group(1)), int(found.group(2))
+    return {"records": records, "flushes": flushes,
+            "flushes_per_second": flushes / seconds if seconds else None,
+            "records_per_flush": records / flushes if flushes else None}
 
 
 def describe_machine():
@@ -116,25 +150,26 @@ def write_table(summary):
             machine["commit"], machine["cpu"], machine["cores"], machine["date"], GENERATOR_CPU, DAEMON_CPU),
         "",
         "| transport | target ev/s | achieved ev/s | p50 | p90 | p99 | p99.9 | max | actions | missed | dup | "
-        "daemon CPU s | daemon cores | peak RSS MiB | bytes/call | generator cores |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "daemon CPU s | daemon cores | peak RSS MiB | bytes/call | generator cores | journal flushes/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in summary["runs"]:
         if run.get("error") and not run.get("latency_ms"):
             lines.append("| %s | %d | not run: %s |%s" % (label(run), run["target_rate"], run["error"],
-                                                       " |" * 13))
+                                                       " |" * 14))
             continue
         latency, actions = run.get("latency_ms") or {}, run.get("actions") or {}
         if not latency.get("count"):
             latency = {}  # no action arrived in time to measure: a dash, not a zero
         daemon, loadgen = run.get("daemon") or {}, run.get("loadgen") or {}
-        lines.append("| %s | %d | %.0f | %s | %s | %s | %s | %s | %d | %d | %d | %s | %s | %s | %s | %s |" % (
+        journal = run.get("journal") or {}
+        lines.append("| %s | %d | %.0f | %s | %s | %s | %s | %s | %d | %d | %d | %s | %s | %s | %s | %s | %s |" % (
             label(run), run["target_rate"], run["events_per_second"], number(latency.get("p50"), 3),
             number(latency.get("p90"), 3), number(latency.get("p99"), 3), number(latency.get("p999"), 3),
             number(latency.get("max"), 3), actions.get("expected", 0), actions.get("missed", 0),
             actions.get("duplicated", 0), number(daemon.get("cpu_seconds")), number(daemon.get("cpu_cores")),
             number(daemon.get("peak_rss_mib"), 1), number(daemon.get("memory_per_call_bytes"), 0),
-            number(loadgen.get("cpu_cores"))))
+            number(loadgen.get("cpu_cores")), number(journal.get("flushes_per_second"), 1)))
     for sink in sinks:
         if sink.get("error"):
             lines += ["", "Generator headroom over %s: not measured: %s" % (sink["transport"], sink["error"])]
@@ -260,6 +295,48 @@ plot '%s' using 1:2 with lines title 'VmRSS'
     os.unlink(data)
 
 
+def compare(options):
+    """Two daemon builds at one rate, run alternately (A B A B ...) so that whatever else the
+    machine does falls on both; the table gives each round and the median of each build."""
+    os.makedirs(RESULTS, exist_ok=True)
+    builds = [("baseline", options.baseline), ("candidate", options.candidate)]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="mutewarden-compare-") as logs:
+        for transport in options.transports.split(","):
+            for round_ in range(options.rounds):
+                for name, binary in builds:
+                    output = os.path.join(logs, "%s-%s-%d.json" % (name, transport, round_))
+                    report = run_loadgen(
+                        ["--transport", transport, "--rate", str(options.rate), "--calls", str(options.calls),
+                         "--warmup", str(options.warmup), "--duration", str(options.duration), "--grace",
+                         str(options.grace)], output, logs, daemon=binary)
+                    rows.append((transport, name, round_, report))
+    lines = ["# A/B at %d events/s, %d calls" % (options.rate, options.calls), "",
+             "baseline: `%s`; candidate: `%s`; %s" % (options.baseline, options.candidate,
+                                                    describe_machine()["date"]), "",
+             "| transport | build | round | p50 | p99 | p99.9 | missed | dup | daemon cores | journal flushes/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for transport, name, round_, report in rows:
+        latency, actions = report.get("latency_ms") or {}, report.get("actions") or {}
+        lines.append("| %s | %s | %d | %s | %s | %s | %d | %d | %s | %s |" % (
+            transport, name, round_ + 1, number(latency.get("p50"), 3), number(latency.get("p99"), 3),
+            number(latency.get("p999"), 3), actions.get("missed", 0), actions.get("duplicated", 0),
+            number((report.get("daemon") or {}).get("cpu_cores")),
+            number((report.get("journal") or {}).get("flushes_per_second"), 1)))
+    for transport in options.transports.split(","):
+        for name, _ in builds:
+            p99 = sorted((r.get("latency_ms") or {}).get("p99") or 0 for t, n, _, r in rows
+                         if t == transport and n == name)
+            if p99:
+                lines.append("")
+                lines.append("%s, %s: median p99 %.3f ms over %d rounds (%s)" % (
+                    transport, name, p99[len(p99) // 2], len(p99), ", ".join("%.3f" % v for v in p99)))
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(RESULTS, options.output), "w") as handle:
+        handle.write(text)
+    print(text)
+
+
 def replot(_options):
     with open(os.path.join(RESULTS, "sweep.json")) as handle:
         summary = json.load(handle)
@@ -288,6 +365,18 @@ def main():
     two.add_argument("--minutes", type=float, default=30)
     two.add_argument("--warmup", type=float, default=300)
     two.set_defaults(run=soak)
+    four = commands.add_parser("compare")
+    four.add_argument("--baseline", required=True, help="the daemon binary to compare against")
+    four.add_argument("--candidate", default=DAEMON)
+    four.add_argument("--rate", type=int, default=5000)
+    four.add_argument("--rounds", type=int, default=3)
+    four.add_argument("--transports", default="long-polling,websocket")
+    four.add_argument("--calls", type=int, default=10000)
+    four.add_argument("--warmup", type=float, default=5)
+    four.add_argument("--duration", type=float, default=20)
+    four.add_argument("--grace", type=float, default=3)
+    four.add_argument("--output", default="compare.md")
+    four.set_defaults(run=compare)
     three = commands.add_parser("plot")
     three.set_defaults(run=replot)
     options = parser.parse_args()

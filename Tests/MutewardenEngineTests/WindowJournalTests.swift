@@ -1,3 +1,4 @@
+import Foundation
 import MutewardenModel
 import Testing
 
@@ -45,4 +46,30 @@ private let card = ["PCI_STAGE": "CARD"]
     restored.engine.restore(merged, now: restored.now, wallNow: restored.wallNow)
     restored.drain()
     #expect(restored.engine.statistics.openWindows == 1)
+}
+
+@Test func aJournalLineIsTheDocumentJSONEncoderWritesAndReadsBackTheSame() throws {
+    let harness = EngineHarness(policies: [
+        Policies.pause(
+            scope: .agentExtension,
+            actions: [
+                ActionSpec(kind: .pauseRecording, target: "recorder"),
+                ActionSpec(kind: .pauseRecording, target: "recorder", addressing: .agentExtension),
+            ])
+    ])
+    harness.engine.journaling = true
+    harness.autoAnswer = { _ in nil }
+    harness.event("c1", ext: "7001", attributes: card)
+    harness.event("c1", ext: "7001", attributes: [:])
+    let records = harness.engine.takeJournal(now: harness.now, wallNow: harness.wallNow)
+    #expect(records.map(\.op).contains(.open) && records.map(\.op).contains(.close))
+    for record in records {
+        var line: [UInt8] = []
+        record.appendJSON(to: &line)
+        #expect(try JSONDecoder().decode(WindowJournalRecord.self, from: Data(line)) == record)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let reference = try JSONSerialization.jsonObject(with: encoder.encode(record)) as? NSDictionary
+        #expect(try JSONSerialization.jsonObject(with: Data(line)) as? NSDictionary == reference)
+    }
 }

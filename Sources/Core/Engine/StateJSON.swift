@@ -206,3 +206,26 @@ struct StateJSONWriter {
         close()
     }
 }
+
+extension WindowJournalRecord {
+    /// The record as one journal line (without its newline), the document JSONEncoder would
+    /// write, through the state file's writer: the journal thread shares a core with the engine
+    /// thread, and JSONEncoder cost it tens of microseconds a record.
+    public func appendJSON(to bytes: inout [UInt8]) {
+        var out = StateJSONWriter()
+        swap(&out.bytes, &bytes)
+        out.open()
+        out.key("op"); out.string(op.rawValue)
+        if let window { out.key("window"); out.window(window) }
+        if let key {
+            out.key("key"); out.open()
+            out.key("policy"); out.string(key.policy)
+            out.key("feed"); out.string(key.feed)
+            out.key("call"); out.string(key.call)
+            out.key("sequence"); out.integer(key.sequence)
+            out.close()
+        }
+        out.close()
+        swap(&out.bytes, &bytes)
+    }
+}

@@ -88,10 +88,14 @@ final class WindowJournalWriter: Sendable {
     // MARK: - The writer's thread
 
     private func run(startingAt first: UInt64) {
+        // The pause never waits for this thread: on a core shared with the engine thread (the
+        // benchmark pins the daemon to one), a normal-priority writer woken for each record held
+        // the engine's next wakeup behind it (p99 event→request up several milliseconds at 5,000
+        // events/s; docs/performance.md). In SCHED_IDLE it writes in the engine's gaps, which
+        // at any load the engine keeps up with are most of each millisecond.
+        if mw_set_thread_idle_policy() != 0 { _ = mw_set_thread_nice(19) }
         var current = first
         var descriptor: Int32 = -1
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         var lastError: String?
         func report(_ message: String) {
             guard message != lastError else { return }
@@ -142,8 +146,7 @@ final class WindowJournalWriter: Sendable {
                 switch item {
                 case .records(let records):
                     for record in records {
-                        guard let line = try? encoder.encode(record) else { continue }
-                        buffer.append(contentsOf: line)
+                        record.appendJSON(to: &buffer)
                         buffer.append(UInt8(ascii: "\n"))
                     }
                     recordsWritten.add(UInt64(records.count), ordering: .relaxed)
