@@ -43,6 +43,9 @@ let providers: [ProviderSpec] = [
             "MutewardenJSON", "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging", "MutewardenTesting",
             .product(name: "Logging", package: "swift-log"),
         ]),
+    ProviderSpec(
+        name: "Voicenter", dependencies: ["MutewardenJSON", "MutewardenHTTP", "MutewardenSupervisor"],
+        testDependencies: ["MutewardenJSON", "MutewardenHTTP"], testResources: [.copy("Fixtures")]),
 ]
 
 func providerTargets(_ spec: ProviderSpec) -> [Target] {
