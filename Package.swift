@@ -45,7 +45,11 @@ let providers: [ProviderSpec] = [
         ]),
     ProviderSpec(
         name: "Voicenter", dependencies: ["MutewardenJSON", "MutewardenHTTP", "MutewardenSupervisor"],
-        testDependencies: ["MutewardenJSON", "MutewardenHTTP"], testResources: [.copy("Fixtures")]),
+        testDependencies: ["MutewardenJSON", "MutewardenHTTP"], testResources: [.copy("Fixtures")],
+        peerTests: [
+            "MutewardenJSON", "MutewardenHTTP", "MutewardenLogging", "MutewardenSupervisor", "MutewardenTesting",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
 ]
 
 func providerTargets(_ spec: ProviderSpec) -> [Target] {
