@@ -73,7 +73,9 @@ public struct VoicenterSocketLogin: Sendable, Hashable, CustomStringConvertible 
 
     public var description: String {
         var text = "socket token \(token)"
-        text += tokenExpiry.map { ", expires in \(Duration.nanoseconds($0 - obtainedAt).compact)" } ?? ", no expiry stated"
+        // Whole seconds: the answer took some milliseconds, which "3599.9s" would only blur.
+        text +=
+            tokenExpiry.map { ", expires in \(Duration.seconds(($0 - obtainedAt + 500_000_000) / 1_000_000_000).compact)" } ?? ", no expiry stated"
         text += refreshToken == nil ? ", no refresh token" : ", refreshable"
         text += ", \(urlList.count + (url == nil ? 0 : 1)) server(s) named"
         return text

@@ -101,7 +101,6 @@ public struct UnavailableSocketConnector: VoicenterSocketConnector {
     public init() {}
 
     public func connect(_ request: VoicenterSocketRequest) async throws -> any VoicenterSocketSession {
-        throw VoicenterSocketError.unavailable(
-            "this build has no socket.io client for the voicenter feed: the feed cannot connect to \(request.serverURL)")
+        throw VoicenterSocketError.unavailable("this build has no socket.io client for the voicenter feed")
     }
 }
