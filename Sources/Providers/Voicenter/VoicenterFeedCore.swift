@@ -218,8 +218,9 @@ public struct VoicenterFeedCore: Sendable {
         }
         outputs.insert(.resync(listed), at: 0)
         if !isReady {
+            // Up first, then resynchronized: the records then read in the order things happened.
             isReady = true
-            outputs.insert(.ready, at: 1)
+            outputs.insert(.ready, at: 0)
         }
         awaitingSnapshotSince = nil
         resyncAsked = false

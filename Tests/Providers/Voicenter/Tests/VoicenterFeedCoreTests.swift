@@ -69,13 +69,13 @@ private func readyCore(_ extensions: [(String, [String])] = [], configuration: V
     var core = VoicenterFeedCore(configuration: .init(feed: "vc"))
     #expect(core.connected(at: at(0)).isEmpty)
     let outputs = core.received("AllExtensionsStatus", try fixture("all-extensions-status"), at: at(1))
-    guard case .resync(let calls) = outputs.first else {
-        Issue.record("expected a resync first: \(outputs)")
+    #expect(outputs.first == .ready)
+    guard case .resync(let calls)? = outputs.dropFirst().first else {
+        Issue.record("expected the feed up, then a resync: \(outputs)")
         return
     }
     // One entry per call: the Spy leg of Dana's call is not a second entry.
     #expect(calls.map(\.ids.primary) == [cardLikeIvrid, "1717000150987654321-2"])
-    #expect(outputs.dropFirst().first == .ready)
     #expect(core.liveCallCount == 2)
     // A later snapshot (a resync) is a resync again, and the feed is already up.
     let again = core.received("AllExtensionsStatus", try fixture("all-extensions-status"), at: at(2))
