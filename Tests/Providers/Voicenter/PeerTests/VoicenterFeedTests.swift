@@ -155,9 +155,10 @@ private func withFeed<T>(
 
     @Test func theKeepaliveCarriesTheTokenRenewedWhileConnected() async throws {
         try await withRESTPeer { peer in
-            // A 3 s token: renewed a second before it expires.
-            try await peer.configure(#"{"token_life":3,"expiry_format":"epoch-ms"}"#)
-            try await withFeed(peer, configure: { $0.keepalive = .seconds(1) }) { running in
+            // A 4 s token, renewed a second before it expires, under a 2 s keepalive: the silence
+            // limit (4 s) leaves a loaded host room to answer keepalives late.
+            try await peer.configure(#"{"token_life":4,"expiry_format":"epoch-ms"}"#)
+            try await withFeed(peer, configure: { $0.keepalive = .seconds(2) }) { running in
                 let session = try await running.connector.waitForSession()
                 session.push("AllExtensionsStatus", snapshot([]))
                 let first = try #require(try await peer.issuedTokens().first)
