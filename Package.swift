@@ -48,7 +48,7 @@ let providers: [ProviderSpec] = [
         testDependencies: ["MutewardenJSON", "MutewardenHTTP"], testResources: [.copy("Fixtures")],
         peerTests: [
             "MutewardenJSON", "MutewardenHTTP", "MutewardenLogging", "MutewardenSupervisor", "MutewardenTesting",
-            .product(name: "Logging", package: "swift-log"),
+            "MutewardenDaemon", "MutewardenConfig", .product(name: "Logging", package: "swift-log"),
         ]),
 ]
 
