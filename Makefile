@@ -19,9 +19,11 @@ BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-d
 # - the HTTP tests run a Python server and check HTTP/2 against nghttpd;
 # - both make their TLS certificates with the openssl CLI;
 # - the GWS peer (Tests/Providers/Genesys/PeerTests) is a Faye Bayeux server on thin, with faye-websocket for
-#   the websocket connection type, driven with the curl CLI.
+#   the websocket connection type, driven with the curl CLI;
+# - the socket.io tests (Tests/MutewardenSocketIOTests) run python-socketio on aiohttp: Debian's 5.x for
+#   Engine.IO v4, and 4.6 for v3 in a venv the tests make from PyPI with python3-venv.
 TEST_PACKAGES := systemd util-linux mount python3 python3-websockets libwebsockets-test-server openssl nghttp2-server \
-	ruby ruby-faye ruby-faye-websocket thin curl
+	ruby ruby-faye ruby-faye-websocket thin curl python3-socketio python3-aiohttp python3-venv
 
 # What the end-to-end benchmark needs besides the build libraries: taskset (util-linux) to pin
 # the daemon and the generator to their own cores, python3 for the sweep, gnuplot for the plots.
@@ -62,10 +64,11 @@ format: ## rewrite the Swift sources into the layout that `make lint` checks
 
 
 # The tests whose code runs on threads of their own (libcurl's loop, the lws service thread,
-# the engine thread, the Bayeux client between them) under ThreadSanitizer; any report fails.
+# the engine thread, the Bayeux client between them, the socket.io session's timer) under ThreadSanitizer;
+# any report fails.
 # The instrumented build has its own scratch path, so it never replaces the one `swift test`
 # uses: a full debug build with -sanitize=thread, several minutes on two cores the first time.
-TSAN_TESTS := MutewardenHTTPTests|MutewardenWebSocketTests|MutewardenBayeuxTests|MutewardenDaemonTests
+TSAN_TESTS := MutewardenHTTPTests|MutewardenWebSocketTests|MutewardenSocketIOTests|MutewardenBayeuxTests|MutewardenDaemonTests
 tsan: test-deps ## the transport, Bayeux and daemon tests under ThreadSanitizer (part of `make test`)
 	swift build --build-tests --sanitize=thread --scratch-path .build-tsan
 	@scratch=$$(mktemp -d /tmp/mutewarden-tsan.XXXXXX); log=$$scratch.log; \
