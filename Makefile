@@ -6,7 +6,7 @@
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: help demo test tsan lint format fuzz fuzz-build fuzz-smoke bench bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-gws build deps bench-deps test-deps check-warnings check-hazards
+.PHONY: help demo test tsan lint format fuzz fuzz-build fuzz-smoke bench bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-gws bench-socketio build deps bench-deps test-deps check-warnings check-hazards
 # `make` alone runs the demo, as it always has; `help` is not the default.
 .DEFAULT_GOAL := demo
 
@@ -145,6 +145,13 @@ bench-http: deps ## HTTP client: Swift layer against plain C on libcurl, 1 and 6
 bench-gws: deps ## GWS events through the Bayeux client and mapping into the engine (release build)
 	$(BENCH_BUILD) --product mutewarden-gws-bench
 	$(BENCH_BIN)/mutewarden-gws-bench --events 300000
+
+# Voicenter-shaped socket.io frames through the packet codec and the session state machine, both
+# Engine.IO versions; no network.
+bench-socketio: deps ## socket.io frames through the codec and the session state machine (release build)
+	$(BENCH_BUILD) --product mutewarden-socketio-bench
+	$(BENCH_BIN)/mutewarden-socketio-bench --events 300000 --version 3
+	$(BENCH_BIN)/mutewarden-socketio-bench --events 300000 --version 4
 
 build: deps ## build everything in release mode
 	swift build -c release
