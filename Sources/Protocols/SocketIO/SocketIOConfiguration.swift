@@ -50,21 +50,26 @@ public struct SocketIOConfiguration: Sendable, CustomStringConvertible {
     public var receiveBufferLimit: Int
 
     /// - Parameter url: `ws://`, `wss://`, `http://` or `https://` (what Voicenter's login answer
-    ///   gives), with the socket.io path (`/socket.io/` when the URL has none). The error never
-    ///   quotes the URL, which may carry a token.
+    ///   gives), with the socket.io path (`/socket.io/` when the URL has none). The error
+    ///   (`SocketIOError.invalidConfiguration`) never quotes the URL, which may carry a token.
     public init(
         url: String, query: [SocketIOQueryItem] = [], headers: [WebSocketHeader] = [], tls: TLSOptions = TLSOptions(),
         version: SocketIOVersionChoice = .auto, namespace: String = "/", auth: JSONValue? = nil,
         connectTimeout: Duration = .seconds(10), handshakeTimeout: Duration = .seconds(10), closeTimeout: Duration = .seconds(2),
         maximumMessageSize: Int = 4 << 20, receiveBufferLimit: Int = 8 << 20
-    ) throws {
+    ) throws(SocketIOError) {
         var text = url
         if text.hasPrefix("https://") {
             text = "wss://" + text.dropFirst(8)
         } else if text.hasPrefix("http://") {
             text = "ws://" + text.dropFirst(7)
         }
-        var parsed = try WebSocketURL(text)
+        var parsed: WebSocketURL
+        do {
+            parsed = try WebSocketURL(text)
+        } catch {
+            throw .invalidConfiguration(Self.reason(error))
+        }
         if parsed.path == "/" { parsed.path = "/socket.io/" }
         self.url = parsed
         self.query = query
@@ -91,8 +96,14 @@ public struct SocketIOConfiguration: Sendable, CustomStringConvertible {
         do {
             try webSocket(for: .v4).validate()
         } catch {
-            throw .invalidConfiguration("\(error)")
+            throw .invalidConfiguration(Self.reason(error))
         }
+    }
+
+    /// The WebSocket layer's reason, without its own "invalid WebSocket configuration" in front.
+    private static func reason(_ error: any Error) -> String {
+        if case WebSocketError.invalidConfiguration(let text)? = error as? WebSocketError { return text }
+        return "\(error)"
     }
 
     /// The WebSocket side of one handshake at `version`.
