@@ -3,7 +3,7 @@ import MutewardenModel
 import MutewardenWebSocket
 
 /// A socket.io client: each ``connect(query:auth:)`` makes one session over one WebSocket
-/// connection (``WebSocketConnection``), and nothing reconnects by itself.
+/// connection (`WebSocketConnection`), and nothing reconnects by itself.
 ///
 /// Reconnecting is the caller's decision because only the caller knows what an end means for
 /// it: ``SocketIOError/requiresLogin`` (HTTP 401, or a `44`) asks for a new login first, a

@@ -166,7 +166,7 @@ public struct SocketIOStateMachine: Sendable {
         handshakeDeadline = now + configuration.handshakeTimeout
     }
 
-    /// The earliest instant at which ``timerFired(at:)`` has something to do; nil for never.
+    /// The earliest instant at which ``timerFired(at:unreadFrames:)`` has something to do; nil for never.
     public var nextDeadline: MonotonicInstant? {
         guard phase != .closing && phase != .closed else { return nil }
         return [handshakeDeadline, nextPing, pongDeadline, serverPingDeadline].compactMap { $0 }.min()
