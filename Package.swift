@@ -44,7 +44,8 @@ let providers: [ProviderSpec] = [
             .product(name: "Logging", package: "swift-log"),
         ]),
     ProviderSpec(
-        name: "Voicenter", dependencies: ["MutewardenJSON", "MutewardenHTTP", "MutewardenSupervisor"],
+        name: "Voicenter",
+        dependencies: ["MutewardenJSON", "MutewardenHTTP", "MutewardenSupervisor", "MutewardenSocketIO", "MutewardenWebSocket"],
         testDependencies: ["MutewardenJSON", "MutewardenHTTP"], testResources: [.copy("Fixtures")],
         peerTests: [
             "MutewardenJSON", "MutewardenHTTP", "MutewardenLogging", "MutewardenSupervisor", "MutewardenTesting",

@@ -8,8 +8,6 @@ import MutewardenVoicenter
 /// knows only the provider kit.
 enum BuiltInProviders {
     static let registry = ProviderRegistry(
-        // The voicenter feed has no socket.io client yet: it is reported down, with that reason,
-        // until one is composed in here (VoicenterFeedSettings.feedProvider(connector:)).
         feeds: [SimulatorSettings.provider, GWSSettings.feedProvider, VoicenterFeedSettings.feedProvider],
         targets: [LogTargetSettings.provider, GWSSettings.targetProvider, VoicenterTargetSettings.targetProvider])
 }

@@ -68,7 +68,10 @@ public final class VoicenterFeed: CallFeed {
             socket = try await settings.connector.connector.connect(
                 VoicenterSocketRequest(
                     serverURL: url, token: session.token, version: settings.socketIOVersion, tls: settings.tls,
-                    connectTimeout: settings.connectTimeout))
+                    connectTimeout: settings.connectTimeout),
+                report: { [context, name] message in
+                    context.report(.warning, "feed \(name): \(message)", [.feed: name, .result: "socket.io"])
+                })
         } catch let error as VoicenterSocketError {
             if case .tokenRefused = error { current.withLock { $0 = nil } }
             throw Ended(description: "\(url): \(error)")

@@ -25,6 +25,8 @@ public struct VoicenterConnectorChoice: Sendable, Hashable, CustomStringConverti
 
     /// A build without a socket.io client.
     public static let unavailable = VoicenterConnectorChoice(name: "none", connector: UnavailableSocketConnector())
+    /// The build's socket.io client (`MutewardenSocketIO`), which the daemon uses.
+    public static let socketIO = VoicenterConnectorChoice(name: "socket.io", connector: SocketIOVoicenterConnector())
 }
 
 /// Settings of the `voicenter` feed (docs/providers/voicenter.md).
@@ -163,13 +165,13 @@ public struct VoicenterFeedSettings: FeedSettings, Sendable, Hashable {
         return settings
     }
 
-    /// The `voicenter` feed with the socket.io client `connector` (the composition root passes
-    /// the build's; ``feedProvider`` has none).
+    /// The `voicenter` feed with the socket.io client `connector` (tests pass
+    /// another; ``feedProvider`` has the build's socket.io client).
     public static func feedProvider(connector: VoicenterConnectorChoice) -> FeedProvider {
         FeedProvider(type: "voicenter") { decode($0, connector: connector) }
     }
 
-    public static let feedProvider = feedProvider(connector: .unavailable)
+    public static let feedProvider = feedProvider(connector: .socketIO)
 }
 
 /// `MuteUnmuteCalls` request form: `method: post-json | get`.

@@ -75,7 +75,12 @@ public protocol VoicenterSocketConnector: Sendable {
     /// Throws ``VoicenterSocketError/tokenRefused(_:)`` when the server refuses the token (HTTP
     /// 401 on the WebSocket handshake, or a `44` CONNECT error, after which the client closes the
     /// Engine.IO session itself): the feed then logs in again rather than retrying the token.
-    func connect(_ request: VoicenterSocketRequest) async throws -> any VoicenterSocketSession
+    ///
+    /// `report` takes the client's own operator messages (a version fallback, a skipped
+    /// malformed packet): never a token or a packet's content.
+    func connect(
+        _ request: VoicenterSocketRequest, report: @escaping @Sendable (String) -> Void
+    ) async throws -> any VoicenterSocketSession
 }
 
 /// Failures a connector reports in terms the feed acts on; anything else it throws means "this
@@ -100,7 +105,9 @@ public enum VoicenterSocketError: Error, Sendable, Hashable, CustomStringConvert
 public struct UnavailableSocketConnector: VoicenterSocketConnector {
     public init() {}
 
-    public func connect(_ request: VoicenterSocketRequest) async throws -> any VoicenterSocketSession {
+    public func connect(
+        _ request: VoicenterSocketRequest, report: @escaping @Sendable (String) -> Void
+    ) async throws -> any VoicenterSocketSession {
         throw VoicenterSocketError.unavailable("this build has no socket.io client for the voicenter feed")
     }
 }

@@ -38,7 +38,9 @@ final class FakeConnector: VoicenterSocketConnector {
     var attempts: [Attempt] { state.withLock { $0.attempts } }
     var sessions: [FakeSession] { state.withLock { $0.sessions } }
 
-    func connect(_ request: VoicenterSocketRequest) async throws -> any VoicenterSocketSession {
+    func connect(
+        _ request: VoicenterSocketRequest, report: @escaping @Sendable (String) -> Void
+    ) async throws -> any VoicenterSocketSession {
         let step = state.withLock { state -> Plan in
             state.attempts.append(Attempt(url: request.serverURL, token: request.token.reveal(), version: request.version))
             return state.plan.isEmpty ? .accept : state.plan.removeFirst()
