@@ -221,14 +221,14 @@ let package = Package(
 
         // MARK: Tests
         // The test kit (also a product): eventually, managed peer processes, free ports, recording
-        // sinks, a test provider context, log capture.
+        // sinks, a test provider context, log capture, Python venvs, and a socket.io server (Peers/).
         .target(
             name: "MutewardenTesting",
             dependencies: [
                 "MutewardenModel", "MutewardenProviderKit", "MutewardenLogging",
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Tests/MutewardenTesting", exclude: ["README.md"]),
+            path: "Tests/MutewardenTesting", exclude: ["README.md", "Peers"]),
 
         .testTarget(name: "MutewardenModelTests", dependencies: ["MutewardenModel"]),
         .testTarget(name: "MutewardenEngineTests", dependencies: ["MutewardenEngine", "MutewardenModel"]),
@@ -259,13 +259,12 @@ let package = Package(
             dependencies: ["MutewardenWebSocket", "MutewardenModel", "MutewardenSupervisor", "MutewardenTesting"],
             exclude: ["Peers"]),
         // The codec and the state machine without sockets, and the client against python-socketio
-        // 5 (Engine.IO v4, Debian's) and 4.6 (v3, in a venv the tests make); Peers/ holds the server.
+        // 5 (Engine.IO v4, Debian's) and 4.6 (v3, in a venv the tests make): the test kit's server.
         .testTarget(
             name: "MutewardenSocketIOTests",
             dependencies: [
                 "MutewardenSocketIO", "MutewardenJSON", "MutewardenModel", "MutewardenWebSocket", "MutewardenTesting",
-            ],
-            exclude: ["Peers"]),
+            ]),
         .testTarget(
             name: "MutewardenDaemonTests",
             dependencies: [

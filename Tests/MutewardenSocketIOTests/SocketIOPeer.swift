@@ -13,32 +13,15 @@ import Glibc
 /// machine has two cores.
 @Suite(.serialized) struct SocketIOPeerTests {}
 
-let socketIOPeersDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Peers")
-
-/// python-socketio 4.6.1 on python-engineio 3.14.2, the last to speak Engine.IO v3, as Voicenter's
-/// servers do; aiohttp 3.8, the line Debian bookworm ships for the v4 peer.
-let engineIOv3Requirements = ["python-socketio==4.6.1", "python-engineio==3.14.2", "aiohttp==3.8.6"]
-
-/// A socket.io server the test started (Peers/sio_peer.py) and the port it listens on.
+/// A socket.io server the test started (the test kit's SocketIOServerPeer) and its version.
 final class SocketIOPeer: Sendable {
-    let process: PeerProcess
-    let port: Int
+    let server: SocketIOServerPeer
     let version: EngineIOVersion
     static let token = "peer-token-9f3e71c2"
 
-    private init(process: PeerProcess, port: Int, version: EngineIOVersion) {
-        self.process = process
-        self.port = port
+    private init(server: SocketIOServerPeer, version: EngineIOVersion) {
+        self.server = server
         self.version = version
-    }
-
-    /// The interpreter that runs a server of `version`: Debian's python3 with python3-socketio
-    /// (5.x) for v4, a venv made from PyPI for v3.
-    static func python(for version: EngineIOVersion) async throws -> String {
-        switch version {
-        case .v4: try locateTool("python3")
-        case .v3: try await PythonEnvironment.interpreter(name: "socketio-4.6", requirements: engineIOv3Requirements)
-        }
     }
 
     /// Starts a server of `version` on a free port of 127.0.0.1, with its heartbeat timing in
@@ -46,38 +29,23 @@ final class SocketIOPeer: Sendable {
     static func start(_ version: EngineIOVersion, pingInterval: Double = 25, pingTimeout: Double = 20) async throws
         -> SocketIOPeer
     {
-        let python = try await python(for: version)
-        let arguments = [
-            socketIOPeersDirectory.appendingPathComponent("sio_peer.py").path, "--port", "0", "--token", token,
-            "--ping-interval", String(pingInterval), "--ping-timeout", String(pingTimeout),
-        ]
-        let process = try await PeerProcess.start(python, arguments, name: "sio_peer.py (Engine.IO v\(version.rawValue))")
-        do {
-            let line = try await process.waitForLine(
-                timeout: .seconds(30), "the peer's port (is python3-socketio installed?)"
-            ) { $0.hasPrefix("PORT ") }
-            guard let port = Int(line.dropFirst(5)) else { throw process.failure("not a port: \(line)") }
-            guard process.lines.contains(where: { $0.hasSuffix("EIO \(version.rawValue)") }) else {
-                throw process.failure("the peer does not speak Engine.IO v\(version.rawValue)")
-            }
-            return SocketIOPeer(process: process, port: port, version: version)
-        } catch {
-            await process.stop(SIGKILL)
-            throw error
-        }
+        let server = try await SocketIOServerPeer.start(
+            engineIO: version == .v3 ? 3 : 4, token: token, pingInterval: pingInterval, pingTimeout: pingTimeout)
+        return SocketIOPeer(server: server, version: version)
     }
 
-    var url: String { "http://127.0.0.1:\(port)" }
-
-    var lines: [String] { process.stdoutLines }
+    var process: PeerProcess { server.process }
+    var port: Int { server.port }
+    var url: String { server.url }
+    var lines: [String] { server.lines }
 
     func waitForLine(_ line: String, timeout: Duration = .seconds(20)) async throws {
-        try await process.waitForLine(timeout: timeout, "the line \"\(line)\"") { $0 == line }
+        try await server.waitForLine(line, timeout: timeout)
     }
 
-    func count(_ line: String) -> Int { lines.filter { $0 == line }.count }
+    func count(_ line: String) -> Int { server.count(line) }
 
-    func stop() async { await process.stop() }
+    func stop() async { await server.stop() }
 }
 
 /// What a client reported, for the tests to check (and to check that no secret is in it).

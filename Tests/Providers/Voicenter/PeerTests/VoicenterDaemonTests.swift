@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MutewardenConfig
 import MutewardenDaemon
+import MutewardenHTTP
 import MutewardenJSON
 import MutewardenLogging
 import MutewardenModel
@@ -11,34 +12,91 @@ import Testing
 
 @testable import MutewardenVoicenter
 
-/// A Voicenter account played by the test: extensions and their calls, told to the feed through
-/// the in-process socket.io stand-in, with `MuteUnmuteCalls` (received by the fake REST API)
-/// applied to the calls' `recording.IsMuted` and announced by an ExtensionEvent, as the platform
-/// does.
-private final class FakeAccount: Sendable {
+/// How the account reaches the feed: the in-process stand-in, or python-socketio over the wire
+/// (4.6 for Engine.IO v3, as Voicenter's servers; 5.x for v4) through the real socket.io client.
+enum Wire: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case inProcess = "in-process"
+    case engineIO3 = "EIO3"
+    case engineIO4 = "EIO4"
+
+    var testDescription: String { rawValue }
+    var engineIO: Int? {
+        switch self {
+        case .inProcess: nil
+        case .engineIO3: 3
+        case .engineIO4: 4
+        }
+    }
+}
+
+/// The socket.io server as the account drives it: through its `/test/` routes, since the daemon
+/// holds the only connection.
+final class SocketServer: Sendable {
+    let peer: SocketIOServerPeer
+    private let control: HTTPClient
+
+    init(engineIO: Int, pingInterval: Double = 25, pingTimeout: Double = 20) async throws {
+        peer = try await SocketIOServerPeer.start(
+            engineIO: engineIO, token: "*", pingInterval: pingInterval, pingTimeout: pingTimeout)
+        control = try HTTPClient(configuration: HTTPClientConfiguration(name: "socket.io peer control", timeout: .seconds(10)))
+    }
+
+    @discardableResult
+    func control(_ method: HTTPMethod, _ path: String, _ body: JSONValue? = nil) async throws -> JSONValue {
+        let response = try await control.send(
+            HTTPRequest(
+                method, peer.url + path, headers: [HTTPHeader("Content-Type", "application/json")],
+                body: Array((body?.serialized ?? "").utf8)))
+        guard response.isSuccess else { throw TestFailure("\(method) \(path) answered \(response.status): \(response.text)") }
+        return try JSONValue.parse(response.body)
+    }
+
+    func please(_ request: JSONValue) async throws { try await control(.post, "/test/please", request) }
+
+    func emit(_ event: String, _ data: JSONValue) async throws {
+        try await please(.object([("action", .string("emit")), ("event", .string(event)), ("data", data)]))
+    }
+
+    func connectedSessions() async throws -> Int { Int(try await control(.get, "/test/state")["connected"]?.number ?? 0) }
+
+    func stop() async {
+        control.close()
+        await peer.stop()
+    }
+}
+
+/// A Voicenter account played by the test: extensions and their calls, told to the feed over
+/// the wire chosen, with `MuteUnmuteCalls` (received by the fake REST API) applied to the calls'
+/// `recording.IsMuted` and announced by an ExtensionEvent, as the platform does.
+final class FakeAccount: Sendable {
     struct Call: Sendable {
         var ivrid: String
         var stage: String
         var muted = false
         var direction = "Incoming"
+        var extra: [(String, JSONValue)] = []
     }
     private let calls = Locked<[String: [Call]]>([:])
     private let handled = Locked(0)
     let peer: VoicenterRESTPeer
     let connector: FakeConnector
+    let server: SocketServer?
 
-    init(peer: VoicenterRESTPeer, connector: FakeConnector) {
+    init(peer: VoicenterRESTPeer, connector: FakeConnector, server: SocketServer?) {
         self.peer = peer
         self.connector = connector
+        self.server = server
     }
 
     private func payload(_ sipID: String) -> JSONValue {
         .array(
             (calls.withLock { $0[sipID] } ?? []).map { call in
-                .object([
+                var customdata: [(String, JSONValue)] = [("PCI_STAGE", .string(call.stage))]
+                customdata += call.extra
+                return .object([
                     ("ivrid", .string(call.ivrid)), ("callstatus", .string("Talking")), ("direction", .string(call.direction)),
                     ("recording", .object([("IsMuted", .number(call.muted ? 1 : 0))])),
-                    ("customdata", .object([("PCI_STAGE", .string(call.stage))])),
+                    ("customdata", .object(customdata)),
                 ])
             })
     }
@@ -46,25 +104,47 @@ private final class FakeAccount: Sendable {
     /// Sets an extension's calls without telling the feed (what a snapshot will list).
     func set(_ sipID: String, _ list: [Call]) { calls.withLock { $0[sipID] = list } }
 
-    /// The current connection's `AllExtensionsStatus`.
-    func sendSnapshot() async throws {
-        let session = try await connector.waitForSession(max(connector.sessions.count, 1))
+    private func snapshot() -> JSONValue {
         let extensions = calls.withLock { $0.keys.sorted() }
-        session.push(
-            "AllExtensionsStatus",
-            .object([
-                ("servertime", .number(1_717_000_000)), ("servertimeoffset", .number(120)),
-                ("extensions", .array(extensions.map { .object([("extenUser", .string($0)), ("calls", payload($0))]) })),
-            ]))
+        return .object([
+            ("servertime", .number(1_717_000_000)), ("servertimeoffset", .number(120)),
+            ("extensions", .array(extensions.map { .object([("extenUser", .string($0)), ("calls", payload($0))]) })),
+        ])
     }
 
-    /// Changes the account, then tells the feed with an ExtensionEvent for the extension.
-    func change(_ sipID: String, reason: String, ended: String? = nil, _ edit: (inout [Call]) -> Void) throws {
-        calls.withLock { edit(&$0[sipID, default: []]) }
+    /// The account as every connection's `AllExtensionsStatus` gives it from now on, sent to
+    /// the current connection too.
+    func sendSnapshot() async throws {
+        if let server {
+            try await server.control(
+                .post, "/test/snapshot", .object([("event", .string("AllExtensionsStatus")), ("data", snapshot())]))
+            return
+        }
+        let session = try await connector.waitForSession(max(connector.sessions.count, 1))
+        session.push("AllExtensionsStatus", snapshot())
+    }
+
+    /// Sends one event to the feed's connection.
+    func push(_ name: String, _ data: JSONValue) async throws {
+        if let server {
+            try await server.emit(name, data)
+            return
+        }
         guard let session = connector.sessions.last else { throw TestFailure("no connection to tell") }
+        session.push(name, data)
+    }
+
+    /// Changes the account, then tells the feed with an ExtensionEvent for the extension. The
+    /// snapshot a new connection gets follows.
+    func change(_ sipID: String, reason: String, ended: String? = nil, _ edit: (inout [Call]) -> Void) async throws {
+        calls.withLock { edit(&$0[sipID, default: []]) }
         var data: [(String, JSONValue)] = [("extenUser", .string(sipID)), ("calls", payload(sipID))]
         if let ended { data.append(("currentCall", .object([("ivrid", .string(ended)), ("direction", .string("Incoming"))]))) }
-        session.push(
+        if let server {
+            try await server.control(
+                .post, "/test/snapshot", .object([("event", .string("AllExtensionsStatus")), ("data", snapshot())]))
+        }
+        try await push(
             "ExtensionEvent",
             .object([
                 ("reason", .string(reason)), ("data", .object(data)), ("servertime", .number(1_717_000_100)),
@@ -85,12 +165,12 @@ private final class FakeAccount: Sendable {
             if let ivrid = parameters["ivrid"]?.string,
                 let sipID = calls.withLock({ $0.first { $0.value.contains { $0.ivrid == ivrid } }?.key })
             {
-                try change(sipID, reason: "userStatusUpdate") { calls in
+                try await change(sipID, reason: "userStatusUpdate") { calls in
                     for index in calls.indices where calls[index].ivrid == ivrid { calls[index].muted = muted }
                 }
             } else if let sipID = parameters["extension"]?.string {
                 // By extension: the calls the extension has now, and no later one.
-                try change(sipID, reason: "userStatusUpdate") { calls in
+                try await change(sipID, reason: "userStatusUpdate") { calls in
                     for index in calls.indices { calls[index].muted = muted }
                 }
             }
@@ -99,9 +179,9 @@ private final class FakeAccount: Sendable {
     }
 }
 
-/// The daemon with a `voicenter` feed (on the stand-in) and target (on the fake REST API), and
-/// the account applying what it is sent, until `finish()`.
-private final class RunningDaemon: Sendable {
+/// The daemon with a `voicenter` feed (over the wire chosen) and target (on the fake REST API),
+/// and the account applying what it is sent, until `finish()`.
+final class RunningDaemon: Sendable {
     let daemon: Daemon
     let logs: InMemoryLogStore
     let task: Task<Int32, any Error>
@@ -109,16 +189,26 @@ private final class RunningDaemon: Sendable {
     let account: FakeAccount
     let platform: Task<Void, Never>
     let directory: URL
+    let server: SocketServer?
 
-    init(peer: VoicenterRESTPeer, scope: String, by: String) async throws {
+    init(
+        peer: VoicenterRESTPeer, scope: String, by: String, wire: Wire = .inProcess, extraFeedKeys: String = "",
+        server given: SocketServer? = nil
+    ) async throws {
         let connector = FakeConnector()
-        account = FakeAccount(peer: peer, connector: connector)
+        var server = given
+        if server == nil, let engineIO = wire.engineIO { server = try await SocketServer(engineIO: engineIO) }
+        self.server = server
+        if let server { try await peer.configure(#"{"url":"\#(server.peer.url)"}"#) }
+        account = FakeAccount(peer: peer, connector: connector, server: server)
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("mw-vc-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let feedProvider =
+            server == nil
+            ? VoicenterFeedSettings.feedProvider(connector: VoicenterConnectorChoice(name: "fake", connector: connector))
+            : VoicenterFeedSettings.feedProvider
         let loader = ConfigurationLoader(
-            registry: ProviderRegistry(
-                feeds: [VoicenterFeedSettings.feedProvider(connector: VoicenterConnectorChoice(name: "fake", connector: connector))],
-                targets: [VoicenterTargetSettings.targetProvider]),
+            registry: ProviderRegistry(feeds: [feedProvider], targets: [VoicenterTargetSettings.targetProvider]),
             environment: ["VC_TOKEN": VoicenterRESTPeer.token])
         let configuration = try loader.load(
             yaml: """
@@ -128,7 +218,9 @@ private final class RunningDaemon: Sendable {
                     token: "${env:VC_TOKEN}"
                     login_url: \(peer.loginURL)
                     servers: ["http://127.0.0.1:1"]
+                    socketio_version: "\(server?.peer.engineIO ?? 3)"
                     reconnect_max: 1s
+                \(extraFeedKeys)
                 targets:
                   rec:
                     type: voicenter
@@ -167,26 +259,38 @@ private final class RunningDaemon: Sendable {
 
     func count(_ fragments: String...) -> Int { lines().filter { line in fragments.allSatisfy(line.contains) }.count }
 
+    /// The feed is up, and over a wire the server saw it connect with the token the login gave.
+    func feedUp() async throws -> Bool {
+        guard await waitForLine("audit=feed.up", "feed=vc") else { return false }
+        guard let server else { return true }
+        let tokens = try await server.control(.get, "/test/state")["tokens"]?.array ?? []
+        let issued = try await account.peer.issuedTokens()
+        return server.peer.lines.contains { $0.hasPrefix("connected") } && tokens.contains { issued.contains($0.string ?? "") }
+    }
+
     func finish() async throws -> Int32 {
         platform.cancel()
         stop.yield(.terminate)
         defer { try? FileManager.default.removeItem(at: directory) }
-        return try await task.value
+        let status = try await task.value
+        await server?.stop()
+        return status
     }
 }
 
 /// The feed and the target in the real daemon, everything but the socket.io wire: what the
 /// socket.io wiring will run again over python-socketio.
 @Suite(.serialized) struct VoicenterDaemonTests {
-    @Test func aCaptureByIvridPausesAndResumesTheRecordingEachConfirmedByIsMuted() async throws {
+    @Test(arguments: Wire.allCases)
+    func aCaptureByIvridPausesAndResumesTheRecordingEachConfirmedByIsMuted(_ wire: Wire) async throws {
         try await withRESTPeer { peer in
-            let running = try await RunningDaemon(peer: peer, scope: "call", by: "call")
+            let running = try await RunningDaemon(peer: peer, scope: "call", by: "call", wire: wire)
             running.account.set("KGpK4iWq", [])
             try await running.account.sendSnapshot()
-            #expect(await running.waitForLine("audit=feed.up", "feed=vc"))
-            try running.account.change("KGpK4iWq", reason: "ANSWER") { $0 = [.init(ivrid: "4509123456789012343", stage: "CARD")] }
+            #expect(try await running.feedUp())
+            try await running.account.change("KGpK4iWq", reason: "ANSWER") { $0 = [.init(ivrid: "4509123456789012343", stage: "CARD")] }
             #expect(await running.waitForLine("audit=action.confirmed", "action=pause-recording", "call=4509123456789012343"))
-            try running.account.change("KGpK4iWq", reason: "ANSWER") { $0[0].stage = "DONE" }
+            try await running.account.change("KGpK4iWq", reason: "ANSWER") { $0[0].stage = "DONE" }
             #expect(await running.waitForLine("audit=action.confirmed", "action=resume-recording", "call=4509123456789012343"))
             let sent = try await peer.requests("mute").compactMap(\.["body"])
             #expect(
@@ -199,22 +303,23 @@ private final class RunningDaemon: Sendable {
         }
     }
 
-    @Test func aCaptureByExtensionCoversACallMadeDuringTheWindowAndUndoesBoth() async throws {
+    @Test(arguments: Wire.allCases)
+    func aCaptureByExtensionCoversACallMadeDuringTheWindowAndUndoesBoth(_ wire: Wire) async throws {
         try await withRESTPeer { peer in
-            let running = try await RunningDaemon(peer: peer, scope: "extension", by: "extension")
+            let running = try await RunningDaemon(peer: peer, scope: "extension", by: "extension", wire: wire)
             running.account.set("KGpK4iWq", [.init(ivrid: "C-1", stage: "NONE")])
             try await running.account.sendSnapshot()
-            #expect(await running.waitForLine("audit=feed.up", "feed=vc"))
-            try running.account.change("KGpK4iWq", reason: "ANSWER") { $0[0].stage = "CARD" }
+            #expect(try await running.feedUp())
+            try await running.account.change("KGpK4iWq", reason: "ANSWER") { $0[0].stage = "CARD" }
             #expect(await running.waitForLine("audit=action.confirmed", "action=pause-recording"))
             // The agent calls out during the capture: the extension's earlier pause does not cover
             // the new call, so the daemon sends it again, and the new call is confirmed paused.
-            try running.account.change("KGpK4iWq", reason: "NEWCALL") {
+            try await running.account.change("KGpK4iWq", reason: "NEWCALL") {
                 $0.append(.init(ivrid: "C-2", stage: "NONE", direction: "Outgoing"))
             }
             #expect(await running.waitForLine("audit=window.opened", "result=extended"))
             #expect(await waitUntil { running.count("audit=action.confirmed", "action=pause-recording") >= 2 })
-            try running.account.change("KGpK4iWq", reason: "ANSWER") { $0[0].stage = "DONE" }
+            try await running.account.change("KGpK4iWq", reason: "ANSWER") { $0[0].stage = "DONE" }
             #expect(await running.waitForLine("audit=action.confirmed", "action=resume-recording"))
             let sent = try await peer.requests("mute").compactMap(\.["body"])
             #expect(
@@ -227,17 +332,18 @@ private final class RunningDaemon: Sendable {
         }
     }
 
-    @Test func anIvridThePlatformNoLongerKnowsIsAbandonedOnceTheFeedSaysTheCallEnded() async throws {
+    @Test(arguments: Wire.allCases)
+    func anIvridThePlatformNoLongerKnowsIsAbandonedOnceTheFeedSaysTheCallEnded(_ wire: Wire) async throws {
         try await withRESTPeer { peer in
             try await peer.configure(#"{"gone":["G-1"]}"#)
-            let running = try await RunningDaemon(peer: peer, scope: "call", by: "call")
+            let running = try await RunningDaemon(peer: peer, scope: "call", by: "call", wire: wire)
             running.account.set("A", [])
             try await running.account.sendSnapshot()
-            #expect(await running.waitForLine("audit=feed.up", "feed=vc"))
-            try running.account.change("A", reason: "ANSWER") { $0 = [.init(ivrid: "G-1", stage: "CARD")] }
+            #expect(try await running.feedUp())
+            try await running.account.change("A", reason: "ANSWER") { $0 = [.init(ivrid: "G-1", stage: "CARD")] }
             // Live on the feed: "not found" is not believed, and is retried.
             #expect(await running.waitForLine("audit=action.retry", "call=G-1", "UniqueIvrID not found"))
-            try running.account.change("A", reason: "HANGUP", ended: "G-1") { $0 = [] }
+            try await running.account.change("A", reason: "HANGUP", ended: "G-1") { $0 = [] }
             #expect(await running.waitForLine("audit=window.closed", "call=G-1", "result=call-ended"))
             #expect(!running.lines().contains { $0.contains("audit=action.failed") })
             #expect(try await running.finish() == 0)

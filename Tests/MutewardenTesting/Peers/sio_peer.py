@@ -17,7 +17,16 @@ Other events it answers: `echo` (acknowledged with its arguments, and emitted ba
 `keepalive` (answered with `keepaliveResponse`, as Voicenter does).
 
 A token other than --token (in the query, or on v4 also in the CONNECT auth) is refused, as each
-version refuses it: HTTP 401 on the v3 handshake, CONNECT_ERROR `44` on v4.
+version refuses it: HTTP 401 on the v3 handshake, CONNECT_ERROR `44` on v4. With --token '*'
+every token is taken, but for the next connections `/test/refuse` names.
+
+For a client the test does not hold (the daemon's), the same requests go to every connected
+session through HTTP routes on the same port:
+  POST /test/please    a `please` request (above), applied to every connected session
+  POST /test/snapshot  {"event": E, "data": D}: emitted to every session now, to each new one
+                       once it is connected, and again when a session emits `resync`
+  POST /test/refuse    {"count": N}: refuse the next N connections' tokens
+  GET  /test/state     {"connected": N, "tokens": [every token offered, in order]}
 """
 import argparse
 import asyncio
@@ -71,6 +80,11 @@ sio.attach(app)
 
 # Engine.IO sessions whose heartbeat a test stopped.
 muted = set()
+# socket.io sessions connected now; tokens offered; connections still to refuse; the snapshot.
+connected = set()
+offered = []
+refusals = {"count": 0}
+snapshot = {"event": None, "data": None}
 
 
 def engine_sid(sid):
@@ -138,17 +152,40 @@ async def connect(sid, environ, auth=None):
     token = (query.get("token") or [None])[0]
     if token is None and isinstance(auth, dict):
         token = auth.get("token")
-    if token != args.token:
+    offered.append(token)
+    refused = refusals["count"] > 0 if args.token == "*" else token != args.token
+    if refused:
+        refusals["count"] = max(0, refusals["count"] - 1)
         say("refused a token")
         if EIO == 3:
             return False  # python-engineio 3.x answers the handshake with HTTP 401
         raise socketio.exceptions.ConnectionRefusedError("token refused")
     say(f"connected {'auth ' + json.dumps(auth, sort_keys=True) if auth else 'no-auth'}")
+    connected.add(sid)
+    if snapshot["event"]:
+        # After the handler returns: the client must have its CONNECT before any event.
+        sio.start_background_task(send_snapshot, sid)
+
+
+async def send_snapshot(sid):
+    await sio.sleep(0.05)
+    if sid in connected and snapshot["event"]:
+        await sio.emit(snapshot["event"], snapshot["data"], room=sid)
+        say("snapshot sent")
 
 
 @sio.event
 async def disconnect(sid):
+    connected.discard(sid)
     say("disconnected")
+
+
+@sio.event
+async def resync(sid, *data):
+    say("resync")
+    if snapshot["event"]:
+        await sio.emit(snapshot["event"], snapshot["data"], room=sid)
+        say("snapshot sent")
 
 
 @sio.event
@@ -166,6 +203,10 @@ async def keepalive(sid, token):
 
 @sio.event
 async def please(sid, request):
+    await carry_out(sid, request)
+
+
+async def carry_out(sid, request):
     action = request.get("action")
     say(f"please {action}")
     if action == "emit":
@@ -182,6 +223,38 @@ async def please(sid, request):
     elif action == "disconnect":
         await sio.disconnect(sid)
     say(f"done {action}")
+
+
+async def test_please(request):
+    body = await request.json()
+    for sid in list(connected):
+        await carry_out(sid, body)
+    return web.json_response({"sessions": len(connected)})
+
+
+async def test_snapshot(request):
+    body = await request.json()
+    snapshot["event"], snapshot["data"] = body["event"], body.get("data")
+    for sid in list(connected):
+        await sio.emit(snapshot["event"], snapshot["data"], room=sid)
+    say("snapshot set")
+    return web.json_response({"sessions": len(connected)})
+
+
+async def test_refuse(request):
+    body = await request.json()
+    refusals["count"] = int(body.get("count", 1))
+    return web.json_response({})
+
+
+async def test_state(request):
+    return web.json_response({"connected": len(connected), "tokens": offered})
+
+
+app.router.add_post("/test/please", test_please)
+app.router.add_post("/test/snapshot", test_snapshot)
+app.router.add_post("/test/refuse", test_refuse)
+app.router.add_get("/test/state", test_state)
 
 
 async def main():
