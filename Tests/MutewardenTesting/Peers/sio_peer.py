@@ -23,8 +23,9 @@ every token is taken, but for the next connections `/test/refuse` names.
 For a client the test does not hold (the daemon's), the same requests go to every connected
 session through HTTP routes on the same port:
   POST /test/please    a `please` request (above), applied to every connected session
-  POST /test/snapshot  {"event": E, "data": D}: emitted to every session now, to each new one
-                       once it is connected, and again when a session emits `resync`
+  POST /test/snapshot  {"event": E, "data": D}: emitted to every session now (unless "emit":
+                       false), to each new one once it is connected, and again when a session
+                       emits `resync`
   POST /test/refuse    {"count": N}: refuse the next N connections' tokens
   GET  /test/state     {"connected": N, "tokens": [every token offered, in order]}
 """
@@ -235,7 +236,7 @@ async def test_please(request):
 async def test_snapshot(request):
     body = await request.json()
     snapshot["event"], snapshot["data"] = body["event"], body.get("data")
-    for sid in list(connected):
+    for sid in list(connected) if body.get("emit", True) else []:
         await sio.emit(snapshot["event"], snapshot["data"], room=sid)
     say("snapshot set")
     return web.json_response({"sessions": len(connected)})

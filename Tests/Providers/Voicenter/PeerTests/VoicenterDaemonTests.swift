@@ -142,7 +142,8 @@ final class FakeAccount: Sendable {
         if let ended { data.append(("currentCall", .object([("ivrid", .string(ended)), ("direction", .string("Incoming"))]))) }
         if let server {
             try await server.control(
-                .post, "/test/snapshot", .object([("event", .string("AllExtensionsStatus")), ("data", snapshot())]))
+                .post, "/test/snapshot",
+                .object([("event", .string("AllExtensionsStatus")), ("data", snapshot()), ("emit", .bool(false))]))
         }
         try await push(
             "ExtensionEvent",
@@ -192,14 +193,14 @@ final class RunningDaemon: Sendable {
     let server: SocketServer?
 
     init(
-        peer: VoicenterRESTPeer, scope: String, by: String, wire: Wire = .inProcess, extraFeedKeys: String = "",
-        server given: SocketServer? = nil
+        peer: VoicenterRESTPeer, scope: String, by: String, wire: Wire = .inProcess, server given: SocketServer? = nil,
+        advertised: String? = nil, servers: [String] = ["http://127.0.0.1:1"]
     ) async throws {
         let connector = FakeConnector()
         var server = given
         if server == nil, let engineIO = wire.engineIO { server = try await SocketServer(engineIO: engineIO) }
         self.server = server
-        if let server { try await peer.configure(#"{"url":"\#(server.peer.url)"}"#) }
+        if let url = advertised ?? server?.peer.url { try await peer.configure(#"{"url":"\#(url)"}"#) }
         account = FakeAccount(peer: peer, connector: connector, server: server)
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("mw-vc-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -217,10 +218,9 @@ final class RunningDaemon: Sendable {
                     type: voicenter
                     token: "${env:VC_TOKEN}"
                     login_url: \(peer.loginURL)
-                    servers: ["http://127.0.0.1:1"]
+                    servers: [\(servers.map { "\"\($0)\"" }.joined(separator: ", "))]
                     socketio_version: "\(server?.peer.engineIO ?? 3)"
                     reconnect_max: 1s
-                \(extraFeedKeys)
                 targets:
                   rec:
                     type: voicenter
