@@ -1,8 +1,8 @@
 import Foundation
 import Synchronization
 
-/// The daemon under test: a configuration pointing its `genesys` feed and target at the load
-/// generator, and the process, pinned to its own core with taskset.
+/// The daemon under test: a configuration pointing its feed and target at the load generator
+/// (`PlatformSide.daemonConfiguration`), and the process, pinned to its own core with taskset.
 struct DaemonProcess {
     let process: Process
     let directory: URL
@@ -65,7 +65,8 @@ struct DaemonProcess {
         """
     }
 
-    static func start(binary: String, port: Int, transport: String, logLevel: String, cpu: Int?, logFile: String) throws
+    /// `configuration` is given the state directory and returns the configuration's text.
+    static func start(binary: String, port: Int, configuration: (String) -> String, cpu: Int?, logFile: String) throws
         -> DaemonProcess
     {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -74,8 +75,7 @@ struct DaemonProcess {
         let state = directory.appendingPathComponent("state")
         try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
         let config = directory.appendingPathComponent("mutewarden.yaml")
-        try configuration(port: port, transport: transport, logLevel: logLevel, stateDirectory: state.path)
-            .write(to: config, atomically: true, encoding: .utf8)
+        try configuration(state.path).write(to: config, atomically: true, encoding: .utf8)
         let process = Process()
         // taskset execs the daemon, so the pid is the daemon's own.
         if let cpu {
