@@ -2,7 +2,8 @@ import Foundation
 import Synchronization
 
 /// The daemon under test: a configuration pointing its feed and target at the load generator
-/// (`PlatformSide.daemonConfiguration`), and the process, pinned to its own core with taskset.
+/// (`genesys` here, `voicenter` in `VoicenterSide`), and the process, pinned to its own core with
+/// taskset.
 struct DaemonProcess {
     let process: Process
     let directory: URL
@@ -12,6 +13,8 @@ struct DaemonProcess {
 
     static let password = "loadgen-secret"
     static let user = "agent1"
+    /// Voicenter's account monitor token, which the daemon's login sends.
+    static let token = "loadgen-monitor-token"
 
     /// Writes the configuration: the two policies of config/examples/genesys.yaml (pause the
     /// recording, mute the agent, while PCI_STAGE=CARD), logging at info to standard error, which
@@ -87,6 +90,7 @@ struct DaemonProcess {
         }
         var environment = ProcessInfo.processInfo.environment
         environment["MW_LOADGEN_PASSWORD"] = password
+        environment["MW_LOADGEN_TOKEN"] = token
         environment.removeValue(forKey: "JOURNAL_STREAM")
         process.environment = environment
         _ = FileManager.default.createFile(atPath: logFile, contents: nil)

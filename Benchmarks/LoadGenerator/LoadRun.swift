@@ -6,12 +6,23 @@ struct LoadRun {
     let options: Options
 
     func run() -> Report {
+        let voicenter = options.platform == .voicenter
+        let transport = voicenter ? "socket.io" : options.transport
         var report = Report(
-            transport: options.external ? "external" : options.transport, sink: options.sink, reflex: options.reflex, targetRate: options.rate,
+            transport: options.external ? "external" : transport, sink: options.sink, reflex: options.reflex, targetRate: options.rate,
             calls: options.calls,
             capturePercent: options.capturePercent, warmupSeconds: options.warmup, durationSeconds: options.duration)
+        if voicenter {
+            report.platform = options.platform.rawValue
+            report.extensions = VoicenterTraffic.extensionCount(calls: options.calls)
+            // The daemon's choice: the sink speaks Engine.IO 4, an external client its own.
+            if !options.sink, !options.external { report.socketioVersion = options.engineIO }
+        }
         let status = ServerStatus()
-        guard let side = GenesysSide.start(options: options, status: status, log: log) else {
+        let launched: (any PlatformSide)? =
+            voicenter
+            ? VoicenterSide.start(options: options, status: status, log: log) : GenesysSide.start(options: options, status: status, log: log)
+        guard let side = launched else {
             report.error = "the load generator's server could not listen on 127.0.0.1"
             return report
         }
@@ -123,7 +134,7 @@ struct LoadRun {
         return finish(report, status: status, side: side)
     }
 
-    private func finish(_ report: Report, status: ServerStatus, side: some PlatformSide) -> Report {
+    private func finish(_ report: Report, status: ServerStatus, side: any PlatformSide) -> Report {
         var report = report
         side.pacer.set(.stopped)
         while !side.pacer.isFinished { usleep(1000) }
@@ -140,6 +151,7 @@ struct LoadRun {
             } else {
                 report.latencyMs = final.latency
                 report.latencyFromGenerationMs = final.latencyFromGeneration
+                report.newCallLatencyMs = final.newCallLatency
             }
         }
         report.server = status.snapshot()
