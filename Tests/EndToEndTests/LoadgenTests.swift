@@ -65,6 +65,27 @@ import Testing
         }
     }
 
+    /// The Voicenter side with its built-in consumer: the REST login, an Engine.IO 4 session with
+    /// the token in the query, the snapshot, then the stream, one frame per event.
+    @Test func theSinkReadsVoicentersStream() async throws {
+        let report = try await run([
+            "--platform", "voicenter", "--sink", "--rate", "2000", "--calls", "1000", "--warmup", "1", "--duration", "2",
+            "--grace", "0",
+        ])
+        #expect(report["error"] == nil)
+        #expect(report["platform"] as? String == "voicenter")
+        #expect(report["transport"] as? String == "socket.io")
+        #expect(report["extensions"] as? Int == 800)
+        #expect((report["events_written"] as? Int ?? 0) > 0)
+        let server = try #require(report["server"] as? [String: Any])
+        #expect(server["logins"] as? Int == 1)
+        #expect(server["resyncs"] as? Int == 1)
+        let voicenter = try #require(server["voicenter"] as? [String: Int])
+        #expect(voicenter["eio4_sessions"] == 1)
+        #expect(voicenter["pongs_received"] == voicenter["pings_sent"])
+        #expect(voicenter["malformed_packets"] == 0)
+    }
+
     /// The floor consumer logs in as the daemon does and sends every action once, so its latency
     /// is a fair floor for the daemon's; over websocket it upgrades with the session cookie and the
     /// Basic credentials, as the daemon does.
