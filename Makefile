@@ -19,7 +19,9 @@ BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-d
 # - the HTTP tests run a Python server and check HTTP/2 against nghttpd;
 # - both make their TLS certificates with the openssl CLI;
 # - the GWS peer (Tests/Providers/Genesys/PeerTests) is a Faye Bayeux server on thin, with faye-websocket for
-#   the websocket connection type, driven with the curl CLI.
+#   the websocket connection type, driven with the curl CLI;
+# - the Voicenter peer (Tests/Providers/Voicenter/PeerTests) is a python3 fake of the login, refresh and
+#   MuteUnmuteCalls APIs, standard library only.
 TEST_PACKAGES := systemd util-linux mount python3 python3-websockets libwebsockets-test-server openssl nghttp2-server \
 	ruby ruby-faye ruby-faye-websocket thin curl
 

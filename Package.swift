@@ -43,6 +43,13 @@ let providers: [ProviderSpec] = [
             "MutewardenJSON", "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging", "MutewardenTesting",
             .product(name: "Logging", package: "swift-log"),
         ]),
+    ProviderSpec(
+        name: "Voicenter", dependencies: ["MutewardenJSON", "MutewardenHTTP", "MutewardenSupervisor"],
+        testDependencies: ["MutewardenJSON", "MutewardenHTTP"], testResources: [.copy("Fixtures")],
+        peerTests: [
+            "MutewardenJSON", "MutewardenHTTP", "MutewardenLogging", "MutewardenSupervisor", "MutewardenTesting",
+            "MutewardenDaemon", "MutewardenConfig", .product(name: "Logging", package: "swift-log"),
+        ]),
 ]
 
 func providerTargets(_ spec: ProviderSpec) -> [Target] {

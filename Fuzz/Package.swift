@@ -23,8 +23,12 @@ let package = Package(
         fuzzTarget("bayeux", ["MutewardenBayeux", "MutewardenJSON"]),
         // GWS call notifications and call listings into normalized updates.
         fuzzTarget("gws", ["MutewardenGenesys", "MutewardenJSON", "MutewardenModel"]),
+        // Voicenter: real-time payloads and sessions through the feed's logic, login and
+        // MuteUnmuteCalls answers.
+        fuzzTarget("voicenter", ["MutewardenVoicenter", "MutewardenJSON", "MutewardenModel"]),
         // The configuration loader: YAML, schema, conditions, secrets references, providers.
-        fuzzTarget("config", ["MutewardenConfig", "MutewardenProviderKit", "MutewardenGenesys", "MutewardenSimulator"]),
+        fuzzTarget(
+            "config", ["MutewardenConfig", "MutewardenProviderKit", "MutewardenGenesys", "MutewardenSimulator", "MutewardenVoicenter"]),
         // PAN masking: never crashes, and what it returns holds no PAN.
         fuzzTarget("masking", ["MutewardenLogging"]),
     ],

@@ -33,23 +33,49 @@ import Testing
         #expect(result.stderr.contains("--for expects a duration"))
     }
 
-    @Test(arguments: ["config/demo.yaml", "config/examples/genesys.yaml"])
+    @Test(arguments: ["config/demo.yaml", "config/examples/genesys.yaml", "config/examples/voicenter.yaml"])
     func checkConfigPassesEveryShippedExample(_ path: String) async throws {
         // Example credentials: a directory holding each credential the examples name.
         let credentials = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: credentials) }
         try "example-password".write(to: credentials.appendingPathComponent("gws-password"), atomically: true, encoding: .utf8)
+        try "example-voicenter-token".write(
+            to: credentials.appendingPathComponent("voicenter-token"), atomically: true, encoding: .utf8)
         let result = try await BinaryRunner.run(
             ["check-config", "--config", path], environment: ["CREDENTIALS_DIRECTORY": credentials.path])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.hasPrefix("configuration OK"))
         #expect(!result.stdout.contains("example-password"))
+        #expect(!result.stdout.contains("example-voicenter-token"))
+    }
+
+    @Test func checkConfigRefusesToMuteTheAgentThroughVoicentersRecordingAPI() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("mutewarden.yaml")
+        try """
+        feeds:
+          vc: { type: voicenter, token: "${env:VC_TOKEN}" }
+        targets:
+          rec: { type: voicenter, monitor_url: "https://monitor1.voicenter.co" }
+        policies:
+          card:
+            feeds: [vc]
+            start: { attribute: PCI_STAGE, equals: CARD }
+            actions: [{ kind: mute, target: rec }]
+        """.write(to: file, atomically: true, encoding: .utf8)
+        let result = try await BinaryRunner.run(
+            ["check-config", "--config", file.path], environment: ["VC_TOKEN": "token-never-shown"])
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("mutewarden.yaml:9:37: error: target 'rec' (type voicenter) cannot perform 'mute'"))
+        #expect(result.stderr.contains("not the agent's audio"))
+        #expect(!result.output.contains("token-never-shown"))
     }
 
     @Test func everyExampleIsCovered() throws {
         let examples = try FileManager.default.contentsOfDirectory(
             atPath: BinaryRunner.packageRoot.appendingPathComponent("config/examples").path)
-        #expect(examples.sorted() == ["genesys.yaml"], "add new examples to checkConfigPassesEveryShippedExample")
+        #expect(examples.sorted() == ["genesys.yaml", "voicenter.yaml"], "add new examples to checkConfigPassesEveryShippedExample")
     }
 
     @Test func checkConfigPassesTheExampleInTheDocumentation() async throws {

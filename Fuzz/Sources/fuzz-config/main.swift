@@ -3,10 +3,11 @@ import MutewardenConfig
 import MutewardenGenesys
 import MutewardenProviderKit
 import MutewardenSimulator
+import MutewardenVoicenter
 
 private let registry = ProviderRegistry(
-    feeds: [SimulatorSettings.provider, GWSSettings.feedProvider],
-    targets: [LogTargetSettings.provider, GWSSettings.targetProvider])
+    feeds: [SimulatorSettings.provider, GWSSettings.feedProvider, VoicenterFeedSettings.feedProvider],
+    targets: [LogTargetSettings.provider, GWSSettings.targetProvider, VoicenterTargetSettings.targetProvider])
 // No environment: a `${env:…}` reference fails cleanly; `${file:…}` is bounded by the loader.
 private let loader = ConfigurationLoader(registry: registry, environment: [:])
 

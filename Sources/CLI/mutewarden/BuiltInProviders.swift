@@ -1,12 +1,15 @@
 import MutewardenGenesys
 import MutewardenProviderKit
 import MutewardenSimulator
+import MutewardenVoicenter
 
 /// The composition root: every feed and target type this build knows, by its `type:` name. Adding
 /// a provider is one line here and one entry in Package.swift (CONTRIBUTING.md); the daemon library
 /// knows only the provider kit.
 enum BuiltInProviders {
     static let registry = ProviderRegistry(
-        feeds: [SimulatorSettings.provider, GWSSettings.feedProvider],
-        targets: [LogTargetSettings.provider, GWSSettings.targetProvider])
+        // The voicenter feed has no socket.io client yet: it is reported down, with that reason,
+        // until one is composed in here (VoicenterFeedSettings.feedProvider(connector:)).
+        feeds: [SimulatorSettings.provider, GWSSettings.feedProvider, VoicenterFeedSettings.feedProvider],
+        targets: [LogTargetSettings.provider, GWSSettings.targetProvider, VoicenterTargetSettings.targetProvider])
 }

@@ -26,7 +26,16 @@ public protocol TargetSettings: ProviderSettings {
     /// Whether the target's success needs a confirming call event; becomes the engine's
     /// ``TargetDescriptor/confirmsByEvent``.
     var confirmsByEvent: Bool { get }
+    /// Why this target cannot perform `kind` addressed `by`, in an operator's words; nil when it
+    /// can. `check-config` refuses a policy that asks it (as an action's target or a fallback), so
+    /// that an action the platform cannot take is found before a card is read out, not at the
+    /// first attempt.
+    func refusal(of kind: ActionKind, by addressing: Addressing) -> String?
     func makeTarget(name: String, context: ProviderContext) throws -> any ActionTarget
+}
+
+extension TargetSettings {
+    public func refusal(of kind: ActionKind, by addressing: Addressing) -> String? { nil }
 }
 
 /// A kind of feed, by its `type:` name.

@@ -284,6 +284,17 @@ private struct Merger {
         if let idleLimit = section.positiveDuration("idle_limit") { state.limits.idleLimit = idleLimit }
     }
 
+    /// A target asked for what its platform cannot do (a recording-only API asked to mute the
+    /// agent) is refused here, with the provider's reason, rather than failing at the first card.
+    private func refuseUnsupported(_ reference: Reference) {
+        guard let kind = reference.kind, let target = targets.first(where: { $0.name == reference.name }),
+            let why = target.settings.refusal(of: kind, by: reference.addressing)
+        else { return }
+        sink.error(
+            "target '\(target.name)' (type \(target.type)) cannot perform '\(kind.rawValue)' by \(reference.addressing.rawValue) "
+                + "in \(reference.context): \(why)", at: reference.location)
+    }
+
     /// Checks references across all files, now that every name is known.
     func finish(files: [String]) -> DaemonConfiguration? {
         func unknown(_ kind: String, _ reference: Reference, among names: [String: SourceLocation]) {
@@ -295,8 +306,12 @@ private struct Merger {
             for reference in policy.feedReferences where feedNames[reference.name] == nil {
                 unknown("feed", reference, among: feedNames)
             }
-            for reference in policy.targetReferences where targetNames[reference.name] == nil {
-                unknown("target", reference, among: targetNames)
+            for reference in policy.targetReferences {
+                guard targetNames[reference.name] != nil else {
+                    unknown("target", reference, among: targetNames)
+                    continue
+                }
+                refuseUnsupported(reference)
             }
         }
         guard sink.isEmpty else { return nil }

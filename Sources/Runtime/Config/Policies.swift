@@ -7,6 +7,10 @@ struct Reference {
     var location: SourceLocation
     /// How the error names the place: "policy 'p'", "action 1 of policy 'p'".
     var context: String
+    /// For a target or a fallback: what the action asks of it, checked against the target's
+    /// settings once every target is known (``TargetSettings/refusal(of:by:)``).
+    var kind: ActionKind? = nil
+    var addressing: Addressing = .call
 }
 
 struct DecodedPolicy {
@@ -138,9 +142,17 @@ enum PolicyDecoder {
         }
 
         let targetReference = target.map {
-            Reference(name: $0, location: section.location(of: "target") ?? section.location, context: context)
+            Reference(
+                name: $0, location: section.location(of: "target") ?? section.location, context: context, kind: kind,
+                addressing: addressing)
         }
-        let references = (targetReference.map { [$0] } ?? []) + fallback.names.filter { $0.name != target }
+        let fallbackReferences = fallback.names.filter { $0.name != target }.map { reference in
+            var reference = reference
+            reference.kind = kind
+            reference.addressing = addressing
+            return reference
+        }
+        let references = (targetReference.map { [$0] } ?? []) + fallbackReferences
         guard let kind, let target, fallback.valid, retry != .some(nil), !(section.has("deadline") && deadline == nil)
         else { return (nil, references) }
         let spec = ActionSpec(

@@ -1,0 +1,326 @@
+import MutewardenHTTP
+import MutewardenModel
+import MutewardenProviderKit
+import MutewardenSupervisor
+
+/// How the feed logs in: `login: token | user | account`.
+public enum VoicenterLoginKind: String, Sendable, Hashable, CaseIterable {
+    case token, user, account
+}
+
+/// A socket.io client for the feed, compared by its name: settings are compared at every reload,
+/// and the build's one connector stays the same object for the daemon's life.
+public struct VoicenterConnectorChoice: Sendable, Hashable, CustomStringConvertible {
+    public let name: String
+    public let connector: any VoicenterSocketConnector
+
+    public init(name: String, connector: any VoicenterSocketConnector) {
+        self.name = name
+        self.connector = connector
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.name == rhs.name }
+    public func hash(into hasher: inout Hasher) { hasher.combine(name) }
+    public var description: String { name }
+
+    /// A build without a socket.io client.
+    public static let unavailable = VoicenterConnectorChoice(name: "none", connector: UnavailableSocketConnector())
+}
+
+/// Settings of the `voicenter` feed (docs/providers/voicenter.md).
+public struct VoicenterFeedSettings: FeedSettings, Sendable, Hashable {
+    public static let defaultLoginURL = "https://loginapi.voicenter.co.il/monitorAPI"
+    /// The vendor's SDK's own fail-over list (VoicenterEventsSDK `src/config.js`), tried after the
+    /// servers the login names.
+    public static let defaultServers = [
+        "https://monitor1.voicenter.co", "https://monitor3.voicenter.co.il", "https://monitor4.voicenter.co.il",
+        "https://monitor11.voicenter.co", "https://monitor5.voicenter.co.il",
+    ]
+
+    public var loginURL = defaultLoginURL
+    public var credentials: VoicenterCredentials
+    public var servers = defaultServers
+    /// Engine.IO 3 by default: the vendor's SDK speaks socket.io 1.3.7, and a client of the other
+    /// version is refused with HTTP 400.
+    public var socketIOVersion = VoicenterSocketIOVersion.v3
+    public var keepalive: Duration = .seconds(60)
+    public var resyncInterval: Duration = .seconds(300)
+    public var extensionField = VoicenterExtensionField.extenUser
+    /// The feed's own share of the connections to the login API (logins and refreshes only).
+    public var maxConnections = 2
+    public var timeout: Duration = .seconds(10)
+    public var connectTimeout: Duration = .seconds(5)
+    public var tls = TLSOptions()
+    public var reconnect = ReconnectPolicy()
+    public var connector: VoicenterConnectorChoice
+
+    public var summary: String {
+        "voicenter: login \(loginURL) by \(credentials), then socket.io (EIO \(socketIOVersion.rawValue), client \(connector)) "
+            + "to the servers the login names, then \(servers.count) more; keepalive \(keepalive.compact); extensions by "
+            + extensionField.rawValue + (tls.insecure ? ", TLS verification OFF" : "")
+            + (connector == .unavailable ? " (this build has no socket.io client: the feed cannot connect)" : "")
+    }
+
+    /// The feed logic's settings for the feed named `feed`.
+    public func coreConfiguration(feed: String) -> VoicenterFeedCore.Configuration {
+        VoicenterFeedCore.Configuration(
+            feed: feed, extensionField: extensionField, keepaliveAfter: keepalive, resyncInterval: resyncInterval)
+    }
+
+    /// What the login's HTTP client is made of.
+    struct LoginClientIdentity: Hashable, Sendable {
+        var loginURL: String
+        var tls: TLSOptions
+        var timeout: Duration
+        var connectTimeout: Duration
+    }
+
+    /// The thread of the transport a provider makes when its context provides none.
+    public static let ownTransportThreadName = "mw-http-voicenter"
+
+    public func makeFeed(name: String, context: ProviderContext) throws -> any CallFeed {
+        let http = try VoicenterHTTP.client(
+            context: context, kind: "voicenter login client", label: loginURL,
+            identity: LoginClientIdentity(loginURL: loginURL, tls: tls, timeout: timeout, connectTimeout: connectTimeout),
+            configuration: HTTPClientConfiguration(name: "voicenter login \(loginURL)", timeout: timeout, connectTimeout: connectTimeout, tls: tls))
+        let login = VoicenterLoginClient(
+            loginURL: loginURL, credentials: credentials, http: http.client,
+            budget: HTTPBudget(name: "voicenter feed \(name)", maxConnections: maxConnections))
+        return VoicenterFeed(name: name, settings: self, login: login, context: context)
+    }
+
+    static func decode(_ section: any SettingsReader, connector: VoicenterConnectorChoice) -> VoicenterFeedSettings? {
+        var valid = true
+        let loginURL = section.string("login_url").map { url in
+            if VoicenterSettingsReading.httpURL(url, key: "login_url", in: section) == nil { valid = false }
+            return url.hasSuffix("/") ? String(url.dropLast()) : url
+        }
+        let kind = section.choice("login", VoicenterLoginKind.self) ?? (section.string("login") == nil ? .token : nil)
+        if kind == nil { valid = false }
+        // Every credential key is read whatever the kind, so that one given with the wrong kind is
+        // named as such rather than reported as unknown.
+        let token = section.secret("token")
+        let email = section.string("email")
+        let pin = section.secret("pin")
+        let username = section.string("username")
+        let password = section.secret("password")
+        let given: [(key: String, present: Bool, kind: VoicenterLoginKind)] = [
+            ("token", token != nil, .token), ("email", email != nil, .user), ("pin", pin != nil, .user),
+            ("username", username != nil, .account), ("password", password != nil, .account),
+        ]
+        var credentials: VoicenterCredentials?
+        if let kind {
+            for entry in given where entry.present && entry.kind != kind {
+                section.error(
+                    "'\(entry.key)' is read only with 'login: \(entry.kind.rawValue)'; this feed has 'login: \(kind.rawValue)'", key: entry.key)
+                valid = false
+            }
+            func required(_ keys: [String]) -> Bool {
+                let missing = keys.filter { key in !given.contains { $0.key == key && $0.present } }
+                for key in missing {
+                    section.error("'login: \(kind.rawValue)' needs '\(key)'", key: "login")
+                }
+                return missing.isEmpty
+            }
+            switch kind {
+            case .token:
+                if required(["token"]), let token { credentials = .token(token) }
+            case .user:
+                if required(["email", "pin"]), let email, let pin { credentials = .user(email: email, pin: pin) }
+            case .account:
+                if required(["username", "password"]), let username, let password {
+                    credentials = .account(username: username, password: password)
+                }
+            }
+        }
+        var settings = VoicenterFeedSettings(
+            credentials: credentials ?? .token(Secret(reference: "inline", value: "")), connector: connector)
+        if let loginURL { settings.loginURL = loginURL }
+        if let servers = section.stringList("servers") {
+            settings.servers = []
+            for server in servers {
+                if let normalized = VoicenterLoginAnswer.normalizedServer(server) {
+                    settings.servers.append(normalized)
+                } else {
+                    section.error("'servers': '\(server)' is not a server name or an http(s) URL", key: "servers")
+                    valid = false
+                }
+            }
+        }
+        if let version = section.choice("socketio_version", VoicenterSocketIOVersion.self) { settings.socketIOVersion = version }
+        if let keepalive = VoicenterSettingsReading.duration("keepalive", in: section, from: .seconds(1), to: .seconds(600)) {
+            settings.keepalive = keepalive
+        }
+        if let interval = VoicenterSettingsReading.duration("resync_interval", in: section, from: .seconds(10), to: .seconds(86_400)) {
+            settings.resyncInterval = interval
+        }
+        if let field = section.choice("extension_field", VoicenterExtensionField.self) { settings.extensionField = field }
+        if let maximum = section.positiveDuration("reconnect_max") { settings.reconnect.maximumDelay = maximum }
+        VoicenterSettingsReading.http(
+            section, maxConnections: &settings.maxConnections, timeout: &settings.timeout, connectTimeout: &settings.connectTimeout,
+            tls: &settings.tls)
+        guard valid, credentials != nil else { return nil }
+        return settings
+    }
+
+    /// The `voicenter` feed with the socket.io client `connector` (the composition root passes
+    /// the build's; ``feedProvider`` has none).
+    public static func feedProvider(connector: VoicenterConnectorChoice) -> FeedProvider {
+        FeedProvider(type: "voicenter") { decode($0, connector: connector) }
+    }
+
+    public static let feedProvider = feedProvider(connector: .unavailable)
+}
+
+/// `MuteUnmuteCalls` request form: `method: post-json | get`.
+public enum VoicenterMuteMethod: String, Sendable, Hashable, CaseIterable {
+    case postJSON = "post-json"
+    case get
+}
+
+/// Settings of the `voicenter` target (docs/providers/voicenter.md).
+public struct VoicenterTargetSettings: TargetSettings, Sendable, Hashable {
+    /// The whole `MuteUnmuteCalls` URL: `{monitor_url}/api/MuteUnmuteCalls`, or `mute_url` as given.
+    public var muteURL: String
+    public var method = VoicenterMuteMethod.postJSON
+    /// Success is `recording.IsMuted` on the feed, not the API's ErrorCode 200, which only says the
+    /// request was taken.
+    public var confirmsByEvent = true
+    public var maxConnections = 8
+    public var timeout: Duration = .seconds(10)
+    public var connectTimeout: Duration = .seconds(5)
+    public var tls = TLSOptions()
+
+    public static let apiPath = "/api/MuteUnmuteCalls"
+
+    public var summary: String {
+        "voicenter: MuteUnmuteCalls at \(muteURL) by \(method == .get ? "GET" : "POST JSON"), "
+            + (confirmsByEvent ? "confirmed by the feed's recording.IsMuted" : "confirmed by ErrorCode 200 alone")
+            + (tls.insecure ? ", TLS verification OFF" : "")
+    }
+
+    public func refusal(of kind: ActionKind, by addressing: Addressing) -> String? {
+        guard kind == .mute else { return nil }
+        return "Voicenter's MuteUnmuteCalls stops the call *recording*, not the agent's audio: use 'kind: pause-recording' "
+            + "on this target, and a target that can mute the agent for 'mute'"
+    }
+
+    struct ClientIdentity: Hashable, Sendable {
+        var muteURL: String
+        var tls: TLSOptions
+        var timeout: Duration
+        var connectTimeout: Duration
+    }
+
+    public func makeTarget(name: String, context: ProviderContext) throws -> any ActionTarget {
+        let http = try VoicenterHTTP.client(
+            context: context, kind: "voicenter monitor client", label: muteURL,
+            identity: ClientIdentity(muteURL: muteURL, tls: tls, timeout: timeout, connectTimeout: connectTimeout),
+            configuration: HTTPClientConfiguration(name: "voicenter \(muteURL)", timeout: timeout, connectTimeout: connectTimeout, tls: tls))
+        return VoicenterTarget(name: name, settings: self, http: http.client)
+    }
+
+    static func decode(_ section: any SettingsReader) -> VoicenterTargetSettings? {
+        var valid = true
+        let monitorURL = section.string("monitor_url")
+        let muteURL = section.string("mute_url")
+        var url: String?
+        switch (monitorURL, muteURL) {
+        case (let base?, nil):
+            if let checked = VoicenterSettingsReading.httpURL(base, key: "monitor_url", in: section) {
+                url = (checked.hasSuffix("/") ? String(checked.dropLast()) : checked) + apiPath
+            }
+        case (nil, let whole?):
+            url = VoicenterSettingsReading.httpURL(whole, key: "mute_url", in: section)
+        case (.some, .some):
+            section.error("give either 'monitor_url' (the monitor server) or 'mute_url' (the whole MuteUnmuteCalls URL), not both", key: "mute_url")
+        case (nil, nil):
+            section.error("missing required key 'monitor_url' (or 'mute_url', the whole MuteUnmuteCalls URL)", key: nil)
+        }
+        var settings = VoicenterTargetSettings(muteURL: url ?? "")
+        if section.string("method") != nil {
+            if let method = section.choice("method", VoicenterMuteMethod.self) { settings.method = method } else { valid = false }
+        }
+        if let confirm = section.bool("confirm_by_event") { settings.confirmsByEvent = confirm }
+        VoicenterSettingsReading.http(
+            section, maxConnections: &settings.maxConnections, timeout: &settings.timeout, connectTimeout: &settings.connectTimeout,
+            tls: &settings.tls)
+        guard valid, url != nil else { return nil }
+        return settings
+    }
+
+    public static let targetProvider = TargetProvider(type: "voicenter") { decode($0) }
+}
+
+/// Keys the feed and the target read alike.
+enum VoicenterSettingsReading {
+    /// `url` when it is an absolute http(s) URL without a query or fragment; reports it otherwise.
+    static func httpURL(_ url: String, key: String, in section: any SettingsReader) -> String? {
+        guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
+            section.error("'\(key)' must start with https:// (or http:// in a lab); found '\(url)'", key: key)
+            return nil
+        }
+        guard !url.contains("?"), !url.contains("#"), !url.unicodeScalars.contains(where: { $0.value <= 0x20 }) else {
+            section.error("'\(key)' must be a URL without a query, a fragment or spaces", key: key)
+            return nil
+        }
+        return url
+    }
+
+    static func duration(_ key: String, in section: any SettingsReader, from low: Duration, to high: Duration) -> Duration? {
+        guard let value = section.positiveDuration(key) else { return nil }
+        guard value >= low, value <= high else {
+            section.error("'\(key)' must be between \(low.compact) and \(high.compact)", key: key)
+            return nil
+        }
+        return value
+    }
+
+    static func http(
+        _ section: any SettingsReader, maxConnections: inout Int, timeout: inout Duration, connectTimeout: inout Duration,
+        tls: inout TLSOptions
+    ) {
+        if let count = section.int("max_connections", in: 1...64) { maxConnections = count }
+        if let value = section.positiveDuration("timeout") { timeout = value }
+        if let value = section.positiveDuration("connect_timeout") { connectTimeout = value }
+        if let reader = section.settings("tls") {
+            tls = TLSOptions(
+                caBundlePath: reader.string("ca_file"), clientCertificatePath: reader.string("client_certificate"),
+                clientKeyPath: reader.string("client_key"), clientKeyPassword: reader.secret("client_key_password")?.reveal(),
+                insecure: reader.bool("insecure") ?? false)
+        }
+    }
+}
+
+/// An HTTP client on the daemon's transport, shared by the providers that would make the same
+/// one and closed once none of them is left.
+final class VoicenterHTTP: ClosableResource {
+    let client: HTTPClient
+
+    private init(client: HTTPClient) { self.client = client }
+
+    func close() { client.close() }
+
+    static func client(
+        context: ProviderContext, kind: String, label: String, identity: some Hashable & Sendable,
+        configuration: HTTPClientConfiguration
+    ) throws -> VoicenterHTTP {
+        // The daemon provides its transport, run by the engine thread; providers built on their
+        // own (tests, tools) share one with a thread of its own.
+        let transport = try context.resource(.httpTransport) {
+            try HTTPTransport(options: HTTPTransport.Options(threadName: VoicenterFeedSettings.ownTransportThreadName))
+        }
+        return try context.resource(ResourceKey<VoicenterHTTP>(kind: kind, label: label, identity: identity)) {
+            VoicenterHTTP(
+                client: try HTTPClient(configuration: configuration, transport: transport) { report in
+                    let severity: AuditSeverity =
+                        switch report.severity {
+                        case .critical: .critical
+                        case .warning: .warning
+                        case .info: .info
+                        }
+                    context.report(severity, "\(report)", [:])
+                })
+        }
+    }
+}
