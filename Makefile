@@ -6,7 +6,7 @@
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: help demo test tsan lint format fuzz fuzz-build fuzz-smoke bench bench-compare bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-gws build deps bench-deps test-deps check-warnings check-hazards
+.PHONY: help demo test tsan lint format fuzz fuzz-build fuzz-smoke bench bench-compare bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-gws bench-socketio build deps bench-deps test-deps check-warnings check-hazards
 # `make` alone runs the demo, as it always has; `help` is not the default.
 .DEFAULT_GOAL := demo
 
@@ -22,8 +22,10 @@ BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-d
 #   the websocket connection type, driven with the curl CLI;
 # - the Voicenter peer (Tests/Providers/Voicenter/PeerTests) is a python3 fake of the login, refresh and
 #   MuteUnmuteCalls APIs, standard library only.
+# - the socket.io tests (Tests/MutewardenSocketIOTests) run python-socketio on aiohttp: Debian's 5.x for
+#   Engine.IO v4, and 4.6 for v3 in a venv the tests make from PyPI with python3-venv.
 TEST_PACKAGES := systemd util-linux mount python3 python3-websockets libwebsockets-test-server openssl nghttp2-server \
-	ruby ruby-faye ruby-faye-websocket thin curl
+	ruby ruby-faye ruby-faye-websocket thin curl python3-socketio python3-aiohttp python3-venv
 
 # What the end-to-end benchmark needs besides the build libraries: taskset (util-linux) to pin
 # the daemon and the generator to their own cores, python3 for the sweep, gnuplot for the plots.
@@ -64,10 +66,11 @@ format: ## rewrite the Swift sources into the layout that `make lint` checks
 
 
 # The tests whose code runs on threads of their own (libcurl's loop, the lws service thread,
-# the engine thread, the Bayeux client between them) under ThreadSanitizer; any report fails.
+# the engine thread, the Bayeux client between them, the socket.io session's timer) under ThreadSanitizer;
+# any report fails.
 # The instrumented build has its own scratch path, so it never replaces the one `swift test`
 # uses: a full debug build with -sanitize=thread, several minutes on two cores the first time.
-TSAN_TESTS := MutewardenHTTPTests|MutewardenWebSocketTests|MutewardenBayeuxTests|MutewardenDaemonTests
+TSAN_TESTS := MutewardenHTTPTests|MutewardenWebSocketTests|MutewardenSocketIOTests|MutewardenBayeuxTests|MutewardenDaemonTests
 tsan: test-deps ## the transport, Bayeux and daemon tests under ThreadSanitizer (part of `make test`)
 	swift build --build-tests --sanitize=thread --scratch-path .build-tsan
 	@scratch=$$(mktemp -d /tmp/mutewarden-tsan.XXXXXX); log=$$scratch.log; \
@@ -152,6 +155,13 @@ bench-http: deps ## HTTP client: Swift layer against plain C on libcurl, 1 and 6
 bench-gws: deps ## GWS events through the Bayeux client and mapping into the engine (release build)
 	$(BENCH_BUILD) --product mutewarden-gws-bench
 	$(BENCH_BIN)/mutewarden-gws-bench --events 300000
+
+# Voicenter-shaped socket.io frames through the packet codec and the session state machine, both
+# Engine.IO versions; no network.
+bench-socketio: deps ## socket.io frames through the codec and the session state machine (release build)
+	$(BENCH_BUILD) --product mutewarden-socketio-bench
+	$(BENCH_BIN)/mutewarden-socketio-bench --events 300000 --version 3
+	$(BENCH_BIN)/mutewarden-socketio-bench --events 300000 --version 4
 
 build: deps ## build everything in release mode
 	swift build -c release

@@ -5,7 +5,7 @@ import PackageDescription
 //   Sources/C           module maps over libcurl, libwebsockets, libsystemd, and the C shims
 //   Sources/Core        the model (the contract) and the engine (pure Swift, no I/O)
 //   Sources/Transports  HTTP (libcurl), WebSocket (libwebsockets), connection supervision
-//   Sources/Protocols   JSON, Bayeux (CometD)
+//   Sources/Protocols   JSON, Bayeux (CometD), socket.io
 //   Sources/Providers   the provider kit, and one folder per platform
 //   Sources/Runtime     configuration, logging, the daemon
 //   Sources/CLI         the executable, which is also the composition root (BuiltInProviders)
@@ -89,6 +89,7 @@ let package = Package(
         .library(name: "MutewardenBayeux", targets: ["MutewardenBayeux"]),
         .library(name: "MutewardenHTTP", targets: ["MutewardenHTTP"]),
         .library(name: "MutewardenWebSocket", targets: ["MutewardenWebSocket"]),
+        .library(name: "MutewardenSocketIO", targets: ["MutewardenSocketIO"]),
         .library(name: "MutewardenProviderKit", targets: ["MutewardenProviderKit"]),
         // Test utilities, as swift-nio ships NIOTestUtils: peers, waits, sinks, log capture.
         .library(name: "MutewardenTesting", targets: ["MutewardenTesting"]),
@@ -163,6 +164,12 @@ let package = Package(
                 "MutewardenBayeux", "MutewardenJSON", "MutewardenModel", "MutewardenSupervisor", "MutewardenWebSocket",
             ],
             path: "Sources/Protocols/BayeuxWebSocket"),
+        // socket.io (Engine.IO v3 and v4) over single WebSocket connections: a packet codec, a pure
+        // session state machine, and the client that drives one with the other. Reconnection is
+        // the caller's, since only it knows whether an end means a new login.
+        .target(
+            name: "MutewardenSocketIO", dependencies: ["MutewardenJSON", "MutewardenModel", "MutewardenWebSocket"],
+            path: "Sources/Protocols/SocketIO"),
 
         // MARK: Providers
         // The provider API: settings and their reader, registry, context, shared resources with
@@ -249,6 +256,14 @@ let package = Package(
         .testTarget(
             name: "MutewardenWebSocketTests",
             dependencies: ["MutewardenWebSocket", "MutewardenModel", "MutewardenSupervisor", "MutewardenTesting"],
+            exclude: ["Peers"]),
+        // The codec and the state machine without sockets, and the client against python-socketio
+        // 5 (Engine.IO v4, Debian's) and 4.6 (v3, in a venv the tests make); Peers/ holds the server.
+        .testTarget(
+            name: "MutewardenSocketIOTests",
+            dependencies: [
+                "MutewardenSocketIO", "MutewardenJSON", "MutewardenModel", "MutewardenWebSocket", "MutewardenTesting",
+            ],
             exclude: ["Peers"]),
         .testTarget(
             name: "MutewardenDaemonTests",

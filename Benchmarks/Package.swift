@@ -33,6 +33,15 @@ let package = Package(
                 .product(name: "MutewardenEngine", package: "mutewarden"),
                 .product(name: "MutewardenModel", package: "mutewarden"),
             ]),
+        // socket.io feed throughput: a recorded stream of Voicenter-shaped frames through the packet
+        // codec and the session state machine, with no network (make bench-socketio).
+        .executableTarget(
+            name: "mutewarden-socketio-bench",
+            dependencies: [
+                .product(name: "MutewardenSocketIO", package: "mutewarden"),
+                .product(name: "MutewardenJSON", package: "mutewarden"),
+                .product(name: "MutewardenModel", package: "mutewarden"),
+            ]),
         // The journal backend: records per second into a private journald, and the handlers' cost.
         .executableTarget(
             name: "mutewarden-journal-bench",

@@ -29,6 +29,8 @@ let package = Package(
         // The configuration loader: YAML, schema, conditions, secrets references, providers.
         fuzzTarget(
             "config", ["MutewardenConfig", "MutewardenProviderKit", "MutewardenGenesys", "MutewardenSimulator", "MutewardenVoicenter"]),
+        // socket.io frames through the packet codec and both versions' session state machines.
+        fuzzTarget("socketio", ["MutewardenSocketIO", "MutewardenModel"]),
         // PAN masking: never crashes, and what it returns holds no PAN.
         fuzzTarget("masking", ["MutewardenLogging"]),
     ],

@@ -2,10 +2,6 @@ import MutewardenModel
 import MutewardenSupervisor
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// A WebSocket connection that stays up: it connects, reconnects with backoff when the connection
 /// fails or goes quiet, and delivers every message of every connection through ``events``.
 ///
@@ -26,6 +22,10 @@ import Glibc
 /// The lws work happens on a ``WebSocketService`` thread; this object only hands it commands, so
 /// every method here returns at once and none blocks the caller. Call ``close()`` when done: the
 /// client keeps itself alive (and reconnecting) until then.
+///
+/// Each attempt dials as a ``WebSocketConnection`` does (the same `Dialer`), and delivers into
+/// this one stream. A protocol that owns its session and decides itself when to connect again
+/// (socket.io, which must log in again after a refused token) uses ``WebSocketConnection``.
 public final class WebSocketClient: Sendable {
     public let name: String
     public let configuration: WebSocketConfiguration
@@ -116,11 +116,8 @@ public final class WebSocketClient: Sendable {
         }
         guard begin else { return }
         report("websocket \(name): \(configuration)")
-        if configuration.tls.insecure {
-            report(
-                "WARNING: websocket \(name): TLS certificate verification is OFF (insecure: true) for "
-                    + "\(configuration.url): anyone on the network path can read and change this feed")
-        }
+        Dialer(name: name, configuration: configuration, service: service, resolver: resolver, clock: clock, report: report)
+            .warnIfInsecure()
         let supervisor = ConnectionSupervisor(
             name: name, policy: configuration.reconnect, clock: clock, randomSeed: randomSeed,
             onChange: { [weak self] status in self?.statusChanged(status) })
@@ -202,91 +199,43 @@ public final class WebSocketClient: Sendable {
     /// throws (with the reason) when it failed or was lost, for the supervisor to back off.
     private func attempt(_ handle: ConnectionHandle) async throws {
         if state.withLock({ $0.closing }) { throw CancellationError() }
-        let url = configuration.url
-        if url.secure { try checkTLSFiles() }
-        let deadline = clock.now() + configuration.connectTimeout
-        let addresses: [String]
-        if isNumericAddress(url.host) {
-            addresses = [url.host]
-        } else {
-            addresses = try await resolveOffThread(
-                resolver, host: url.host, port: url.port, timeout: configuration.connectTimeout)
+        let dialer = Dialer(
+            name: name, configuration: configuration, service: service, resolver: resolver, clock: clock, report: report)
+        let channel: AttemptChannel
+        do {
+            channel = try await dialer.dial(
+                { [continuation, flow, redact] id in
+                    AttemptChannel(
+                        id: id, events: continuation, flow: flow, redact: redact, onUp: { handle.markUp() })
+                },
+                adopt: { channel in
+                    let closing = state.withLock { state -> Bool in
+                        if !state.closing { state.current = channel }
+                        return state.closing
+                    }
+                    if closing { throw CancellationError() }
+                })
+        } catch {
+            forget()
+            throw error
         }
-        // A name may resolve to several addresses (IPv6 and IPv4, several hosts): the next is tried
-        // when one cannot be reached at all, within the same deadline.
-        let candidates = Array(addresses.prefix(4))
-        for (index, address) in candidates.enumerated() {
-            let remaining = deadline.since(clock.now())
-            guard remaining > .zero else { break }
-            let end = try await connect(to: address, within: remaining, handle: handle)
-            guard let end else { return }  // closed on request
-            if end.beforeHTTPResponse && index + 1 < candidates.count {
-                report("websocket \(name): \(redact(end.reason)); trying the next address")
-                continue
-            }
-            throw WebSocketError.connection(redact(end.reason))
-        }
-        throw WebSocketError.connection("connecting to \(url) took longer than \(configuration.connectTimeout.compact)")
-    }
-
-    /// lws 4.1 creates a vhost even when the CA bundle cannot be read (it then verifies against
-    /// nothing useful and says only "SSL err 1"), so unreadable files are caught here, by name.
-    private func checkTLSFiles() throws {
-        let tls = configuration.tls
-        for (what, path) in [
-            ("CA bundle", tls.caBundlePath), ("client certificate", tls.clientCertificatePath),
-            ("client key", tls.clientKeyPath),
-        ] {
-            if let path, access(path, R_OK) != 0 {
-                throw WebSocketError.connection("could not set up TLS: cannot read the \(what) \(path)")
-            }
-        }
-    }
-
-    /// Connects to one address and waits for the connection to end. Nil when it ended because
-    /// close() asked it to.
-    private func connect(to address: String, within timeout: Duration, handle: ConnectionHandle) async throws
-        -> ConnectionEnd?
-    {
-        let configuration = self.configuration
-        let channel = AttemptChannel(
-            id: WebSocketConnectionID.next(), events: continuation, flow: flow, redact: redact,
-            onUp: { handle.markUp() })
-        let closing = state.withLock { state -> Bool in
-            if !state.closing { state.current = channel }
-            return state.closing
-        }
-        if closing { throw CancellationError() }
-        let request = ConnectRequest(
-            id: channel.id, address: address, port: configuration.url.port, secure: configuration.url.secure,
-            tls: configuration.tls, hostHeader: configuration.url.hostHeader, target: configuration.url.target,
-            origin: configuration.origin, subprotocols: configuration.subprotocols, headers: configuration.headers,
-            pingInterval: configuration.pingInterval, pongTimeout: configuration.pongTimeout,
-            idleTimeout: configuration.idleTimeout, closeTimeout: configuration.closeTimeout,
-            maximumMessageSize: configuration.maximumMessageSize, sink: channel)
-        if configuration.url.secure && configuration.tls.insecure {
-            report("WARNING: websocket \(name): connecting to \(configuration.url) WITHOUT verifying its certificate")
-        }
-        guard service.submit(.connect(request)) else { throw WebSocketError.serviceUnavailable("the service has stopped") }
         let service = self.service
-        let timer = Task {
-            try await Task.sleep(for: timeout)
-            if !channel.isUp {
-                service.submit(.abort(channel.id, reason: "connecting took longer than \(timeout.compact)"))
-            }
-        }
-        // The wait does not end on cancellation: cancellation asks for a clean close, and the
-        // answer (bounded by closeTimeout) is what ends the wait, so nothing is left half-open.
+        // As in `dial`: cancellation asks for a clean close, whose answer ends the wait.
         let end = await withTaskCancellationHandler {
             await channel.waitForEnd()
         } onCancel: {
             service.submit(.close(channel.id, code: 1000))
         }
-        timer.cancel()
+        forget(channel)
+        if end.requested { return }
+        throw dialer.error(for: end)
+    }
+
+    /// The connection that just ended is no longer the one to send on.
+    private func forget(_ channel: AttemptChannel? = nil) {
         state.withLock { state in
-            if state.current === channel { state.current = nil }
+            if channel == nil || state.current === channel { state.current = nil }
         }
-        return end.requested ? nil : end
     }
 }
 
@@ -294,17 +243,22 @@ public final class WebSocketClient: Sendable {
 /// and the attempt task waits on it.
 final class AttemptChannel: ConnectionSink {
     let id: WebSocketConnectionID
+    let redact: Redactor
+    /// The events of this connection alone, for a ``WebSocketConnection``; nil when the channel
+    /// delivers into a ``WebSocketClient``'s events, shared by all its connections.
+    let ownEvents: WebSocketEvents?
     private let events: AsyncStream<[WebSocketEvent]>.Continuation
     private let flow: ReceiveFlow
-    private let redact: Redactor
     private let onUp: @Sendable () -> Void
     private let state = Locked(State())
     private let queuedBytes = Atomic<Int>(0)
 
     private struct State {
         var up = false
+        var info: WebSocketConnectionInfo?
         var end: ConnectionEnd?
-        var waiter: CheckedContinuation<ConnectionEnd, Never>?
+        var waiters: [CheckedContinuation<ConnectionEnd, Never>] = []
+        var upWaiter: CheckedContinuation<ConnectionEnd?, Never>?
     }
 
     init(
@@ -316,7 +270,25 @@ final class AttemptChannel: ConnectionSink {
         self.events = events
         self.flow = flow
         self.onUp = onUp
+        ownEvents = nil
     }
+
+    /// A channel with events of its own, which end after its `.disconnected`.
+    init(ownStreamFor id: WebSocketConnectionID, limit: Int, service: WebSocketService, redact: Redactor) {
+        let (stream, continuation) = AsyncStream<[WebSocketEvent]>.makeStream(bufferingPolicy: .unbounded)
+        let flow = ReceiveFlow(limit: limit)
+        flow.onResume { [weak service] in service?.submit(.resumeReading(id)) }
+        self.id = id
+        self.redact = redact
+        events = continuation
+        self.flow = flow
+        onUp = {}
+        ownEvents = WebSocketEvents(stream: stream, flow: flow)
+    }
+
+    var info: WebSocketConnectionInfo? { state.withLock { $0.info } }
+    var hasEnded: Bool { state.withLock { $0.end != nil } }
+    var hasUnreadEvents: Bool { flow.bufferedBytes > 0 || flow.isPaused }
 
     var isUp: Bool { state.withLock { $0.up && $0.end == nil } }
 
@@ -332,18 +304,38 @@ final class AttemptChannel: ConnectionSink {
         await withCheckedContinuation { continuation in
             let end = state.withLock { state -> ConnectionEnd? in
                 if let end = state.end { return end }
-                state.waiter = continuation
+                state.waiters.append(continuation)
                 return nil
             }
             if let end { continuation.resume(returning: end) }
         }
     }
 
+    /// Nil once the connection is up; its end if it ended before. One waiter at a time (the
+    /// attempt that made it).
+    func waitUntilUp() async -> ConnectionEnd? {
+        await withCheckedContinuation { continuation in
+            let settled = state.withLock { state -> ConnectionEnd?? in
+                if let end = state.end { return .some(end) }
+                if state.up { return .some(nil) }
+                state.upWaiter = continuation
+                return nil
+            }
+            if let settled { continuation.resume(returning: settled) }
+        }
+    }
+
     // MARK: ConnectionSink (service thread)
 
     func established(_ info: WebSocketConnectionInfo) {
-        state.withLock { $0.up = true }
+        let waiter = state.withLock { state in
+            state.up = true
+            state.info = info
+            defer { state.upWaiter = nil }
+            return state.upWaiter
+        }
         onUp()
+        waiter?.resume(returning: nil)
     }
 
     func deliver(_ batch: [WebSocketEvent]) -> Bool {
@@ -360,12 +352,17 @@ final class AttemptChannel: ConnectionSink {
     func sent(bytes: Int) { queuedBytes.subtract(bytes, ordering: .relaxed) }
 
     func ended(_ end: ConnectionEnd) {
-        let (waiter, wasUp) = state.withLock { state in
+        let (waiters, upWaiter, wasUp) = state.withLock { state in
             state.end = end
-            defer { state.waiter = nil }
-            return (state.waiter, state.up)
+            defer {
+                state.waiters = []
+                state.upWaiter = nil
+            }
+            return (state.waiters, state.upWaiter, state.up)
         }
         if wasUp { events.yield([.disconnected(id, reason: redact(end.reason))]) }
-        waiter?.resume(returning: end)
+        if ownEvents != nil { events.finish() }
+        upWaiter?.resume(returning: end)
+        for waiter in waiters { waiter.resume(returning: end) }
     }
 }

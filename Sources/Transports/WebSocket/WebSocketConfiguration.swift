@@ -258,6 +258,8 @@ public enum WebSocketError: Error, Sendable, Hashable, CustomStringConvertible {
     case serviceUnavailable(String)
     /// A connection attempt failed or a connection ended; the text says why.
     case connection(String)
+    /// The server answered the upgrade request with this HTTP status instead of 101.
+    case handshakeRefused(status: Int)
 
     public var description: String {
         switch self {
@@ -267,7 +269,14 @@ public enum WebSocketError: Error, Sendable, Hashable, CustomStringConvertible {
         case .closed: "the client is closed"
         case .serviceUnavailable(let text): "WebSocket service unavailable: \(text)"
         case .connection(let text): text
+        case .handshakeRefused(let status): "the server refused the WebSocket upgrade with HTTP \(status)"
         }
+    }
+
+    /// The HTTP status of a refused upgrade; nil for every other error.
+    public var httpStatus: Int? {
+        if case .handshakeRefused(let status) = self { return status }
+        return nil
     }
 }
 

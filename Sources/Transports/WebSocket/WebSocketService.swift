@@ -118,6 +118,10 @@ struct ConnectionEnd: Sendable {
     var requested: Bool
     /// Failed before any HTTP answer (refused, unreachable, TLS): another address may do better.
     var beforeHTTPResponse: Bool
+    /// The status of an upgrade the server answered with something else than 101: protocols
+    /// read it (a socket.io server says 400 for a version it does not speak, 401 for a token it
+    /// refuses).
+    var httpStatus: Int? = nil
 }
 
 /// The service thread's view of whoever waits on a connection. Every method is called on the
@@ -483,11 +487,14 @@ final class ServiceLoop {
             return 0  // lws answers the close frame, then closes
         case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
             guard let connection = connection(wsi) else { return 0 }
+            // The status of the server's answer, 0 when there was none: what tells a refused
+            // upgrade (and which refusal) from a connection that failed.
             let status = Int(lws_http_client_http_response(wsi))
             let detail = input.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? ""
+            let refused = connection.endReason == nil && status != 0 && status != 101
             finish(
                 connection, reason: connection.endReason ?? failureReason(connection, status: status, detail: detail),
-                beforeHTTPResponse: connection.endReason == nil && status == 0)
+                beforeHTTPResponse: connection.endReason == nil && status == 0, httpStatus: refused ? status : nil)
             return 0
         case LWS_CALLBACK_CLIENT_CLOSED:
             guard let connection = connection(wsi) else { return 0 }
@@ -748,7 +755,7 @@ final class ServiceLoop {
         return connection.established ? "the connection was lost" : "the connection failed before the upgrade"
     }
 
-    private func finish(_ connection: LiveConnection, reason: String, beforeHTTPResponse: Bool = false) {
+    private func finish(_ connection: LiveConnection, reason: String, beforeHTTPResponse: Bool = false, httpStatus: Int? = nil) {
         guard connections.removeValue(forKey: connection.request.id.rawValue) != nil else { return }
         // Finished first, so that the flush cannot pause a wsi that lws is tearing down (or, after
         // the loop, one whose context is gone); its last messages go before its `.disconnected`.
@@ -760,7 +767,7 @@ final class ServiceLoop {
             ConnectionEnd(
                 reason: reason,
                 requested: connection.requested && connection.endReason == nil,
-                beforeHTTPResponse: beforeHTTPResponse && !connection.established))
+                beforeHTTPResponse: beforeHTTPResponse && !connection.established, httpStatus: httpStatus))
         if stopping && connections.isEmpty { running = false }
     }
 

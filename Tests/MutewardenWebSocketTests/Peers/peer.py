@@ -25,6 +25,8 @@ def log(*parts):
 
 
 REFUSALS = {
+    # What a socket.io server answers an Engine.IO version it does not speak.
+    "/400": (http.HTTPStatus.BAD_REQUEST, [("Content-Type", "application/json")], b'{"code":5,"message":"Unsupported protocol version"}'),
     "/401": (http.HTTPStatus.UNAUTHORIZED, [("WWW-Authenticate", "Bearer")], b"token rejected\n"),
     "/503": (http.HTTPStatus.SERVICE_UNAVAILABLE, [("Retry-After", "1")], b"busy\n"),
 }

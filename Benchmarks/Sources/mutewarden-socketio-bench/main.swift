@@ -1,0 +1,178 @@
+// socket.io feed throughput: events per second from a recorded stream of Voicenter-shaped
+// socket.io frames (`42["ExtensionEvent",{…}]`, 1 to 2 KiB each, with the server's pings among
+// them), decoded by the packet codec and run through the session state machine, on one core,
+// with no network. Usage: mutewarden-socketio-bench [--events N] [--rounds N] [--version 3|4]
+//
+// The stages are consumers of the decoded events (`stages` below): `session` counts them; the
+// Voicenter mapping into the engine is to be added as a stage of its own, fed the same stream.
+import MutewardenJSON
+import MutewardenModel
+import MutewardenSocketIO
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+var eventCount = 300_000
+var rounds = 5
+var version = EngineIOVersion.v3
+var iterator = CommandLine.arguments.dropFirst().makeIterator()
+while let flag = iterator.next() {
+    guard let value = iterator.next().flatMap(Int.init), value > 0 else {
+        print("usage: mutewarden-socketio-bench [--events N] [--rounds N] [--version 3|4]")
+        exit(64)
+    }
+    switch flag {
+    case "--events": eventCount = value
+    case "--rounds": rounds = value
+    case "--version":
+        guard let chosen = EngineIOVersion(rawValue: value) else {
+            print("--version is 3 or 4")
+            exit(64)
+        }
+        version = chosen
+    default:
+        print("unknown option \(flag)")
+        exit(64)
+    }
+}
+
+/// One ExtensionEvent as Voicenter sends it (the documented Extension and ExtensionCall fields,
+/// with values shaped as in a recorded session): an ivrid of 19 digits and a suffix, customdata,
+/// the recording state. One live call makes it about 1.4 KiB, two about 1.9 KiB.
+func extensionEvent(_ index: Int, calls: Int) -> String {
+    let reasons = ["NEWCALL", "ANSWER", "HOLD", "UNHOLD", "HANGUP"]
+    let reason = reasons[index % reasons.count]
+    let extensionNumber = 200 + index % 500
+    func call(_ n: Int) -> String {
+        let ivrid = "\(1_700_000_000_000_000_000 + (index &* 7 + n) % 1_000_000_000)-\(n)"
+        return """
+            {"ivrid":"\(ivrid)","callstatus":"\(n == 0 ? "Talking" : "Hold")","direction":"Incoming","callType":1,"answered":1,\
+            "callStarted":\(1_700_000_000 + index),"callAnswered":\(1_700_000_005 + index),"callerphone":"0501234\(String(format: "%03d", n))",\
+            "callername":"Customer \(n)","did":"0733123456","channel":"SIP/KGpK4iWq-0000\(n)","channel 2":"SIP/trunk-0000\(n)",\
+            "ip":"10.0.0.\(n + 1)","queueID":12,"isInternal":0,\
+            "recording":{"IsMuted":\(index % 20 == 5 ? 1 : 0),"Options":0,"Filename":"rec-\(ivrid).mp3","ApproximateURL":""},\
+            "customdata":{"PCI_STAGE":"\(index % 20 == 5 ? "CARD" : "NONE")","CRM":"acct-\(index % 9973)"},\
+            "calldurationinterval":\(index % 600)}
+            """
+    }
+    let callList = (0..<calls).map(call).joined(separator: ",")
+    return """
+        42["ExtensionEvent",{"eventName":"ExtensionEvent","reason":"\(reason)",\
+        "data":{"userID":\(10_000 + extensionNumber),"userName":"Agent \(extensionNumber)","number":\(extensionNumber),\
+        "extenUser":"KGpK4iWq","accountID":4242,"peerStatus":"OK","representative":\(extensionNumber),\
+        "representativeStatus":1,"onlineUserID":\(extensionNumber),"calls":[\(callList)],"currentCall":\(calls > 0 ? call(0) : "null"),\
+        "lastCallEventEpoch":\(1_700_000_000 + index),"lastHangupCallEpoch":\(1_699_999_000 + index)},\
+        "callerID":"0501234000","dialStatus":"ANSWER","servertime":\(1_700_000_000 + index),"servertimeoffset":120}]
+        """
+}
+
+// The recording: events of one or two live calls, and a server ping (v4) or our ping's pong
+// (v3) every thousand events, as a 25 s heartbeat at some 40 events a second would have them.
+var frames: [String] = []
+frames.reserveCapacity(eventCount + eventCount / 1000)
+for index in 0..<eventCount {
+    frames.append(extensionEvent(index, calls: 1 + index % 2))
+    if index % 1000 == 999 { frames.append(version == .v4 ? "2" : "3") }
+}
+let bytes = frames.reduce(0) { $0 + $1.utf8.count }
+let sizes = frames.filter { $0.count > 1 }.map(\.utf8.count)
+print(
+    "mutewarden-socketio-bench: \(eventCount) recorded ExtensionEvent frames, \(version), "
+        + "\(sizes.min()!)–\(sizes.max()!) bytes (mean \(bytes / frames.count)), \(bytes / 1_048_576) MiB")
+
+/// A consumer of the decoded events. The Voicenter mapping, when it lands, is one more: map the
+/// event to call updates and ingest them into an engine, as mutewarden-gws-bench does for GWS.
+struct Stage {
+    var name: String
+    var make: () -> (SocketIOEvent) -> Void
+}
+
+final class Counter {
+    var events = 0
+    var payloadMembers = 0
+}
+
+let counter = Counter()
+let stages = [
+    Stage(name: "session") {
+        { event in
+            counter.events += 1
+            counter.payloadMembers += event.payload.object?.count ?? 0
+        }
+    }
+    // Stage(name: "voicenter") { …VoicenterEvents.map(event) into an Engine… },
+]
+
+/// This thread's CPU time in seconds: on a shared host, time the hypervisor gives to others
+/// (steal) is not counted, unlike a wall clock's.
+func threadCPUSeconds() -> Double {
+    var spec = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec)
+    return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+}
+
+/// A session already connected, as the client holds one between handshakes.
+func connectedSession(_ version: EngineIOVersion) -> SocketIOStateMachine {
+    var session = SocketIOStateMachine(configuration: .init(version: version), transportUpAt: .zero)
+    _ = session.received(text: #"0{"sid":"bench","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#, at: .zero)
+    if version == .v4 { _ = session.received(text: #"40{"sid":"s"}"#, at: .zero) } else { _ = session.received(text: "40", at: .zero) }
+    precondition(session.isConnected)
+    return session
+}
+
+// The JSON parser alone on the frames' payloads, then the codec (which includes it), best of
+// the rounds each: their shares of the session's figure.
+let payloads = frames.filter { $0.count > 1 }.map { Array($0.utf8.dropFirst(2)) }
+var fastestParse = Double.infinity
+for _ in 1...rounds {
+    let start = threadCPUSeconds()
+    var parsed = 0
+    for payload in payloads where (try? JSONValue.parse(payload)) != nil { parsed += 1 }
+    precondition(parsed == payloads.count)
+    fastestParse = min(fastestParse, threadCPUSeconds() - start)
+}
+print(
+    "JSON parser only: \(String(format: "%.2f", fastestParse / Double(payloads.count) * 1e6)) µs of CPU a payload "
+        + "(best of \(rounds))")
+
+var fastestDecode = Double.infinity
+for _ in 1...rounds {
+    let start = threadCPUSeconds()
+    var decoded = 0
+    for frame in frames where (try? EngineIOPacket.decode(frame)) != nil { decoded += 1 }
+    precondition(decoded == frames.count)
+    fastestDecode = min(fastestDecode, threadCPUSeconds() - start)
+}
+print(
+    "codec only: \(Int(Double(frames.count) / fastestDecode)) frames/s, "
+        + "\(String(format: "%.2f", fastestDecode / Double(frames.count) * 1e6)) µs of CPU a frame (best of \(rounds))")
+
+for stage in stages {
+    var best = Double.infinity
+    for round in 1...rounds {
+        let consume = stage.make()
+        counter.events = 0
+        var session = connectedSession(version)
+        var now = MonotonicInstant(nanoseconds: 1_000_000_000)
+        var skipped = 0
+        let start = threadCPUSeconds()
+        for (index, frame) in frames.enumerated() {
+            if index & 1023 == 0 { now = now + .milliseconds(25) }
+            switch session.received(text: frame, at: now) {
+            case .event(let event): consume(event)
+            case .send, .none: break
+            default: skipped += 1
+            }
+        }
+        let seconds = threadCPUSeconds() - start
+        best = min(best, seconds)
+        precondition(counter.events == eventCount && skipped == 0 && session.isConnected)
+        print(
+            "\(stage.name) round \(round): \(Int(Double(eventCount) / seconds)) events/s "
+                + "(\(String(format: "%.1f", Double(bytes) / seconds / 1_048_576)) MiB/s)")
+    }
+    print(
+        "\(stage.name): best \(Int(Double(eventCount) / best)) events/s on one core, "
+            + "\(String(format: "%.2f", best / Double(eventCount) * 1e6)) µs of CPU an event")
+}
