@@ -83,9 +83,9 @@ tsan: test-deps ## the transport, Bayeux and daemon tests under ThreadSanitizer 
 	rm -f "$$log"; exit $$status
 
 # The sweep: 1,000 to 50,000 events/s with 10,000 concurrent calls, long-polling and websocket,
-# the generator on CPU 0 and the daemon on CPU 1, then the floor (--reflex) up to 20,000; about
-# seven minutes (bench/loadbench.py).
-bench: bench-deps ## end-to-end load, 1k to 50k events/s on both transports; table and plot in bench/results/
+# the generator on CPU 0 and the daemon on CPU 1, then the floor (--reflex) up to 20,000, then
+# Voicenter (socket.io) at 1,000 and 5,000; about nine minutes (bench/loadbench.py).
+bench: bench-deps ## end-to-end load: GWS 1k to 50k events/s on both transports, Voicenter 1k and 5k; bench/results/
 	swift build -c release --product mutewarden
 	swift build -c release --product mutewarden-loadgen
 	/usr/bin/python3 bench/loadbench.py sweep

@@ -2,13 +2,15 @@
 """End-to-end load benchmark of mutewarden against mutewarden-loadgen (make bench, make bench-soak).
 
     loadbench.py sweep [--rates 1000,5000,20000,50000] [--transports long-polling,websocket]
+                       [--platforms genesys,voicenter] [--voicenter-rates 1000,5000]
     loadbench.py soak  [--rate 2000] [--minutes 30]
     loadbench.py plot              # redraws the plots and the table from bench/results/*.json
     loadbench.py compare --baseline BIN [--candidate BIN] [--rate 5000] [--rounds 3]
                                    # A/B of two daemon builds, interleaved, on both transports
 
 The generator runs on CPU 0 and the daemon on CPU 1 (taskset), so "one daemon core" means what
-it says. Each run's JSON (the generator's report), a table (latest.md) and the plots go to
+it says. Voicenter runs (--platform voicenter: socket.io, extension windows, a new call in each)
+come after Genesys's, at their own rates. Each run's JSON (the generator's report), a table (latest.md) and the plots go to
 bench/results/. The daemon logs at info to a file in a temporary directory: every log line costs
 a real write(2), as in production, without a terminal to slow it down; the file is deleted.
 See docs/performance.md.
@@ -95,39 +97,67 @@ def consumer_result(kind, transport, rate=None):
 
 def sweep(options):
     os.makedirs(RESULTS, exist_ok=True)
-    runs = []
+    platforms = options.platforms.split(",")
+    unknown = set(platforms) - {"genesys", "voicenter"}
+    if unknown:
+        sys.exit("unknown platform(s): " + ", ".join(sorted(unknown)))
+    runs, sinks = [], []
     with tempfile.TemporaryDirectory(prefix="mutewarden-bench-") as logs:
-        # The generator's own headroom: no daemon, a consumer that only reads, on each transport.
-        sinks = []
-        for transport in options.transports.split(","):
-            sinks.append(run_loadgen(["--sink", "--transport", transport, "--rate", str(options.sink_rate),
-                                      "--warmup", "2", "--duration", "10", "--grace", "0"],
-                                     consumer_result("sink", transport), logs))
-        for transport in options.transports.split(","):
-            for rate in [int(r) for r in options.rates.split(",")]:
-                name = os.path.join(RESULTS, "%s-%d.json" % (transport, rate))
-                report = run_loadgen(
-                    ["--transport", transport, "--rate", str(rate), "--calls", str(options.calls),
-                     "--warmup", str(options.warmup), "--duration", str(options.duration), "--grace",
-                     str(options.grace)], name, logs)
-                runs.append(report)
-                if report.get("error") and "before subscribing" in report["error"]:
-                    print("the daemon cannot use the %s transport in this build; skipping its rates" % transport)
-                    break
-        # The floor under the daemon's latency: the least consumer that sends every action, on the
-        # daemon's core, over each transport, at the rates it can keep up with.
-        if not options.no_reflex:
-            for transport in options.transports.split(","):
-                for rate in [int(r) for r in options.rates.split(",") if int(r) <= 20000]:
-                    runs.append(run_loadgen(
-                        ["--reflex", "--transport", transport, "--rate", str(rate), "--calls", str(options.calls),
-                         "--warmup", str(options.warmup), "--duration", str(options.duration), "--grace",
-                         str(options.grace)], consumer_result("reflex", transport, rate), logs))
+        if "genesys" in platforms:
+            sweep_genesys(options, runs, sinks, logs)
+        if "voicenter" in platforms:
+            sweep_voicenter(options, runs, sinks, logs)
     summary = {"machine": describe_machine(), "sinks": sinks, "runs": runs}
     with open(os.path.join(RESULTS, "sweep.json"), "w") as handle:
         json.dump(summary, handle, indent=2)
     write_table(summary)
     plot_latency(runs)
+
+
+def sweep_voicenter(options, runs, sinks, logs):
+    """Voicenter: the generator's headroom over socket.io (one frame per event, so far below
+    Bayeux's), then the daemon at each rate with 10,000 calls on 8,000 extensions."""
+    sinks.append(run_loadgen(["--platform", "voicenter", "--sink", "--rate", str(options.voicenter_sink_rate),
+                              "--warmup", "2", "--duration", "10", "--grace", "0"],
+                             os.path.join(RESULTS, "sink-voicenter.json"), logs))
+    for rate in [int(r) for r in options.voicenter_rates.split(",")]:
+        report = run_loadgen(
+            ["--platform", "voicenter", "--eio", options.eio, "--rate", str(rate), "--calls", str(options.calls),
+             "--warmup", str(options.warmup), "--duration", str(options.duration), "--grace", str(options.grace)],
+            os.path.join(RESULTS, "voicenter-%d.json" % rate), logs)
+        runs.append(report)
+        if report.get("error") and not (report.get("server") or {}).get("resyncs"):
+            print("the daemon did not take Voicenter's snapshot (a build without the voicenter feed or its "
+                  "socket.io client?); skipping the other Voicenter rates")
+            break
+
+
+def sweep_genesys(options, runs, sinks, logs):
+    # The generator's own headroom: no daemon, a consumer that only reads, on each transport.
+    for transport in options.transports.split(","):
+        sinks.append(run_loadgen(["--sink", "--transport", transport, "--rate", str(options.sink_rate),
+                                  "--warmup", "2", "--duration", "10", "--grace", "0"],
+                                 consumer_result("sink", transport), logs))
+    for transport in options.transports.split(","):
+        for rate in [int(r) for r in options.rates.split(",")]:
+            name = os.path.join(RESULTS, "%s-%d.json" % (transport, rate))
+            report = run_loadgen(
+                ["--transport", transport, "--rate", str(rate), "--calls", str(options.calls),
+                 "--warmup", str(options.warmup), "--duration", str(options.duration), "--grace",
+                 str(options.grace)], name, logs)
+            runs.append(report)
+            if report.get("error") and "before subscribing" in report["error"]:
+                print("the daemon cannot use the %s transport in this build; skipping its rates" % transport)
+                break
+    # The floor under the daemon's latency: the least consumer that sends every action, on the
+    # daemon's core, over each transport, at the rates it can keep up with.
+    if not options.no_reflex:
+        for transport in options.transports.split(","):
+            for rate in [int(r) for r in options.rates.split(",") if int(r) <= 20000]:
+                runs.append(run_loadgen(
+                    ["--reflex", "--transport", transport, "--rate", str(rate), "--calls", str(options.calls),
+                     "--warmup", str(options.warmup), "--duration", str(options.duration), "--grace",
+                     str(options.grace)], consumer_result("reflex", transport, rate), logs))
 
 
 def number(value, digits=2):
@@ -178,6 +208,16 @@ def write_table(summary):
                   "actions): %.0f events/s achieved for %d asked, with %.2f generator cores." % (
                       sink["transport"], sink["events_per_second"], sink["target_rate"],
                       sink["loadgen"]["cpu_cores"])]
+    new_calls = [run for run in summary["runs"] if (run.get("new_call_latency_ms") or {}).get("count")]
+    if new_calls:
+        lines += ["", "Voicenter (socket.io rows): a call the agent makes while the extension's window is open, from "
+                  "writing its NEWCALL to its MuteUnmuteCalls request, in ms; the rows above time the windows' edges.",
+                  "", "| target ev/s | p50 | p90 | p99 | p99.9 | max | calls |", "|---|---|---|---|---|---|---|"]
+        for run in new_calls:
+            latency = run["new_call_latency_ms"]
+            lines.append("| %d | %s | %s | %s | %s | %s | %d |" % (
+                run["target_rate"], number(latency["p50"], 3), number(latency["p90"], 3), number(latency["p99"], 3),
+                number(latency["p999"], 3), number(latency["max"], 3), latency["count"]))
     if any(run.get("reflex") for run in summary["runs"]):
         lines += ["", "The floor rows replace the daemon with `--reflex`: one thread on the daemon's core that "
                   "long-polls (or reads the websocket itself), parses, and sends each edge's two operations at once, "
@@ -198,7 +238,7 @@ def plot_latency(runs):
     data = os.path.join(RESULTS, "latency.dat")
     transports = []
     blocks = []
-    for transport in ["long-polling", "websocket", "floor, long-polling", "floor, websocket"]:
+    for transport in ["long-polling", "websocket", "socket.io", "floor, long-polling", "floor, websocket"]:
         rows = [run for run in runs if label(run) == transport and (run.get("latency_ms") or {}).get("count")]
         if not rows:
             continue
@@ -358,6 +398,10 @@ def main():
     one.add_argument("--grace", type=float, default=3)
     one.add_argument("--sink-rate", type=int, default=150000)
     one.add_argument("--no-reflex", action="store_true", help="skip the floor runs of the built-in reflex consumer")
+    one.add_argument("--platforms", default="genesys,voicenter", help="which platforms the generator plays")
+    one.add_argument("--voicenter-rates", default="1000,5000")
+    one.add_argument("--voicenter-sink-rate", type=int, default=50000)
+    one.add_argument("--eio", default="3", choices=["3", "4", "auto"], help="the daemon's socketio_version on Voicenter")
     one.set_defaults(run=sweep)
     two = commands.add_parser("soak")
     two.add_argument("--rate", type=int, default=2000)

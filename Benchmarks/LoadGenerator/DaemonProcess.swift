@@ -1,8 +1,9 @@
 import Foundation
 import Synchronization
 
-/// The daemon under test: a configuration pointing its `genesys` feed and target at the load
-/// generator, and the process, pinned to its own core with taskset.
+/// The daemon under test: a configuration pointing its feed and target at the load generator
+/// (`genesys` here, `voicenter` in `VoicenterSide`), and the process, pinned to its own core with
+/// taskset.
 struct DaemonProcess {
     let process: Process
     let directory: URL
@@ -12,6 +13,8 @@ struct DaemonProcess {
 
     static let password = "loadgen-secret"
     static let user = "agent1"
+    /// Voicenter's account monitor token, which the daemon's login sends.
+    static let token = "loadgen-monitor-token"
 
     /// Writes the configuration: the two policies of config/examples/genesys.yaml (pause the
     /// recording, mute the agent, while PCI_STAGE=CARD), logging at info to standard error, which
@@ -65,7 +68,8 @@ struct DaemonProcess {
         """
     }
 
-    static func start(binary: String, port: Int, transport: String, logLevel: String, cpu: Int?, logFile: String) throws
+    /// `configuration` is given the state directory and returns the configuration's text.
+    static func start(binary: String, port: Int, configuration: (String) -> String, cpu: Int?, logFile: String) throws
         -> DaemonProcess
     {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -74,8 +78,7 @@ struct DaemonProcess {
         let state = directory.appendingPathComponent("state")
         try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
         let config = directory.appendingPathComponent("mutewarden.yaml")
-        try configuration(port: port, transport: transport, logLevel: logLevel, stateDirectory: state.path)
-            .write(to: config, atomically: true, encoding: .utf8)
+        try configuration(state.path).write(to: config, atomically: true, encoding: .utf8)
         let process = Process()
         // taskset execs the daemon, so the pid is the daemon's own.
         if let cpu {
@@ -87,6 +90,7 @@ struct DaemonProcess {
         }
         var environment = ProcessInfo.processInfo.environment
         environment["MW_LOADGEN_PASSWORD"] = password
+        environment["MW_LOADGEN_TOKEN"] = token
         environment.removeValue(forKey: "JOURNAL_STREAM")
         process.environment = environment
         _ = FileManager.default.createFile(atPath: logFile, contents: nil)

@@ -6,29 +6,28 @@ struct LoadRun {
     let options: Options
 
     func run() -> Report {
+        let voicenter = options.platform == .voicenter
+        let transport = voicenter ? "socket.io" : options.transport
         var report = Report(
-            transport: options.external ? "external" : options.transport, sink: options.sink, reflex: options.reflex, targetRate: options.rate,
+            transport: options.external ? "external" : transport, sink: options.sink, reflex: options.reflex, targetRate: options.rate,
             calls: options.calls,
             capturePercent: options.capturePercent, warmupSeconds: options.warmup, durationSeconds: options.duration)
-        var traffic = Traffic(calls: options.calls, capturePercent: options.capturePercent, baseURL: "")
-        let outbox = Outbox()
-        let confirmations = ConfirmationQueue()
+        if voicenter {
+            report.platform = options.platform.rawValue
+            report.extensions = VoicenterTraffic.extensionCount(calls: options.calls)
+            // The daemon's choice: the sink speaks Engine.IO 4, an external client its own.
+            if !options.sink, !options.external { report.socketioVersion = options.engineIO }
+        }
         let status = ServerStatus()
-        let settings = GWSServer.Settings(
-            authorization: "Basic " + Data("\(DaemonProcess.user):\(DaemonProcess.password)".utf8).base64EncodedString(),
-            callList: traffic.renderCallList())
-        guard let (_, port) = GWSServer.start(settings: settings, outbox: outbox, confirmations: confirmations, status: status)
-        else {
+        let launched: (any PlatformSide)? =
+            voicenter
+            ? VoicenterSide.start(options: options, status: status, log: log) : GenesysSide.start(options: options, status: status, log: log)
+        guard let side = launched else {
             report.error = "the load generator's server could not listen on 127.0.0.1"
             return report
         }
-        traffic.baseURL = "http://127.0.0.1:\(port)"
-        log("listening on 127.0.0.1:\(port); resync listing of \(settings.callList.count) bytes")
+        let port = side.port
 
-        // Started now, idle until told to run: its periodic wake-ups let the server release held
-        // polls at their deadline before the stream starts.
-        let generator = Generator(rate: options.rate, outbox: outbox, confirmations: confirmations)
-        _ = generator.start(traffic: traffic)
         var daemon: DaemonProcess?
         defer {
             daemon?.stop()
@@ -36,22 +35,20 @@ struct LoadRun {
         let stopConsumer = ConsumerStop()
         let started = monotonicNanoseconds()
         if options.sink {
-            _ = Sink(port: port, authorization: settings.authorization, transport: options.transport)
-                .start(until: { stopConsumer.isSet })
+            side.startSink(until: { stopConsumer.isSet })
         } else if options.reflex {
-            _ = Reflex(port: port, authorization: settings.authorization, cpu: options.daemonCPU, transport: options.transport)
-                .start(until: { stopConsumer.isSet })
+            side.startReflex(cpu: options.daemonCPU, until: { stopConsumer.isSet })
         } else if options.external {
             log("no daemon: waiting for a client on 127.0.0.1:\(port)")
         } else {
             do {
                 daemon = try DaemonProcess.start(
-                    binary: options.daemon, port: port, transport: options.transport, logLevel: options.logLevel,
-                    cpu: options.daemonCPU,
+                    binary: options.daemon, port: port,
+                    configuration: { side.daemonConfiguration(logLevel: options.logLevel, stateDirectory: $0) }, cpu: options.daemonCPU,
                     logFile: options.daemonLog)
             } catch {
                 report.error = "cannot start the daemon \(options.daemon): \(error)"
-                return finish(report, status: status, outbox: outbox, generator: generator)
+                return finish(report, status: status, side: side)
             }
             status.daemonPID.store(daemon!.process.processIdentifier, ordering: .relaxed)
         }
@@ -72,11 +69,11 @@ struct LoadRun {
                 report.daemon = Report.Daemon(
                     cpuSeconds: 0, cpuCores: 0, peakRssMib: 0, rssWithCallsMib: 0, rssCurve: [],
                     exitStatus: daemon.process.terminationStatus)
-                return finish(report, status: status, outbox: outbox, generator: generator)
+                return finish(report, status: status, side: side)
             }
             if monotonicNanoseconds() > deadline {
                 report.error = "no client subscribed and polled in time"
-                return finish(report, status: status, outbox: outbox, generator: generator)
+                return finish(report, status: status, side: side)
             }
             usleep(10_000)
         }
@@ -84,7 +81,7 @@ struct LoadRun {
         usleep(500_000)
         sample()
 
-        generator.set(.running)
+        side.pacer.set(.running)
         log("streaming at \(Int(options.rate)) events/s over \(options.calls) calls")
 
         let own = ProcessProbe.current
@@ -112,7 +109,7 @@ struct LoadRun {
         let eventsEnd = status.snapshot().eventsWritten
         let daemonCPU = (probe?.cpuSeconds() ?? 0) - daemonCPUStart
         let ownCPU = (own.cpuSeconds() ?? 0) - ownCPUStart
-        generator.set(.confirmationsOnly)
+        side.pacer.set(.confirmationsOnly)
         log("measured; \(options.grace) s of grace for late actions")
         wait(seconds: options.grace)
         stopConsumer.set()
@@ -120,7 +117,7 @@ struct LoadRun {
         report.eventsWritten = eventsEnd - eventsStart
         report.eventsPerSecond = Double(report.eventsWritten) / measured
         report.durationSeconds = measured
-        let statistics = generator.currentStatistics
+        let statistics = side.pacer.currentStatistics
         report.loadgen = Report.Loadgen(
             cpuSeconds: ownCPU, cpuCores: ownCPU / measured, confirmations: statistics.confirmations,
             ignoredConfirmations: statistics.ignoredConfirmations, shortfall: statistics.shortfall)
@@ -134,17 +131,17 @@ struct LoadRun {
         } else if let daemon {
             report.error = "the daemon exited with status \(daemon.process.terminationStatus) during the run"
         }
-        return finish(report, status: status, outbox: outbox, generator: generator)
+        return finish(report, status: status, side: side)
     }
 
-    private func finish(_ report: Report, status: ServerStatus, outbox: Outbox, generator: Generator) -> Report {
+    private func finish(_ report: Report, status: ServerStatus, side: any PlatformSide) -> Report {
         var report = report
-        generator.set(.stopped)
-        while !generator.isFinished { usleep(1000) }
+        side.pacer.set(.stopped)
+        while !side.pacer.isFinished { usleep(1000) }
         status.stopRequested.store(true, ordering: .releasing)
-        outbox.wake()
+        side.wake()
         while status.final.withLock({ $0 == nil }) {
-            outbox.wake()
+            side.wake()
             usleep(1000)
         }
         if let final = status.final.withLock({ $0 }) {
@@ -154,6 +151,7 @@ struct LoadRun {
             } else {
                 report.latencyMs = final.latency
                 report.latencyFromGenerationMs = final.latencyFromGeneration
+                report.newCallLatencyMs = final.newCallLatency
             }
         }
         report.server = status.snapshot()

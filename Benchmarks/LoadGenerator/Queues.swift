@@ -22,8 +22,12 @@ struct ServiceWaker: @unchecked Sendable {
 }
 
 /// Generator → service thread: event chunks, in order.
-final class Outbox: Sendable {
-    private let chunks = Mutex<[EventChunk]>([])
+typealias Outbox = ChunkOutbox<EventChunk>
+
+/// The generator's chunks to the service thread, whatever the platform renders: GWS's Bayeux
+/// messages, Voicenter's socket.io frames.
+final class ChunkOutbox<Chunk: Sendable>: Sendable {
+    private let chunks = Mutex<[Chunk]>([])
     private let waker = Mutex<ServiceWaker?>(nil)
 
     func attach(_ waker: ServiceWaker) { self.waker.withLock { $0 = waker } }
@@ -32,7 +36,7 @@ final class Outbox: Sendable {
     /// same lock, so none can reach a freed context.
     func detach() { waker.withLock { $0 = nil } }
 
-    func push(_ chunk: EventChunk) {
+    func push(_ chunk: Chunk) {
         let wasEmpty = chunks.withLock { chunks in
             chunks.append(chunk)
             return chunks.count == 1
@@ -43,7 +47,7 @@ final class Outbox: Sendable {
 
     func wake() { waker.withLock { $0?.wake() } }
 
-    func drain() -> [EventChunk] {
+    func drain() -> [Chunk] {
         chunks.withLock { chunks in
             defer { chunks = [] }; return chunks
         }

@@ -24,6 +24,11 @@ struct Report: Codable, Sendable {
     }
 
     var transport: String
+    /// Set on Voicenter runs only, so that a Genesys report keeps the shape its history has.
+    var platform: String?
+    /// Voicenter: the extensions the calls run on, and the daemon's `socketio_version`.
+    var extensions: Int?
+    var socketioVersion: String?
     var sink: Bool
     var reflex = false
     var targetRate: Double
@@ -37,6 +42,9 @@ struct Report: Codable, Sendable {
     /// From the generator rendering the event, including its wait in the server's queue for the
     /// client's next long poll: what the platform's own queueing would add.
     var latencyFromGenerationMs: LatencySummary?
+    /// Voicenter: from writing the NEWCALL of a call made inside an open extension window to its
+    /// MuteUnmuteCalls request; apart from `latencyMs`, which times the windows' edges.
+    var newCallLatencyMs: LatencySummary?
     var actions: Ledger.Counts?
     var daemon: Daemon?
     var loadgen: Loadgen?
@@ -51,13 +59,21 @@ struct Report: Codable, Sendable {
     }
 
     var summary: String {
-        var lines = ["\(transport)\(sink ? " (sink)" : reflex ? " (reflex)" : ""): target \(Int(targetRate)) events/s, \(calls) calls"]
+        let name = platform.map { "\($0) \(transport)" } ?? transport
+        var lines = ["\(name)\(sink ? " (sink)" : reflex ? " (reflex)" : ""): target \(Int(targetRate)) events/s, \(calls) calls"]
+        if let extensions { lines[0] += " on \(extensions) extensions" + (socketioVersion.map { ", Engine.IO \($0)" } ?? "") }
         if let error { lines.append("  error: \(error)") }
         lines.append(String(format: "  events/s achieved: %.0f (%d written in %.0f s)", eventsPerSecond, eventsWritten, durationSeconds))
         if let latency = latencyMs {
             lines.append(
                 String(
                     format: "  event→request ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  (%d actions)",
+                    latency.p50, latency.p90, latency.p99, latency.p999, latency.max, latency.count))
+        }
+        if let latency = newCallLatencyMs {
+            lines.append(
+                String(
+                    format: "  new call in a window→request ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  (%d calls)",
                     latency.p50, latency.p90, latency.p99, latency.p999, latency.max, latency.count))
         }
         if let latency = latencyFromGenerationMs {

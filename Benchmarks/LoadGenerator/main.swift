@@ -1,5 +1,6 @@
-// mutewarden-loadgen: plays Genesys Web Services for the daemon and measures how long after a
-// card capture starts (or ends) the pause and mute requests (or their undos) reach the platform.
+// mutewarden-loadgen: plays Genesys Web Services (or Voicenter, --platform voicenter) for the
+// daemon and measures how long after a card capture starts (or ends) the pause and mute requests
+// (or their undos) reach the platform.
 //
 //   swift build -c release --product mutewarden-loadgen --product mutewarden
 //   taskset -c 0 .build/release/mutewarden-loadgen --daemon-cpu 1 --rate 5000 --output run.json

@@ -65,6 +65,84 @@ import Testing
         }
     }
 
+    /// The daemon's voicenter feed and target against the generator's Voicenter side, on each
+    /// Engine.IO version: every MuteUnmuteCalls expected comes once, those of calls made while
+    /// their extension's window was open included, and so do the undos of every call a window
+    /// covered.
+    @Test(
+        .enabled("once this build's voicenter feed has a socket.io client") { try await LoadgenTests.voicenterFeedConnects() },
+        arguments: ["3", "4"])
+    func theDaemonCoversEveryCallOfTheExtensionOnVoicenter(engineIO: String) async throws {
+        let report = try await run([
+            "--platform", "voicenter", "--eio", engineIO, "--daemon", BinaryRunner.binary.path, "--rate", "300", "--calls", "400",
+            "--warmup", "1", "--duration", "6", "--grace", "3",
+        ])
+        #expect(report["error"] == nil)
+        let actions = try #require(report["actions"] as? [String: Int])
+        #expect(actions["expected", default: 0] > 0)
+        #expect(actions["received"] == actions["expected"])
+        #expect(actions["missed"] == 0)
+        #expect(actions["duplicated"] == 0)
+        #expect(actions["unexpected"] == 0)
+        let newCalls = try #require(report["new_call_latency_ms"] as? [String: Double])
+        #expect(newCalls["count", default: 0] > 0)
+        let server = try #require(report["server"] as? [String: Any])
+        #expect(server["resyncs"] as? Int ?? 0 >= 1)
+        let voicenter = try #require(server["voicenter"] as? [String: Int])
+        #expect(voicenter["eio\(engineIO)_sessions", default: 0] >= 1)
+        #expect(voicenter["malformed_packets"] == 0)
+    }
+
+    /// Whether this build's voicenter feed can connect: check-config's summary of the feed says
+    /// when the build has no socket.io client for it. A configuration it refuses is an error.
+    static func voicenterFeedConnects() async throws -> Bool {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = directory.appendingPathComponent("voicenter.yaml")
+        try """
+        feeds:
+          vc:
+            type: voicenter
+            token: ${env:MW_TEST_VOICENTER_TOKEN}
+        targets:
+          recorder:
+            type: log
+        policies:
+          card:
+            feeds: [vc]
+            start: { attribute: PCI_STAGE, equals: CARD }
+            actions:
+              - { kind: pause-recording, target: recorder }
+        state:
+          directory: \(directory.appendingPathComponent("state").path)
+        """.write(to: config, atomically: true, encoding: .utf8)
+        let checked = try await BinaryRunner.run(
+            ["check-config", "--config", config.path], environment: ["MW_TEST_VOICENTER_TOKEN": "test-token"])
+        guard checked.status == 0 else { throw TestFailure("check-config refused a voicenter feed: \(checked.output)") }
+        return !checked.output.contains("no socket.io client")
+    }
+
+    /// The Voicenter side with its built-in consumer: the REST login, an Engine.IO 4 session with
+    /// the token in the query, the snapshot, then the stream, one frame per event.
+    @Test func theSinkReadsVoicentersStream() async throws {
+        let report = try await run([
+            "--platform", "voicenter", "--sink", "--rate", "2000", "--calls", "1000", "--warmup", "1", "--duration", "2",
+            "--grace", "0",
+        ])
+        #expect(report["error"] == nil)
+        #expect(report["platform"] as? String == "voicenter")
+        #expect(report["transport"] as? String == "socket.io")
+        #expect(report["extensions"] as? Int == 800)
+        #expect((report["events_written"] as? Int ?? 0) > 0)
+        let server = try #require(report["server"] as? [String: Any])
+        #expect(server["logins"] as? Int == 1)
+        #expect(server["resyncs"] as? Int == 1)
+        let voicenter = try #require(server["voicenter"] as? [String: Int])
+        #expect(voicenter["eio4_sessions"] == 1)
+        #expect(voicenter["pongs_received"] == voicenter["pings_sent"])
+        #expect(voicenter["malformed_packets"] == 0)
+    }
+
     /// The floor consumer logs in as the daemon does and sends every action once, so its latency
     /// is a fair floor for the daemon's; over websocket it upgrades with the session cookie and the
     /// Basic credentials, as the daemon does.
