@@ -39,6 +39,8 @@ let package = Package(
             name: "mutewarden-socketio-bench",
             dependencies: [
                 .product(name: "MutewardenSocketIO", package: "mutewarden"),
+                .product(name: "MutewardenVoicenter", package: "mutewarden"),
+                .product(name: "MutewardenEngine", package: "mutewarden"),
                 .product(name: "MutewardenJSON", package: "mutewarden"),
                 .product(name: "MutewardenModel", package: "mutewarden"),
             ]),

@@ -101,3 +101,26 @@ extension WebSocketTests {
         await service.shutdown()
     }
 }
+
+extension WebSocketTests {
+    @Test func aConnectionWithNoDeadlineLeavesItsServiceThreadAsleep() async throws {
+        let peer = try await WebSocketPeer.python()
+        defer { Task { await peer.stop() } }
+        let service = try WebSocketService(name: "idle")
+        // socket.io's connections: no WebSocket pings and no idle limit, Engine.IO has its own.
+        let connection = try await WebSocketConnection.open(
+            name: "idle",
+            configuration: try testConfiguration("ws://127.0.0.1:\(peer.port)/echo") {
+                $0.pingInterval = nil
+                $0.idleTimeout = nil
+            }, service: service)
+        #expect(connection.isUp)
+        let before = service.passes
+        // Showing that nothing happens takes a while of nothing: half a second, in which the
+        // lws 4.1.6 timer armed with -1 µs made tens of thousands of passes.
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(service.passes - before < 50)
+        await connection.close()
+        await service.shutdown()
+    }
+}

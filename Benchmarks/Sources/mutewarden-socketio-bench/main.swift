@@ -3,11 +3,13 @@
 // them), decoded by the packet codec and run through the session state machine, on one core,
 // with no network. Usage: mutewarden-socketio-bench [--events N] [--rounds N] [--version 3|4]
 //
-// The stages are consumers of the decoded events (`stages` below): `session` counts them; the
-// Voicenter mapping into the engine is to be added as a stage of its own, fed the same stream.
+// The stages are consumers of the decoded events (`stages` below): `session` counts them;
+// `voicenter` maps them through the feed's logic into an engine, fed the same stream.
+import MutewardenEngine
 import MutewardenJSON
 import MutewardenModel
 import MutewardenSocketIO
+import MutewardenVoicenter
 
 #if canImport(Glibc)
 import Glibc
@@ -81,8 +83,8 @@ print(
     "mutewarden-socketio-bench: \(eventCount) recorded ExtensionEvent frames, \(version), "
         + "\(sizes.min()!)–\(sizes.max()!) bytes (mean \(bytes / frames.count)), \(bytes / 1_048_576) MiB")
 
-/// A consumer of the decoded events. The Voicenter mapping, when it lands, is one more: map the
-/// event to call updates and ingest them into an engine, as mutewarden-gws-bench does for GWS.
+/// A consumer of the decoded events: `session` only counts them; `voicenter` maps them and
+/// ingests the updates into an engine, as mutewarden-gws-bench does for GWS.
 struct Stage {
     var name: String
     var make: () -> (SocketIOEvent) -> Void
@@ -100,8 +102,38 @@ let stages = [
             counter.events += 1
             counter.payloadMembers += event.payload.object?.count ?? 0
         }
-    }
-    // Stage(name: "voicenter") { …VoicenterEvents.map(event) into an Engine… },
+    },
+    // The whole Voicenter path after the codec: the feed's logic maps each event to call updates
+    // (one per call of the extension), which an engine ingests, sending and settling actions.
+    Stage(name: "voicenter") {
+        var core = VoicenterFeedCore(configuration: .init(feed: "vc"))
+        _ = core.connected(at: .zero)
+        let engine = try! Engine(
+            configuration: EngineConfiguration(
+                policies: [
+                    PolicyDefinition(
+                        name: "pause", feeds: ["vc"], start: .attributeEquals(key: "PCI_STAGE", value: "CARD"),
+                        stop: .attributeIn(key: "PCI_STAGE", values: ["DONE", "NONE"]),
+                        actions: [ActionSpec(kind: .pauseRecording, target: "rec")])
+                ],
+                targets: [TargetDescriptor(name: "rec", confirmsByEvent: true)]),
+            options: EngineOptions(randomSeed: 1))
+        var now = MonotonicInstant(nanoseconds: 1_000_000_000)
+        return { event in
+            counter.events += 1
+            if counter.events & 1023 == 0 { now = now + .milliseconds(1) }
+            for output in core.received(event.name, event.payload, at: now) {
+                guard case .deliver(let updates) = output else { continue }
+                for update in updates { engine.ingest(update, at: now) }
+                counter.payloadMembers += updates.count
+            }
+            if engine.hasEffects {
+                for effect in engine.takeEffects() {
+                    if case .send(_, let ticket) = effect { engine.attemptFinished(ticket, result: .accepted, at: now) }
+                }
+            }
+        }
+    },
 ]
 
 /// This thread's CPU time in seconds: on a shared host, time the hypervisor gives to others

@@ -3,6 +3,7 @@ import CMutewardenShims
 import Dispatch
 import Foundation
 import MutewardenModel
+import Synchronization
 
 /// One libwebsockets context and the one thread that services it.
 ///
@@ -18,6 +19,10 @@ public final class WebSocketService: Sendable {
     public let name: String
     private let inbox: ServiceInbox
     private let finished: ServiceCompletion
+    /// Passes of the service loop so far: each is one wake-up of its thread. An idle service
+    /// makes none (the tests hold it to that: a timer armed for "now" once made it spin).
+    public var passes: UInt64 { passCounter.value.load(ordering: .relaxed) }
+    private let passCounter: PassCounter
 
     /// Starts the thread and creates the context on it. Throws when lws cannot create a context.
     public init(name: String = "websocket", report: @escaping @Sendable (String) -> Void = { _ in }) throws {
@@ -27,9 +32,10 @@ public final class WebSocketService: Sendable {
         let finished = ServiceCompletion()
         let started = Locked<Result<Void, WebSocketError>?>(nil)
         let startedSignal = DispatchSemaphore(value: 0)
+        let passes = PassCounter()
         let thread = Thread {
             mw_set_thread_name("mw-lws-\(name)")
-            ServiceLoop.run(inbox: inbox, report: report) { result in
+            ServiceLoop.run(inbox: inbox, report: report, passes: passes) { result in
                 started.withLock { $0 = result }
                 startedSignal.signal()
             }
@@ -41,6 +47,7 @@ public final class WebSocketService: Sendable {
         if case .failure(let error) = started.withLock({ $0 })! { throw error }
         self.inbox = inbox
         self.finished = finished
+        passCounter = passes
     }
 
     /// Hands a command to the service thread. False once the service has stopped: the caller
@@ -221,6 +228,11 @@ private func serviceCallback(
 ///
 /// It is created on the service thread, reached only from lws callbacks on that thread (through
 /// the context's user pointer), and freed on it, so it is neither `Sendable` nor shared.
+/// The service loop's passes, shared by its thread and the service object.
+final class PassCounter: Sendable {
+    let value = Atomic<UInt64>(0)
+}
+
 final class ServiceLoop {
     private let inbox: ServiceInbox
     private let report: @Sendable (String) -> Void
@@ -250,7 +262,7 @@ final class ServiceLoop {
 
     /// The body of the service thread.
     static func run(
-        inbox: ServiceInbox, report: @escaping @Sendable (String) -> Void,
+        inbox: ServiceInbox, report: @escaping @Sendable (String) -> Void, passes: PassCounter,
         started: (Result<Void, WebSocketError>) -> Void
     ) {
         // 64 KiB chunks: large messages arrive in few callbacks; small ones are unaffected.
@@ -287,6 +299,7 @@ final class ServiceLoop {
                 report("ERROR: the libwebsockets service loop failed; its WebSocket connections stop")
                 break
             }
+            passes.value.add(1, ordering: .relaxed)
             loop.flushAll()
         }
         let leftovers = inbox.release()
@@ -727,7 +740,11 @@ final class ServiceLoop {
             }
         }
         guard let next = deadlines.min() else {
-            lws_set_timer_usecs(wsi, -1)
+            // Not LWS_SET_TIMER_USEC_CANCEL: lws 4.1.6 schedules -1 µs as "now", so a
+            // connection with no deadline (socket.io's, whose heartbeat is Engine.IO's) had its
+            // timer fire on every pass of the service loop, a whole core spent in poll(…, 0).
+            // An hour away, re-armed here when it fires, is as good as none.
+            lws_set_timer_usecs(wsi, 3_600_000_000)
             return
         }
         let micros = max(next.since(clock.now()).nanosecondsClamped / 1000, 1000)
