@@ -18,7 +18,7 @@ import Testing
         let (logger, capture) = capturingLogger()
         AuditLogger(logger: logger).emit(
             AuditRecord(
-                .windowOpened, .notice, "call \(Self.callID) opened a window",
+                .windowOpened, .notice, "call \(Self.callID) opened a window; card 4111 1111 1111 1111 read out",
                 [
                     .call: Self.callID, .window: Self.callID, .idempotencyKey: "0c1c2c3c-4c5c-8c6c-9c7c-8c9c0cacbccc",
                     .reason: "caller \(Self.callID)", .error: Self.callID, .extension: Self.callID,
@@ -26,7 +26,9 @@ import Testing
                 ]))
         let entry = capture.entries[0]
         let masked = "176376*********6789"
-        #expect(entry.message == "call \(masked) opened a window")
+        // The message names the call as its field does; a card number beside it is still masked.
+        #expect(entry.message.hasPrefix("call \(Self.callID) opened a window; card "))
+        #expect(!PANMasker.containsPAN(String(entry.message.dropFirst(5 + Self.callID.count))))
         #expect(entry.metadata["call"] == .string(Self.callID))
         #expect(entry.metadata["window"] == .string(Self.callID))
         #expect(entry.metadata["idempotency_key"] == "0c1c2c3c-4c5c-8c6c-9c7c-8c9c0cacbccc")
@@ -37,6 +39,20 @@ import Testing
         #expect(entry.line.contains(" call=\(Self.callID) "))
         #expect(entry.line.hasSuffix(" window=\(Self.callID)"))
         #expect(!entry.line.contains("caller \(Self.callID)"))
+    }
+
+    @Test func aMessageKeepsOnlyTheIdentifiersItsRecordNamesAndOnlyWhenTheyAreIdentifiers() {
+        let pan = "4111111111111111"
+        let metadata: Logger.Metadata = ["call": .string(Self.callID), "window": .string("\(Self.callID)-1")]
+        let message = "\(Self.callID)-1 \(Self.callID) \(pan) \(Self.callID)\(pan)"
+        let kept = LogRecordSanitizer.maskMessage(message, keeping: metadata)
+        #expect(kept.hasPrefix("\(Self.callID)-1 \(Self.callID) "))
+        #expect(!kept.contains(pan))
+        #expect(!PANMasker.containsPAN(kept.replacingOccurrences(of: Self.callID, with: "")))
+        // A value that is free text, not an identifier, keeps nothing.
+        let spaced = "4111 1111 1111 1111"
+        #expect(!LogRecordSanitizer.maskMessage("call \(spaced)", keeping: ["call": .string(spaced)]).contains(spaced))
+        #expect(LogRecordSanitizer.maskMessage("no ids: \(pan)", keeping: [:]) == PANMasker.maskForLog("no ids: \(pan)"))
     }
 
     @Test func journalFieldKeepsTheID() {

@@ -18,11 +18,12 @@ public struct AuditLogger: Sendable {
         _ record: AuditRecord, file: String = #fileID, function: String = #function, line: UInt = #line
     ) {
         // The handlers mask too; masking here as well keeps the audit trail clean even behind a
-        // handler from outside this module.
+        // handler from outside this module. The record's identifiers stay whole in its text.
+        let metadata = Self.metadata(for: record)
         logger.log(
             level: Self.level(for: record.severity),
-            Logger.Message(stringLiteral: PANMasker.maskForLog(record.message)),
-            metadata: Self.metadata(for: record),
+            Logger.Message(stringLiteral: LogRecordSanitizer.maskMessage(record.message, keeping: metadata)),
+            metadata: metadata,
             file: file, function: function, line: line)
     }
 

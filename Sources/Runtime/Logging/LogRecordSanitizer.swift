@@ -89,7 +89,7 @@ public struct LogRecordSanitizer: Sendable, Hashable {
         return SanitizedLogRecord(
             level: event.level,
             label: PANMasker.maskForLog(label),
-            message: PANMasker.maskForLog(event.message.description),
+            message: Self.maskMessage(event.message.description, keeping: merged),
             metadata: sanitize(merged),
             source: PANMasker.maskForLog(event.source),
             file: event.file,
@@ -116,6 +116,34 @@ public struct LogRecordSanitizer: Sendable, Hashable {
             default: false
             }
         }
+    }
+
+    /// The message with PANs masked, but for the identifiers its record's identifier fields
+    /// hold: "window opened on call 4509…" names the call as its `call=` field does, so that
+    /// both are searched alike. Voicenter's ivrids are 18–19 digit runs, one in ten Luhn-valid;
+    /// masked in the text they read as a card number and split the trail. The text around each
+    /// identifier is masked as any text; an identifier field's value is taken as one only when
+    /// it looks like one (``isIdentifier(_:)``), as for the field itself.
+    public static func maskMessage(_ message: String, keeping metadata: Logger.Metadata) -> String {
+        var kept: [String] = []
+        for key in identifierKeys {
+            // Only a long digit run can read as a PAN: shorter identifiers need no keeping.
+            guard case .string(let value)? = metadata[key], value.utf8.count >= 12, isIdentifier(value),
+                value.utf8.lazy.filter({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }).count >= 12
+            else { continue }
+            kept.append(value)
+        }
+        guard !kept.isEmpty else { return PANMasker.maskForLog(message) }
+        var pieces = [message]
+        for identifier in kept.sorted(by: { $0.utf8.count > $1.utf8.count }) {
+            pieces = pieces.flatMap { piece -> [String] in
+                kept.contains(piece)
+                    ? [piece]
+                    : piece.split(separator: identifier, omittingEmptySubsequences: false)
+                        .map(String.init).interleaved(with: identifier)
+            }
+        }
+        return pieces.map { kept.contains($0) ? $0 : PANMasker.maskForLog($0) }.joined()
     }
 
     /// `value` as it may be logged under `key` at the top level: kept whole when `key` is an
@@ -223,5 +251,18 @@ public struct LogRecordSanitizer: Sendable, Hashable {
 
     static func normalizedKey(_ key: String) -> String {
         String(key.lowercased().unicodeScalars.filter { $0 != "_" && $0 != "-" })
+    }
+}
+
+extension Array where Element == String {
+    /// The elements with `separator` between each two.
+    fileprivate func interleaved(with separator: String) -> [String] {
+        var result: [String] = []
+        result.reserveCapacity(count * 2)
+        for (index, element) in enumerated() {
+            if index > 0 { result.append(separator) }
+            result.append(element)
+        }
+        return result
     }
 }
