@@ -37,6 +37,8 @@ JOURNAL_LINE = re.compile(r"window journal: (\d+) record\(s\) in (\d+) flush\(es
 
 def run_loadgen(arguments, output, log_directory, daemon=DAEMON):
     log = os.path.join(log_directory, "daemon.log")
+    if os.path.exists(log):
+        os.unlink(log)  # a run without a daemon (sink, reflex) must not read the last one's
     command = ["taskset", "-c", GENERATOR_CPU, LOADGEN, "--daemon", daemon, "--daemon-cpu", DAEMON_CPU,
                "--output", output, "--daemon-log", log] + arguments
     print("$ " + " ".join(command[3:]), flush=True)
