@@ -112,12 +112,7 @@ public struct GWSSettings: FeedSettings, TargetSettings, Sendable, Hashable {
         if let count = section.int("max_connections", in: 1...64) { settings.maxConnections = count }
         if let timeout = section.positiveDuration("timeout") { settings.timeout = timeout }
         if let timeout = section.positiveDuration("connect_timeout") { settings.connectTimeout = timeout }
-        if let tls = section.settings("tls") {
-            settings.tls = TLSOptions(
-                caBundlePath: tls.string("ca_file"), clientCertificatePath: tls.string("client_certificate"),
-                clientKeyPath: tls.string("client_key"), clientKeyPassword: tls.secret("client_key_password")?.reveal(),
-                insecure: tls.bool("insecure") ?? false)
-        }
+        if let tls = section.tlsOptions() { settings.tls = tls }
         guard baseURL != nil, username != nil, password != nil else { return nil }
         return settings
     }

@@ -1,3 +1,5 @@
+import MutewardenModel
+
 /// How a provider reads its settings: one mapping of the configuration (a feed's or a target's keys
 /// besides `type`), whatever the file format behind it.
 ///
@@ -40,6 +42,16 @@ extension SettingsReader {
     public func int(_ key: String) -> Int? { int(key, in: nil) }
     public func double(_ key: String) -> Double? { double(key, in: nil) }
     public func error(_ message: String) { error(message, key: nil) }
+
+    /// The `tls` mapping of a provider that speaks HTTPS: `ca_file`, `client_certificate`,
+    /// `client_key`, `client_key_password` (a secret) and `insecure`; nil when it is absent.
+    public func tlsOptions(_ key: String = "tls") -> TLSOptions? {
+        guard let reader = settings(key) else { return nil }
+        return TLSOptions(
+            caBundlePath: reader.string("ca_file"), clientCertificatePath: reader.string("client_certificate"),
+            clientKeyPath: reader.string("client_key"), clientKeyPassword: reader.secret("client_key_password")?.reveal(),
+            insecure: reader.bool("insecure") ?? false)
+    }
 
     /// One of an enumeration's raw values; the error lists them all.
     public func choice<T: RawRepresentable & CaseIterable>(_ key: String, _ type: T.Type) -> T?

@@ -285,12 +285,7 @@ enum VoicenterSettingsReading {
         if let count = section.int("max_connections", in: 1...64) { maxConnections = count }
         if let value = section.positiveDuration("timeout") { timeout = value }
         if let value = section.positiveDuration("connect_timeout") { connectTimeout = value }
-        if let reader = section.settings("tls") {
-            tls = TLSOptions(
-                caBundlePath: reader.string("ca_file"), clientCertificatePath: reader.string("client_certificate"),
-                clientKeyPath: reader.string("client_key"), clientKeyPassword: reader.secret("client_key_password")?.reveal(),
-                insecure: reader.bool("insecure") ?? false)
-        }
+        if let options = section.tlsOptions() { tls = options }
     }
 }
 

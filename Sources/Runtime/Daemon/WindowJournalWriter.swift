@@ -53,13 +53,7 @@ final class WindowJournalWriter: Sendable {
 
     /// The group commit's window: a record reaches the disk at most this long plus one
     /// `fdatasync` after the engine hands it over (well inside the 10 ms the journal promises).
-    static let coalescing: UInt64 = 4_000_000
-
-    private func monotonicNanoseconds() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
-    }
+    static let coalescing: Duration = .milliseconds(4)
 
     static func path(_ directory: String, epoch: UInt64) -> String { "\(directory)/windows-\(epoch).journal" }
 
@@ -146,19 +140,21 @@ final class WindowJournalWriter: Sendable {
         }
 
         var buffer: [UInt8] = []
-        var lastFlush: UInt64 = 0
+        let clock = SystemClock()
+        var lastFlush: MonotonicInstant?
         while true {
             wakeup.wait()
             // Group commit over a short window: a record that finds the last flush less than
             // `coalescing` ago waits out the rest of it with whatever else arrives, so a steady
             // trickle of windows costs at most one fdatasync per window-length, not one each.
-            let sinceFlush = monotonicNanoseconds() &- lastFlush
-            if sinceFlush < Self.coalescing, !stopped.load(ordering: .acquiring) {
-                var pause = timespec(tv_sec: 0, tv_nsec: Int(Self.coalescing - sinceFlush))
+            if let lastFlush, case let left = Self.coalescing - clock.now().since(lastFlush), left > .zero,
+                !stopped.load(ordering: .acquiring)
+            {
+                var pause = timespec(tv_sec: 0, tv_nsec: Int(left.nanosecondsClamped))
                 var rest = timespec()
                 while nanosleep(&pause, &rest) != 0, errno == EINTR { pause = rest }
             }
-            lastFlush = monotonicNanoseconds()
+            lastFlush = clock.now()
             let items = pending.withLock { items in
                 defer { items.removeAll(keepingCapacity: true) }
                 return items

@@ -133,17 +133,16 @@ public struct LogRecordSanitizer: Sendable, Hashable {
             else { continue }
             kept.append(value)
         }
-        guard !kept.isEmpty else { return PANMasker.maskForLog(message) }
-        var pieces = [message]
-        for identifier in kept.sorted(by: { $0.utf8.count > $1.utf8.count }) {
-            pieces = pieces.flatMap { piece -> [String] in
-                kept.contains(piece)
-                    ? [piece]
-                    : piece.split(separator: identifier, omittingEmptySubsequences: false)
-                        .map(String.init).interleaved(with: identifier)
-            }
-        }
-        return pieces.map { kept.contains($0) ? $0 : PANMasker.maskForLog($0) }.joined()
+        // Longest first, so that an identifier that contains another is kept whole.
+        return masked(message, keeping: kept.sorted { $0.utf8.count > $1.utf8.count }[...])
+    }
+
+    /// `text` cut at each of `identifiers` in turn, the pieces between them masked.
+    private static func masked(_ text: String, keeping identifiers: ArraySlice<String>) -> String {
+        guard let identifier = identifiers.first else { return PANMasker.maskForLog(text) }
+        return text.split(separator: identifier, omittingEmptySubsequences: false)
+            .map { masked(String($0), keeping: identifiers.dropFirst()) }
+            .joined(separator: identifier)
     }
 
     /// `value` as it may be logged under `key` at the top level: kept whole when `key` is an
@@ -251,18 +250,5 @@ public struct LogRecordSanitizer: Sendable, Hashable {
 
     static func normalizedKey(_ key: String) -> String {
         String(key.lowercased().unicodeScalars.filter { $0 != "_" && $0 != "-" })
-    }
-}
-
-extension Array where Element == String {
-    /// The elements with `separator` between each two.
-    fileprivate func interleaved(with separator: String) -> [String] {
-        var result: [String] = []
-        result.reserveCapacity(count * 2)
-        for (index, element) in enumerated() {
-            if index > 0 { result.append(separator) }
-            result.append(element)
-        }
-        return result
     }
 }

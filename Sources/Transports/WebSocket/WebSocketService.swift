@@ -224,15 +224,15 @@ private func serviceCallback(
     return Unmanaged<ServiceLoop>.fromOpaque(loop).takeUnretainedValue().handle(wsi, reason, user, input, length)
 }
 
-/// Everything owned by the service thread: the context, its vhosts and every live connection.
-///
-/// It is created on the service thread, reached only from lws callbacks on that thread (through
-/// the context's user pointer), and freed on it, so it is neither `Sendable` nor shared.
 /// The service loop's passes, shared by its thread and the service object.
 final class PassCounter: Sendable {
     let value = Atomic<UInt64>(0)
 }
 
+/// Everything owned by the service thread: the context, its vhosts and every live connection.
+///
+/// It is created on the service thread, reached only from lws callbacks on that thread (through
+/// the context's user pointer), and freed on it, so it is neither `Sendable` nor shared.
 final class ServiceLoop {
     private let inbox: ServiceInbox
     private let report: @Sendable (String) -> Void
