@@ -26,11 +26,12 @@ final class SocketIOPeer: Sendable {
 
     /// Starts a server of `version` on a free port of 127.0.0.1, with its heartbeat timing in
     /// seconds.
-    static func start(_ version: EngineIOVersion, pingInterval: Double = 25, pingTimeout: Double = 20) async throws
-        -> SocketIOPeer
-    {
+    static func start(
+        _ version: EngineIOVersion, pingInterval: Double = 25, pingTimeout: Double = 20, serverTimeout: Double? = nil
+    ) async throws -> SocketIOPeer {
         let server = try await SocketIOServerPeer.start(
-            engineIO: version == .v3 ? 3 : 4, token: token, pingInterval: pingInterval, pingTimeout: pingTimeout)
+            engineIO: version == .v3 ? 3 : 4, token: token, pingInterval: pingInterval, pingTimeout: pingTimeout,
+            serverTimeout: serverTimeout)
         return SocketIOPeer(server: server, version: version)
     }
 

@@ -35,15 +35,19 @@ public final class SocketIOServerPeer: Sendable {
     }
 
     /// Starts a server of Engine.IO `version` on a free port. `token` is the one it accepts
-    /// (`*`: any, until `/test/refuse`); the heartbeat timing is in seconds.
+    /// (`*`: any, until `/test/refuse`); the heartbeat timing is in seconds. `serverTimeout`, once
+    /// a session is connected, replaces `pingTimeout` in the server's own waits: the server then
+    /// outlasts a client that stops hearing from it, and the client's deadline is what ends it.
     public static func start(
-        engineIO version: Int, token: String, pingInterval: Double = 25, pingTimeout: Double = 20
+        engineIO version: Int, token: String, pingInterval: Double = 25, pingTimeout: Double = 20,
+        serverTimeout: Double? = nil
     ) async throws -> SocketIOServerPeer {
         let python = try await python(engineIO: version)
-        let arguments = [
-            script, "--port", "0", "--token", token, "--ping-interval", String(pingInterval), "--ping-timeout",
-            String(pingTimeout),
-        ]
+        let arguments =
+            [
+                script, "--port", "0", "--token", token, "--ping-interval", String(pingInterval), "--ping-timeout",
+                String(pingTimeout),
+            ] + (serverTimeout.map { ["--server-timeout", String($0)] } ?? [])
         let process = try await PeerProcess.start(python, arguments, name: "sio_peer.py (Engine.IO v\(version))")
         do {
             let line = try await process.waitForLine(

@@ -51,6 +51,10 @@ parser.add_argument("--port", type=int, default=0)
 parser.add_argument("--token", default="good-token")
 parser.add_argument("--ping-interval", type=float, default=25)
 parser.add_argument("--ping-timeout", type=float, default=20)
+# Advertised in the open packet is --ping-timeout; once a session is connected, the server's own
+# waits (python-engineio closes a socket with nothing to send or receive for interval + timeout)
+# use this instead, so that a client's heartbeat deadline is what a test sees first.
+parser.add_argument("--server-timeout", type=float, default=None)
 args = parser.parse_args()
 
 SIO_VERSION = importlib.metadata.version("python-socketio")
@@ -163,6 +167,8 @@ async def connect(sid, environ, auth=None):
         raise socketio.exceptions.ConnectionRefusedError("token refused")
     say(f"connected {'auth ' + json.dumps(auth, sort_keys=True) if auth else 'no-auth'}")
     connected.add(sid)
+    if args.server_timeout is not None:
+        sio.eio.ping_timeout = args.server_timeout
     if snapshot["event"]:
         # After the handler returns: the client must have its CONNECT before any event.
         sio.start_background_task(send_snapshot, sid)
