@@ -44,6 +44,9 @@ let providers: [ProviderSpec] = [
             .product(name: "Logging", package: "swift-log"),
         ]),
     ProviderSpec(
+        name: "ACS", dependencies: ["MutewardenJSON", "MutewardenHTTP"],
+        testDependencies: ["MutewardenJSON", "MutewardenHTTP"]),
+    ProviderSpec(
         name: "Voicenter",
         dependencies: ["MutewardenJSON", "MutewardenHTTP", "MutewardenSupervisor", "MutewardenSocketIO", "MutewardenWebSocket"],
         testDependencies: ["MutewardenJSON", "MutewardenHTTP"], testResources: [.copy("Fixtures")],

@@ -23,27 +23,9 @@ public enum VoicenterMuteAPI {
             let body = JSONValue.object(parameters.map { ($0.0, .string($0.1)) }).serialized
             return HTTPRequest(.post, url, headers: [HTTPHeader("Content-Type", "application/json")], text: body)
         case .get:
-            let query = parameters.map { "\(percentEncoded($0.0))=\(percentEncoded($0.1))" }.joined(separator: "&")
+            let query = parameters.map { "\(PercentEncoding.unreserved($0.0))=\(PercentEncoding.unreserved($0.1))" }.joined(separator: "&")
             return HTTPRequest(.get, url + "?" + query)
         }
-    }
-
-    /// Every byte outside RFC 3986's unreserved set percent-encoded, so that an id can never add
-    /// a parameter.
-    static func percentEncoded(_ text: String) -> String {
-        let hex = Array("0123456789ABCDEF".utf8)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                bytes.append(byte)
-            default:
-                bytes += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The documented message for an ivrid the platform does not know (any more).
@@ -65,7 +47,7 @@ public enum VoicenterMuteAPI {
     public static func classify(httpStatus: Int, body: [UInt8], operation: String) -> ActionAttemptResult {
         let answer = try? JSONValue.parse(body, maximumDepth: 8)
         let code = answer.flatMap { errorCode($0["ErrorCode"] ?? $0["errorCode"]) }
-        let message = (answer?["Message"] ?? answer?["message"])?.scalarText.map(shown)
+        let message = (answer?["Message"] ?? answer?["message"])?.scalarText.map { PlatformText.shown($0) }
         let detail = [code.map { "ErrorCode \($0.text)" }, message.map { "'\($0)'" }].compactMap { $0 }.joined(separator: ": ")
         let errorCodeField = code.map { "ErrorCode \($0.text)" }
         if let message, message.lowercased().contains(notFound) {
@@ -96,20 +78,13 @@ public enum VoicenterMuteAPI {
     static func errorCode(_ value: JSONValue?) -> (value: Int?, text: String)? {
         switch value {
         case .number?:
-            guard let int = value?.int else { return (nil, value?.scalarText.map(shown) ?? "?") }
+            guard let int = value?.int else { return (nil, value?.scalarText.map { PlatformText.shown($0) } ?? "?") }
             return (int, String(int))
         case .string(let text)?:
             let trimmed = text.filter { $0 != " " }
-            return (Int(trimmed), shown(text))
+            return (Int(trimmed), PlatformText.shown(text))
         default:
             return nil
         }
-    }
-
-    /// Platform text for a record: at most 200 characters, control characters removed.
-    static func shown(_ text: String) -> String {
-        let scalars = text.unicodeScalars.lazy.filter { $0.value >= 0x20 && $0.value != 0x7F }
-        let clean = String(String.UnicodeScalarView(scalars.prefix(200)))
-        return text.unicodeScalars.count > 200 ? clean + "…" : clean
     }
 }
