@@ -81,10 +81,11 @@ public struct VoicenterFeedSettings: FeedSettings, Sendable, Hashable {
     public static let ownTransportThreadName = "mw-http-voicenter"
 
     public func makeFeed(name: String, context: ProviderContext) throws -> any CallFeed {
-        let http = try VoicenterHTTP.client(
+        let http = try ProviderHTTPClient.client(
             context: context, kind: "voicenter login client", label: loginURL,
             identity: LoginClientIdentity(loginURL: loginURL, tls: tls, timeout: timeout, connectTimeout: connectTimeout),
-            configuration: HTTPClientConfiguration(name: "voicenter login \(loginURL)", timeout: timeout, connectTimeout: connectTimeout, tls: tls))
+            configuration: HTTPClientConfiguration(name: "voicenter login \(loginURL)", timeout: timeout, connectTimeout: connectTimeout, tls: tls),
+            ownThreadName: VoicenterFeedSettings.ownTransportThreadName)
         let login = VoicenterLoginClient(
             loginURL: loginURL, credentials: credentials, http: http.client,
             budget: HTTPBudget(name: "voicenter feed \(name)", maxConnections: maxConnections))
@@ -94,7 +95,7 @@ public struct VoicenterFeedSettings: FeedSettings, Sendable, Hashable {
     static func decode(_ section: any SettingsReader, connector: VoicenterConnectorChoice) -> VoicenterFeedSettings? {
         var valid = true
         let loginURL = section.string("login_url").map { url in
-            if VoicenterSettingsReading.httpURL(url, key: "login_url", in: section) == nil { valid = false }
+            if HTTPSettingsReading.httpURL(url, key: "login_url", in: section) == nil { valid = false }
             return url.hasSuffix("/") ? String(url.dropLast()) : url
         }
         let kind = section.choice("login", VoicenterLoginKind.self) ?? (section.string("login") == nil ? .token : nil)
@@ -150,15 +151,15 @@ public struct VoicenterFeedSettings: FeedSettings, Sendable, Hashable {
             }
         }
         if let version = section.choice("socketio_version", VoicenterSocketIOVersion.self) { settings.socketIOVersion = version }
-        if let keepalive = VoicenterSettingsReading.duration("keepalive", in: section, from: .seconds(1), to: .seconds(600)) {
+        if let keepalive = HTTPSettingsReading.duration("keepalive", in: section, from: .seconds(1), to: .seconds(600)) {
             settings.keepalive = keepalive
         }
-        if let interval = VoicenterSettingsReading.duration("resync_interval", in: section, from: .seconds(10), to: .seconds(86_400)) {
+        if let interval = HTTPSettingsReading.duration("resync_interval", in: section, from: .seconds(10), to: .seconds(86_400)) {
             settings.resyncInterval = interval
         }
         if let field = section.choice("extension_field", VoicenterExtensionField.self) { settings.extensionField = field }
         if let maximum = section.positiveDuration("reconnect_max") { settings.reconnect.maximumDelay = maximum }
-        VoicenterSettingsReading.http(
+        HTTPSettingsReading.http(
             section, maxConnections: &settings.maxConnections, timeout: &settings.timeout, connectTimeout: &settings.connectTimeout,
             tls: &settings.tls)
         guard valid, credentials != nil else { return nil }
@@ -215,10 +216,11 @@ public struct VoicenterTargetSettings: TargetSettings, Sendable, Hashable {
     }
 
     public func makeTarget(name: String, context: ProviderContext) throws -> any ActionTarget {
-        let http = try VoicenterHTTP.client(
+        let http = try ProviderHTTPClient.client(
             context: context, kind: "voicenter monitor client", label: muteURL,
             identity: ClientIdentity(muteURL: muteURL, tls: tls, timeout: timeout, connectTimeout: connectTimeout),
-            configuration: HTTPClientConfiguration(name: "voicenter \(muteURL)", timeout: timeout, connectTimeout: connectTimeout, tls: tls))
+            configuration: HTTPClientConfiguration(name: "voicenter \(muteURL)", timeout: timeout, connectTimeout: connectTimeout, tls: tls),
+            ownThreadName: VoicenterFeedSettings.ownTransportThreadName)
         return VoicenterTarget(name: name, settings: self, http: http.client)
     }
 
@@ -229,11 +231,11 @@ public struct VoicenterTargetSettings: TargetSettings, Sendable, Hashable {
         var url: String?
         switch (monitorURL, muteURL) {
         case (let base?, nil):
-            if let checked = VoicenterSettingsReading.httpURL(base, key: "monitor_url", in: section) {
+            if let checked = HTTPSettingsReading.httpURL(base, key: "monitor_url", in: section) {
                 url = (checked.hasSuffix("/") ? String(checked.dropLast()) : checked) + apiPath
             }
         case (nil, let whole?):
-            url = VoicenterSettingsReading.httpURL(whole, key: "mute_url", in: section)
+            url = HTTPSettingsReading.httpURL(whole, key: "mute_url", in: section)
         case (.some, .some):
             section.error("give either 'monitor_url' (the monitor server) or 'mute_url' (the whole MuteUnmuteCalls URL), not both", key: "mute_url")
         case (nil, nil):
@@ -244,7 +246,7 @@ public struct VoicenterTargetSettings: TargetSettings, Sendable, Hashable {
             if let method = section.choice("method", VoicenterMuteMethod.self) { settings.method = method } else { valid = false }
         }
         if let confirm = section.bool("confirm_by_event") { settings.confirmsByEvent = confirm }
-        VoicenterSettingsReading.http(
+        HTTPSettingsReading.http(
             section, maxConnections: &settings.maxConnections, timeout: &settings.timeout, connectTimeout: &settings.connectTimeout,
             tls: &settings.tls)
         guard valid, url != nil else { return nil }
@@ -252,72 +254,4 @@ public struct VoicenterTargetSettings: TargetSettings, Sendable, Hashable {
     }
 
     public static let targetProvider = TargetProvider(type: "voicenter") { decode($0) }
-}
-
-/// Keys the feed and the target read alike.
-enum VoicenterSettingsReading {
-    /// `url` when it is an absolute http(s) URL without a query or fragment; reports it otherwise.
-    static func httpURL(_ url: String, key: String, in section: any SettingsReader) -> String? {
-        guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
-            section.error("'\(key)' must start with https:// (or http:// in a lab); found '\(url)'", key: key)
-            return nil
-        }
-        guard !url.contains("?"), !url.contains("#"), !url.unicodeScalars.contains(where: { $0.value <= 0x20 }) else {
-            section.error("'\(key)' must be a URL without a query, a fragment or spaces", key: key)
-            return nil
-        }
-        return url
-    }
-
-    static func duration(_ key: String, in section: any SettingsReader, from low: Duration, to high: Duration) -> Duration? {
-        guard let value = section.positiveDuration(key) else { return nil }
-        guard value >= low, value <= high else {
-            section.error("'\(key)' must be between \(low.compact) and \(high.compact)", key: key)
-            return nil
-        }
-        return value
-    }
-
-    static func http(
-        _ section: any SettingsReader, maxConnections: inout Int, timeout: inout Duration, connectTimeout: inout Duration,
-        tls: inout TLSOptions
-    ) {
-        if let count = section.int("max_connections", in: 1...64) { maxConnections = count }
-        if let value = section.positiveDuration("timeout") { timeout = value }
-        if let value = section.positiveDuration("connect_timeout") { connectTimeout = value }
-        if let options = section.tlsOptions() { tls = options }
-    }
-}
-
-/// An HTTP client on the daemon's transport, shared by the providers that would make the same
-/// one and closed once none of them is left.
-final class VoicenterHTTP: ClosableResource {
-    let client: HTTPClient
-
-    private init(client: HTTPClient) { self.client = client }
-
-    func close() { client.close() }
-
-    static func client(
-        context: ProviderContext, kind: String, label: String, identity: some Hashable & Sendable,
-        configuration: HTTPClientConfiguration
-    ) throws -> VoicenterHTTP {
-        // The daemon provides its transport, run by the engine thread; providers built on their
-        // own (tests, tools) share one with a thread of its own.
-        let transport = try context.resource(.httpTransport) {
-            try HTTPTransport(options: HTTPTransport.Options(threadName: VoicenterFeedSettings.ownTransportThreadName))
-        }
-        return try context.resource(ResourceKey<VoicenterHTTP>(kind: kind, label: label, identity: identity)) {
-            VoicenterHTTP(
-                client: try HTTPClient(configuration: configuration, transport: transport) { report in
-                    let severity: AuditSeverity =
-                        switch report.severity {
-                        case .critical: .critical
-                        case .warning: .warning
-                        case .info: .info
-                        }
-                    context.report(severity, "\(report)", [:])
-                })
-        }
-    }
 }
