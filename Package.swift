@@ -184,14 +184,17 @@ let package = Package(
         // typed keys, feed status, secrets. Providers depend on it and never on the configuration
         // loader (nor, through it, on the YAML library).
         .target(
-            name: "MutewardenProviderKit", dependencies: ["MutewardenModel", "MutewardenSupervisor", "MutewardenHTTP"],
+            name: "MutewardenProviderKit",
+            dependencies: ["MutewardenModel", "MutewardenSupervisor", "MutewardenHTTP", "MutewardenIngress"],
             path: "Sources/Providers/Kit"),
 
         // MARK: Runtime
         // YAML configuration: schema, diagnostics with file:line:column, secrets, drop-ins.
         .target(
             name: "MutewardenConfig",
-            dependencies: ["MutewardenModel", "MutewardenProviderKit", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "MutewardenModel", "MutewardenProviderKit", "MutewardenIngress", .product(name: "Yams", package: "Yams"),
+            ],
             path: "Sources/Runtime/Config"),
         // swift-log handlers (stderr, journald), audit records and PAN masking.
         .target(
@@ -204,7 +207,8 @@ let package = Package(
             name: "MutewardenDaemon",
             dependencies: [
                 "MutewardenModel", "MutewardenEngine", "MutewardenConfig", "MutewardenLogging", "MutewardenProviderKit",
-                "MutewardenHTTP", "CMutewardenShims", "CSystemd", .product(name: "Logging", package: "swift-log"),
+                "MutewardenHTTP", "MutewardenIngress", "CMutewardenShims", "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Runtime/Daemon"),
 
@@ -241,7 +245,9 @@ let package = Package(
         .testTarget(name: "MutewardenEngineTests", dependencies: ["MutewardenEngine", "MutewardenModel"]),
         .testTarget(
             name: "MutewardenConfigTests",
-            dependencies: ["MutewardenConfig", "MutewardenModel", "MutewardenProviderKit", "MutewardenTesting"]),
+            dependencies: [
+                "MutewardenConfig", "MutewardenIngress", "MutewardenModel", "MutewardenProviderKit", "MutewardenTesting",
+            ]),
         .testTarget(
             name: "MutewardenLoggingTests",
             dependencies: [
