@@ -1,9 +1,10 @@
 import Foundation
 import MutewardenHTTP
-import MutewardenIngress
 import MutewardenModel
 import MutewardenTesting
 import Testing
+
+@testable import MutewardenIngress
 
 @Suite(.timeLimit(.minutes(2)))
 struct IngressRequestTests {
@@ -194,15 +195,25 @@ struct IngressAbuseTests {
         #expect(try await curl(["-H", "Authorization: Bearer \(testToken)", "--data-binary", "{}", fixture.url]).status == 200)
     }
 
-    @Test func refusalRecordsCountWhatTheySuppressed() async throws {
-        let fixture = try IngressFixture { $0.refusalRecordInterval = .milliseconds(300) }
-        for _ in 0..<3 { #expect(try await curl(["--data-binary", "{}", fixture.url]).status == 401) }
-        try await Task.sleep(for: .milliseconds(400))
-        #expect(try await curl(["--data-binary", "{}", fixture.url]).status == 401)
-        let reports = fixture.observed.reports
-        #expect(reports.count >= 2)
-        // The last record says how many went unrecorded before it (the curls may straddle an interval).
-        #expect(reports.last?.message.contains("more refused for this reason") == true || reports.count == 4)
+    @Test func refusalRecordsCountWhatTheySuppressed() {
+        let observed = Observed()
+        let recorder = RefusalRecorder(interval: .seconds(60), report: observed.report)
+        let start = MonotonicInstant(nanoseconds: 1_000_000_000)
+        for offset in [0, 1, 2, 59] {
+            recorder.refused(
+                status: 401, reason: "wrong-token", detail: nil, peer: "192.0.2.7", path: "/cb", owner: "feed acs", now: start + .seconds(offset))
+        }
+        recorder.refused(status: 413, reason: "body-too-large", detail: nil, peer: "192.0.2.8", path: "/cb", owner: nil, now: start + .seconds(3))
+        #expect(observed.reports.count == 2)
+        recorder.refused(
+            status: 401, reason: "wrong-token", detail: nil, peer: "192.0.2.9", path: "/cb", owner: "feed acs", now: start + .seconds(61))
+        let reports = observed.reports
+        #expect(reports.count == 3)
+        #expect(reports.map(\.fields.peer) == ["192.0.2.7", "192.0.2.8", "192.0.2.9"])
+        #expect(reports.last?.message.hasSuffix("3 more refused for this reason since the last record") == true)
+        #expect(reports.last?.fields.attempt == "4")
+        #expect(reports.first?.fields.feed == "feed acs")
+        #expect(reports.allSatisfy { $0.severity == .warning && $0.fields.result == "refused" })
     }
 }
 
