@@ -6,7 +6,7 @@
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: help demo test tsan lint format fuzz fuzz-build fuzz-smoke bench bench-compare bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-gws bench-socketio build deps bench-deps test-deps check-warnings check-hazards
+.PHONY: help demo test tsan lint format fuzz fuzz-build fuzz-smoke bench bench-compare bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-ingress bench-gws bench-socketio build deps bench-deps test-deps check-warnings check-hazards
 # `make` alone runs the demo, as it always has; `help` is not the default.
 .DEFAULT_GOAL := demo
 
@@ -149,6 +149,23 @@ bench-http: deps ## HTTP client: Swift layer against plain C on libcurl, 1 and 6
 	  taskset -c 0 $(BENCH_BIN)/mutewarden-http-cbench client --url "$$url" --requests $(HTTP_BENCH_REQUESTS) --in-flight $$inflight; \
 	  taskset -c 0 $(BENCH_BIN)/mutewarden-http-bench --url "$$url" --requests $(HTTP_BENCH_REQUESTS) --in-flight $$inflight; \
 	done
+
+# The ingress (its service thread and the handler's tasks) pinned to CPU 1, the C keep-alive client
+# to CPU 0: authenticated callbacks per second through the ingress into a handler, on one core.
+INGRESS_BENCH_REQUESTS ?= 200000
+bench-ingress: deps ## callback ingress: authenticated keep-alive POSTs per second into a handler (release build)
+	$(BENCH_BUILD) --product mutewarden-ingress-bench
+	$(BENCH_BUILD) --product mutewarden-http-cbench
+	@out=$$(mktemp); \
+	taskset -c 1 $(BENCH_BIN)/mutewarden-ingress-bench --seconds 600 >"$$out" & server=$$!; \
+	trap 'kill $$server 2>/dev/null; rm -f "$$out"' EXIT; \
+	for _ in $$(seq 100); do grep -q '^port' "$$out" && break; sleep 0.05; done; \
+	url="http://127.0.0.1:$$(awk '/^port/ {print $$2}' "$$out")/callbacks"; \
+	header="$$(sed -n 's/^header //p' "$$out")"; \
+	for inflight in 1 16; do \
+	  taskset -c 0 $(BENCH_BIN)/mutewarden-http-cbench client --url "$$url" --requests $(INGRESS_BENCH_REQUESTS) --in-flight $$inflight --header "$$header"; \
+	done; \
+	kill $$server; wait $$server || true; grep '^ingress' "$$out"
 
 # A recorded stream of GWS CometD replies, parsed and delivered by the Bayeux client, mapped and
 # run through the engine; no network.

@@ -93,6 +93,7 @@ let package = Package(
         .library(name: "MutewardenBayeux", targets: ["MutewardenBayeux"]),
         .library(name: "MutewardenHTTP", targets: ["MutewardenHTTP"]),
         .library(name: "MutewardenWebSocket", targets: ["MutewardenWebSocket"]),
+        .library(name: "MutewardenIngress", targets: ["MutewardenIngress"]),
         .library(name: "MutewardenSocketIO", targets: ["MutewardenSocketIO"]),
         .library(name: "MutewardenProviderKit", targets: ["MutewardenProviderKit"]),
         // Test utilities, as swift-nio ships NIOTestUtils: peers, waits, sinks, log capture.
@@ -153,6 +154,12 @@ let package = Package(
             name: "MutewardenWebSocket",
             dependencies: ["MutewardenModel", "MutewardenSupervisor", "CLibWebSockets", "CMutewardenShims"],
             path: "Sources/Transports/WebSocket"),
+        // HTTP callback ingress on libwebsockets' server side: the daemon's one listener, for
+        // platforms that deliver call events as HTTPS callbacks. Every request is authenticated
+        // from its head before its body is read (docs/ingress.md).
+        .target(
+            name: "MutewardenIngress", dependencies: ["MutewardenModel", "CLibWebSockets", "CMutewardenShims"],
+            path: "Sources/Transports/Ingress"),
 
         // MARK: Protocols
         // A small JSON value type with a fast UTF-8 parser: platform events arrive by the thousand.
@@ -180,14 +187,17 @@ let package = Package(
         // typed keys, feed status, secrets. Providers depend on it and never on the configuration
         // loader (nor, through it, on the YAML library).
         .target(
-            name: "MutewardenProviderKit", dependencies: ["MutewardenModel", "MutewardenSupervisor", "MutewardenHTTP"],
+            name: "MutewardenProviderKit",
+            dependencies: ["MutewardenModel", "MutewardenSupervisor", "MutewardenHTTP", "MutewardenIngress"],
             path: "Sources/Providers/Kit"),
 
         // MARK: Runtime
         // YAML configuration: schema, diagnostics with file:line:column, secrets, drop-ins.
         .target(
             name: "MutewardenConfig",
-            dependencies: ["MutewardenModel", "MutewardenProviderKit", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "MutewardenModel", "MutewardenProviderKit", "MutewardenIngress", .product(name: "Yams", package: "Yams"),
+            ],
             path: "Sources/Runtime/Config"),
         // swift-log handlers (stderr, journald), audit records and PAN masking.
         .target(
@@ -200,7 +210,8 @@ let package = Package(
             name: "MutewardenDaemon",
             dependencies: [
                 "MutewardenModel", "MutewardenEngine", "MutewardenConfig", "MutewardenLogging", "MutewardenProviderKit",
-                "MutewardenHTTP", "CMutewardenShims", "CSystemd", .product(name: "Logging", package: "swift-log"),
+                "MutewardenHTTP", "MutewardenIngress", "CMutewardenShims", "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Runtime/Daemon"),
 
@@ -237,7 +248,9 @@ let package = Package(
         .testTarget(name: "MutewardenEngineTests", dependencies: ["MutewardenEngine", "MutewardenModel"]),
         .testTarget(
             name: "MutewardenConfigTests",
-            dependencies: ["MutewardenConfig", "MutewardenModel", "MutewardenProviderKit", "MutewardenTesting"]),
+            dependencies: [
+                "MutewardenConfig", "MutewardenIngress", "MutewardenModel", "MutewardenProviderKit", "MutewardenTesting",
+            ]),
         .testTarget(
             name: "MutewardenLoggingTests",
             dependencies: [
@@ -260,6 +273,12 @@ let package = Package(
         .testTarget(
             name: "MutewardenWebSocketTests",
             dependencies: ["MutewardenWebSocket", "MutewardenModel", "MutewardenSupervisor", "MutewardenTesting"],
+            exclude: ["Peers"]),
+        // The ingress driven by real clients on 127.0.0.1: curl, the project's HTTP client, and
+        // Python sockets for the abuse a well-behaved client never commits.
+        .testTarget(
+            name: "MutewardenIngressTests",
+            dependencies: ["MutewardenIngress", "MutewardenHTTP", "MutewardenModel", "MutewardenTesting"],
             exclude: ["Peers"]),
         // The codec and the state machine without sockets, and the client against python-socketio
         // 5 (Engine.IO v4, Debian's) and 4.6 (v3, in a venv the tests make): the test kit's server.

@@ -68,6 +68,14 @@ let package = Package(
                 .product(name: "MutewardenModel", package: "mutewarden"),
             ]),
         .executableTarget(name: "mutewarden-http-cbench", linkerSettings: [.linkedLibrary("curl")]),
+        // The callback ingress: authenticated POSTs per second through it into a handler, driven by
+        // mutewarden-http-cbench's keep-alive client from another core (make bench-ingress).
+        .executableTarget(
+            name: "mutewarden-ingress-bench",
+            dependencies: [
+                .product(name: "MutewardenIngress", package: "mutewarden"),
+                .product(name: "MutewardenModel", package: "mutewarden"),
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -4,7 +4,7 @@
 //       A single-threaded epoll HTTP/1.1 keep-alive server on 127.0.0.1 (ephemeral port, printed
 //       as "port N"). Answers every request "200 ok" after reading its body. It is here so that
 //       the server is not what bounds the figure (the Python test peer would be).
-//   mutewarden-http-cbench client --url URL [--requests N] [--in-flight K] [--body BYTES]
+//   mutewarden-http-cbench client --url URL [--requests N] [--in-flight K] [--body BYTES] [--header H]
 //       POSTs N requests through one libcurl multi handle with K in flight, reusing K easy
 //       handles, and prints requests/s and latency percentiles: the baseline for the Swift layer.
 //
@@ -215,7 +215,7 @@ static void configure(struct transfer *t, const char *url, const char *body, siz
     t->started = now_ns();
 }
 
-static int client(const char *url, long requests, long in_flight, size_t body_length) {
+static int client(const char *url, long requests, long in_flight, size_t body_length, const char *header) {
     curl_global_init(CURL_GLOBAL_ALL);
     CURLM *multi = curl_multi_init();
     curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, in_flight > 16 ? in_flight : 16L);
@@ -230,6 +230,8 @@ static int client(const char *url, long requests, long in_flight, size_t body_le
         transfers[i].easy = curl_easy_init();
         transfers[i].headers = curl_slist_append(NULL, "Content-Type: application/json");
         transfers[i].headers = curl_slist_append(transfers[i].headers, "Expect:");
+        if (header)
+            transfers[i].headers = curl_slist_append(transfers[i].headers, header);
         configure(&transfers[i], url, body, body_length);
         curl_multi_add_handle(multi, transfers[i].easy);
     }
@@ -278,7 +280,7 @@ int main(int argc, char **argv) {
         return serve(seconds);
     }
     if (argc >= 2 && strcmp(argv[1], "client") == 0) {
-        const char *url = NULL;
+        const char *url = NULL, *header = NULL;
         long requests = 100000, in_flight = 1;
         size_t body = 64;
         for (int i = 2; i + 1 < argc; i += 2) {
@@ -286,10 +288,11 @@ int main(int argc, char **argv) {
             else if (strcmp(argv[i], "--requests") == 0) requests = atol(argv[i + 1]);
             else if (strcmp(argv[i], "--in-flight") == 0) in_flight = atol(argv[i + 1]);
             else if (strcmp(argv[i], "--body") == 0) body = (size_t)atol(argv[i + 1]);
+            else if (strcmp(argv[i], "--header") == 0) header = argv[i + 1];
         }
-        if (url && requests > 0 && in_flight > 0) return client(url, requests, in_flight, body);
+        if (url && requests > 0 && in_flight > 0) return client(url, requests, in_flight, body, header);
     }
-    fprintf(stderr, "usage: %s serve [--seconds S] | client --url URL [--requests N] [--in-flight K] [--body BYTES]\n",
+    fprintf(stderr, "usage: %s serve [--seconds S] | client --url URL [--requests N] [--in-flight K] [--body BYTES] [--header 'Name: value']\n",
             argv[0]);
     return 2;
 }

@@ -241,3 +241,68 @@ int mw_set_thread_idle_policy(void) {
     // With pid 0, Linux applies the policy to the calling thread only.
     return sched_setscheduler(0, SCHED_IDLE, &param) == 0 ? 0 : errno;
 }
+
+struct lws_context *mw_ingress_context_create(
+    const struct lws_protocols *protocols, void *user, const char *address, int port,
+    const char *certificate_file, const char *key_file, unsigned int idle_seconds,
+    unsigned int header_pool, unsigned int header_bytes) {
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = port;
+    info.iface = address;
+    info.protocols = protocols;
+    info.user = user;
+    info.gid = -1;
+    info.uid = -1;
+    info.vhost_name = "mw-ingress";
+    if (!address || !strchr(address, ':'))
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (certificate_file && key_file) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = certificate_file;
+        info.ssl_private_key_filepath = key_file;
+        info.alpn = "http/1.1";
+    }
+    info.timeout_secs = idle_seconds;
+    info.keepalive_timeout = (int)idle_seconds;
+    info.timeout_secs_ah_idle = idle_seconds;
+    info.retry_and_idle_policy = &mw_ws_no_lws_validity;
+    info.max_http_header_pool = header_pool > 0xffff ? 0xffff : (unsigned short)header_pool;
+    info.max_http_header_data = header_bytes > 0xffff ? 0xffff : (unsigned short)header_bytes;
+    info.pt_serv_buf_size = 64 * 1024;
+    return lws_create_context(&info);
+}
+
+int mw_ingress_listen_port(struct lws_context *context) {
+    struct lws_vhost *vhost = lws_get_vhost_by_name(context, "mw-ingress");
+    return vhost ? lws_get_vhost_listen_port(vhost) : -1;
+}
+
+const char *mw_ingress_method(struct lws *wsi, int *uri_token) {
+    static const struct {
+        enum lws_token_indexes token;
+        const char *name;
+    } methods[] = {
+        {WSI_TOKEN_POST_URI, "POST"}, {WSI_TOKEN_GET_URI, "GET"}, {WSI_TOKEN_PUT_URI, "PUT"},
+        {WSI_TOKEN_PATCH_URI, "PATCH"}, {WSI_TOKEN_DELETE_URI, "DELETE"}, {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
+        {WSI_TOKEN_HEAD_URI, "HEAD"},
+    };
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        if (lws_hdr_total_length(wsi, methods[i].token) > 0) {
+            *uri_token = (int)methods[i].token;
+            return methods[i].name;
+        }
+    }
+    return NULL;
+}
+
+int mw_ingress_uri_args_token(void) { return (int)WSI_TOKEN_HTTP_URI_ARGS; }
+
+int mw_ingress_token_count(void) { return (int)WSI_TOKEN_COUNT; }
+
+int mw_ingress_write_continue(struct lws *wsi) {
+    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    unsigned char buffer[LWS_PRE + sizeof line];
+    memcpy(buffer + LWS_PRE, line, sizeof line - 1);
+    return lws_write(wsi, buffer + LWS_PRE, sizeof line - 1, LWS_WRITE_HTTP) < (int)(sizeof line - 1);
+}

@@ -49,6 +49,9 @@ public enum AuditField: String, Sendable, Hashable, CaseIterable {
     case window, reason, error
     case errorCode = "error_code"
     case mode, attributes
+    /// The network address of a peer that called the daemon (the callback ingress): who was
+    /// refused. Never a credential.
+    case peer
 
     /// Whether the field holds only an identifier that a platform or the daemon generated: the
     /// call id, the window's sequence number, the idempotency key (a hash printed as a UUID).
@@ -86,6 +89,7 @@ public struct AuditFields: Sendable, Hashable, Sequence, ExpressibleByDictionary
     public var errorCode: String?
     public var mode: String?
     public var attributes: String?
+    public var peer: String?
 
     public init() {}
 
@@ -112,6 +116,7 @@ public struct AuditFields: Sendable, Hashable, Sequence, ExpressibleByDictionary
             case .errorCode: errorCode
             case .mode: mode
             case .attributes: attributes
+            case .peer: peer
             }
         }
         set {
@@ -133,6 +138,7 @@ public struct AuditFields: Sendable, Hashable, Sequence, ExpressibleByDictionary
             case .errorCode: errorCode = value
             case .mode: mode = value
             case .attributes: attributes = value
+            case .peer: peer = value
             }
         }
     }
@@ -156,6 +162,7 @@ public struct AuditFields: Sendable, Hashable, Sequence, ExpressibleByDictionary
         if let value = other.errorCode { result.errorCode = value }
         if let value = other.mode { result.mode = value }
         if let value = other.attributes { result.attributes = value }
+        if let value = other.peer { result.peer = value }
         return result
     }
 

@@ -1,3 +1,4 @@
+import MutewardenIngress
 import MutewardenModel
 
 /// What a provider gets when the daemon builds it.
@@ -14,20 +15,27 @@ public struct ProviderContext: Sendable {
     /// Resources are shared within a generation only: a provider rebuilt at a reload never gets a
     /// session made from an earlier configuration, so every setting it was made from takes effect.
     public let generation: Int
+    /// The daemon's callback listener, for a feed whose platform calls it (ACS, Graph): the feed
+    /// registers its path with an authenticator and a handler. The daemon starts listening at the
+    /// first registration, with the configuration's `ingress:` settings; without them, `register`
+    /// throws, saying so. Nil where there is no daemon (a provider built on its own).
+    public let ingress: (any IngressRouter)?
 
     public init(
         report: @escaping @Sendable (AuditSeverity, String, AuditFields) -> Void,
-        shared: SharedResources = SharedResources(), owner: String = "provider", generation: Int = 1
+        shared: SharedResources = SharedResources(), owner: String = "provider", generation: Int = 1,
+        ingress: (any IngressRouter)? = nil
     ) {
         self.report = report
         self.shared = shared
         self.owner = owner
         self.generation = generation
+        self.ingress = ingress
     }
 
     /// The same context for another owner, in `generation`.
     public func owned(by owner: String, generation: Int? = nil) -> ProviderContext {
-        ProviderContext(report: report, shared: shared, owner: owner, generation: generation ?? self.generation)
+        ProviderContext(report: report, shared: shared, owner: owner, generation: generation ?? self.generation, ingress: ingress)
     }
 
     /// The resource for `key`, made by `make` if no provider of this generation has asked for it

@@ -1,4 +1,5 @@
 import MutewardenProviderKit
+import MutewardenIngress
 import MutewardenModel
 
 /// One configured feed: its name, its provider type and that provider's decoded settings.
@@ -76,11 +77,14 @@ public struct DaemonConfiguration: Sendable {
     public var engine: EngineConfiguration
     public var logging: LoggingConfiguration
     public var state: StateConfiguration
+    /// The callback listener (`ingress:`), started only once a feed registers a route on it.
+    public var ingress: IngressConfiguration?
 
     public init(
         files: [String], feeds: [FeedConfiguration], targets: [TargetConfiguration], engine: EngineConfiguration,
-        logging: LoggingConfiguration, state: StateConfiguration
+        logging: LoggingConfiguration, state: StateConfiguration, ingress: IngressConfiguration? = nil
     ) {
+        self.ingress = ingress
         self.files = files
         self.feeds = feeds
         self.targets = targets

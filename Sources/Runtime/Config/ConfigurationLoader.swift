@@ -1,5 +1,6 @@
 import MutewardenProviderKit
 import Foundation
+import MutewardenIngress
 import MutewardenModel
 import Yams
 
@@ -110,7 +111,7 @@ private struct Merger {
     let secrets: SecretResolver
     let sink: DiagnosticSink
 
-    static let topLevelKeys = ["feeds", "targets", "policies", "logging", "state"]
+    static let topLevelKeys = ["feeds", "targets", "policies", "logging", "state", "ingress"]
 
     /// Where each name was first defined, whether or not its definition was valid: a reference to
     /// a broken feed is reported once, at the feed, not again at every policy that names it.
@@ -122,6 +123,7 @@ private struct Merger {
     var policies: [DecodedPolicy] = []
     var logging = LoggingConfiguration()
     var state = StateConfiguration()
+    var ingress: IngressConfiguration?
 
     init(registry: ProviderRegistry, secrets: SecretResolver, sink: DiagnosticSink) {
         self.registry = registry
@@ -156,6 +158,7 @@ private struct Merger {
         }
         if let section = top.section("logging") { addLogging(section) }
         if let section = top.section("state") { addState(section) }
+        if let section = top.section("ingress") { addIngress(section) }
         top.finish()
     }
 
@@ -284,6 +287,42 @@ private struct Merger {
         if let idleLimit = section.positiveDuration("idle_limit") { state.limits.idleLimit = idleLimit }
     }
 
+    /// The callback listener. TLS unless `tls: false` says otherwise, and plain HTTP off loopback
+    /// only with `behind_proxy: true`: an operator must say so to expose an unencrypted listener.
+    private mutating func addIngress(_ section: ConfigSection) {
+        let address = section.string("address") ?? "127.0.0.1"
+        let port = section.int("port", in: 1...65535) ?? 8443
+        let behindProxy = section.bool("behind_proxy") ?? false
+        var security = IngressConfiguration.Security.plain(behindProxy: behindProxy)
+        if let node = section.node("tls"), case .scalar = node, node.bool == false {
+            _ = section.bool("tls")
+        } else if let tls = section.section("tls") {
+            let certificate = tls.requiredString("certificate")
+            let key = tls.requiredString("key")
+            if let certificate, let key { security = .tls(certificate: certificate, key: key) }
+            if behindProxy {
+                section.error("'behind_proxy' in \(section.context) is for plain HTTP; remove it or set 'tls: false'", key: "behind_proxy")
+            }
+        } else if !section.has("tls") {
+            section.error(
+                "\(section.context) needs 'tls' with a 'certificate' and a 'key', or 'tls: false' for plain HTTP (on a loopback address, or with 'behind_proxy: true')",
+                at: section.location)
+        }
+        var configuration = IngressConfiguration(address: address, port: port, security: security)
+        if let bytes = section.int("max_body_bytes", in: 1...(64 << 20)) { configuration.maximumBodySize = bytes }
+        if let bytes = section.int("max_header_bytes", in: 1024...65535) { configuration.maximumHeaderSize = bytes }
+        if let count = section.int("max_connections", in: 1...65535) { configuration.maximumConnections = count }
+        if let value = section.positiveDuration("header_timeout") { configuration.headerTimeout = value }
+        if let value = section.positiveDuration("body_timeout") { configuration.bodyTimeout = value }
+        if let value = section.positiveDuration("authentication_timeout") { configuration.authenticationTimeout = value }
+        if let value = section.positiveDuration("handler_timeout") { configuration.handlerTimeout = value }
+        if let value = section.positiveDuration("refusal_record_interval") { configuration.refusalRecordInterval = value }
+        for problem in configuration.problems {
+            section.error("\(section.context): \(problem)", key: problem.hasPrefix("plain HTTP") ? "address" : nil)
+        }
+        ingress = configuration
+    }
+
     /// A target asked for what its platform cannot do (a recording-only API asked to mute the
     /// agent) is refused here, with the provider's reason, rather than failing at the first card.
     private func refuseUnsupported(_ reference: Reference) {
@@ -320,6 +359,6 @@ private struct Merger {
             targets: targets.map { TargetDescriptor(name: $0.name, confirmsByEvent: $0.settings.confirmsByEvent) },
             limits: state.limits)
         return DaemonConfiguration(
-            files: files, feeds: feeds, targets: targets, engine: engine, logging: logging, state: state)
+            files: files, feeds: feeds, targets: targets, engine: engine, logging: logging, state: state, ingress: ingress)
     }
 }

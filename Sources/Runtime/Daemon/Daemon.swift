@@ -3,6 +3,7 @@ import Logging
 import MutewardenConfig
 import MutewardenEngine
 import MutewardenHTTP
+import MutewardenIngress
 import MutewardenLogging
 import MutewardenModel
 import MutewardenProviderKit
@@ -32,6 +33,8 @@ public final class Daemon: Sendable {
     private let loop: EngineLoop
     private let sink: EngineSink
     private let context: ProviderContext
+    /// The callback listener, started by the first feed that registers a route on it.
+    private let ingress: IngressHost
     /// The feeds and targets of the configuration in force, each with the owner name under which
     /// it claimed shared resources. A reload makes a new generation (see ``reload(feedTasks:)``).
     private let providers: Locked<ProviderGeneration>
@@ -59,12 +62,23 @@ public final class Daemon: Sendable {
         self.reloader = reloader
         let audit = AuditLogger(logger: logger)
         self.audit = audit
-        context = ProviderContext { severity, message, fields in
+        let report: @Sendable (AuditSeverity, String, AuditFields) -> Void = { severity, message, fields in
             audit.logger.log(
                 level: AuditLogger.level(for: severity), Logger.Message(stringLiteral: PANMasker.maskForLog(message)),
                 metadata: AuditLogger.metadata(for: AuditRecord(.feedUp, severity, message, fields))
                     .filter { $0.key != AuditLogger.kindKey })
         }
+        // `/healthz` reads the engine loop, which is made after the providers that start the ingress.
+        let engineForHealth = Locked<EngineLoop?>(nil)
+        let ingress = IngressHost(
+            configuration: configuration.ingress,
+            health: {
+                guard let loop = engineForHealth.withLock({ $0 }) else { return IngressHealth(checks: [(name: "engine", ok: false)]) }
+                let feeds = loop.snapshot.feedsUp.sorted { $0.key < $1.key }.map { (name: "feed \($0.key)", ok: $0.value) }
+                return IngressHealth(checks: [(name: "engine", ok: loop.isAlive)] + feeds)
+            }, report: report)
+        self.ingress = ingress
+        context = ProviderContext(report: report, ingress: ingress)
         // One HTTP transport for every provider, run by the engine thread (see EngineLoop).
         let (transport, httpHost) = try HTTPTransport.hosted()
         context.shared.provide(.httpTransport, transport)
@@ -112,6 +126,7 @@ public final class Daemon: Sendable {
             targets: targets, feeds: configuration.feeds.map(\.name), http: httpHost, clock: clock, audit: audit,
             logger: logger, notifier: notifier, stateWriter: writer, journal: journal)
         sink = EngineSink(loop: loop)
+        engineForHealth.withLock { $0 = loop }
     }
 
     /// What the engine looks like now, for status lines and tests.
@@ -152,6 +167,8 @@ public final class Daemon: Sendable {
         sink.accepting.store(false, ordering: .relaxed)
         for task in feedTasks.values { task.cancel() }
         for task in feedTasks.values { await task.value }
+        // No callback is taken once the feeds are gone: close the listener, its port with it.
+        ingress.stop()
         loop.post(.beginShutdown)
         await drainActions()
         loop.stop()
@@ -287,8 +304,10 @@ public final class Daemon: Sendable {
         // changed (secret values included, compared by value) is built anew with new sessions.
         let generation: ProviderGeneration
         do {
+            ingress.prepare(next.ingress)
             generation = try ProviderGeneration.build(next, reusing: current, number: current.number + 1, context: context)
         } catch {
+            ingress.prepare(previous.ingress)
             // Whatever the failed build made is nobody's: close it, keep the running generation.
             context.shared.retainClaims(of: current.owners)
             context.shared.closeUnclaimed()
@@ -305,6 +324,7 @@ public final class Daemon: Sendable {
             loop.post(.reconfigure(next.engine, reply: { continuation.resume(returning: $0) }))
         }
         guard case .success(let result) = outcome else {
+            ingress.prepare(previous.ingress)
             loop.replaceTargets(current.targets.mapValues(\.object))
             context.shared.retainClaims(of: current.owners)
             context.shared.closeUnclaimed()
@@ -313,6 +333,8 @@ public final class Daemon: Sendable {
             return
         }
         redactor.withLock { $0 = AttributeRedactor(allowlist: next.logging.attributeAllowlist) }
+        // Unchanged `ingress:` settings keep the listener, its port and its connections.
+        if let change = ingress.apply() { context.report(.notice, change, [.result: "reloaded"]) }
 
         // Feeds: removed ones stop, new ones start, rebuilt ones restart; kept ones run on.
         var restarted: [String] = []

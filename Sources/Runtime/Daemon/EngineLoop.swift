@@ -173,6 +173,8 @@ final class EngineLoop: Sendable {
     }
 
     var snapshot: EngineSnapshot { snapshotStore.withLock { $0 } }
+    /// Started and not told to stop: what `/healthz` reports as "engine".
+    var isAlive: Bool { engineThread.load(ordering: .acquiring) != 0 && !stopRequested.load(ordering: .acquiring) }
 
     /// True on the engine thread: in a feed's or an attempt's job.
     var onEngineThread: Bool { engineThread.load(ordering: .acquiring) == UInt(pthread_self()) }

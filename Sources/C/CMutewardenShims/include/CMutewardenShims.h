@@ -99,7 +99,7 @@ int mw_set_thread_idle_policy(void);
 size_t mw_malloc_bytes_in_use(void);
 
 // libwebsockets server side, for the load generator that plays the platform on 127.0.0.1 (the
-// daemon itself never listens). One vhost on 127.0.0.1:`port` (0: the kernel picks; read it back
+// daemon's own listener is the ingress's, below). One vhost on 127.0.0.1:`port` (0: the kernel picks; read it back
 // with lws_get_vhost_listen_port), HTTP/1.1 with keep-alive and WebSocket upgrades, both handled
 // by the first protocol of `protocols`.
 struct lws_context *mw_lws_server_context_create(const struct lws_protocols *protocols, int port, void *user);
@@ -111,5 +111,33 @@ struct lws_context *mw_lws_server_context_create(const struct lws_protocols *pro
 int mw_lws_http_write_head(
     struct lws *wsi, unsigned int status, const char *content_type, size_t content_length,
     const char *const *names, const char *const *values, int count);
+
+// libwebsockets server side for the daemon's callback ingress (MutewardenIngress): one vhost
+// listening on `address` (NULL: every address; an IPv6 literal turns IPv6 on) and `port` (0: the
+// kernel picks). TLS when `certificate_file` and `key_file` are given, HTTP/1.1 only (no h2 by
+// ALPN: its streams would need flow control per stream). `idle_seconds` bounds lws's own waits
+// (a TLS handshake, a kept-alive connection's next request); the Swift side keeps the finer
+// deadlines. `header_pool` header tables, one per connection being parsed, each up to
+// `header_bytes`. NULL on failure.
+struct lws_context *mw_ingress_context_create(
+    const struct lws_protocols *protocols, void *user, const char *address, int port,
+    const char *certificate_file, const char *key_file, unsigned int idle_seconds,
+    unsigned int header_pool, unsigned int header_bytes);
+
+// The port the ingress listens on, once created (the kernel's choice when 0 was asked).
+int mw_ingress_listen_port(struct lws_context *context);
+
+// The request's method, from which URI token lws filled in ("GET", "POST", ...), or NULL; the
+// token (its path) goes to `uri_token`.
+const char *mw_ingress_method(struct lws *wsi, int *uri_token);
+
+// The token index of the query arguments and the number of header tokens, which depend on how
+// lws was built (LWS_WITH_HTTP_UNCOMMON_HEADERS shifts the enum).
+int mw_ingress_uri_args_token(void);
+int mw_ingress_token_count(void);
+
+// Writes "HTTP/1.1 100 Continue" before the body of an accepted request that asked for it.
+// Nonzero on failure.
+int mw_ingress_write_continue(struct lws *wsi);
 
 #endif
