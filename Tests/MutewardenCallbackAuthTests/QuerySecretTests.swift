@@ -1,4 +1,5 @@
 import MutewardenCallbackAuth
+import MutewardenModel
 import MutewardenProviderKit
 import Testing
 
