@@ -6,7 +6,7 @@
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: help demo test tsan lint format fuzz fuzz-build fuzz-smoke bench bench-compare bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-ingress bench-gws bench-socketio build deps bench-deps test-deps check-warnings check-hazards
+.PHONY: help demo test tsan lint format fuzz fuzz-build fuzz-smoke bench bench-compare bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-ingress bench-gws bench-socketio bench-jwt build deps bench-deps test-deps check-warnings check-hazards
 # `make` alone runs the demo, as it always has; `help` is not the default.
 .DEFAULT_GOAL := demo
 
@@ -24,6 +24,9 @@ BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-d
 #   MuteUnmuteCalls APIs, standard library only.
 # - the socket.io tests (Tests/MutewardenSocketIOTests) run python-socketio on aiohttp: Debian's 5.x for
 #   Engine.IO v4, and 4.6 for v3 in a venv the tests make from PyPI with python3-venv.
+# - the callback-authentication tests (Tests/MutewardenCallbackAuthTests) serve signing keys with python3;
+#   the Azure tests (Tests/MutewardenAzureTests) run a python3 fake of Entra ID's token endpoint, and check
+#   ACS request signing against Microsoft's azure-communication-callautomation, in a venv from PyPI.
 TEST_PACKAGES := systemd util-linux mount python3 python3-websockets libwebsockets-test-server openssl nghttp2-server \
 	ruby ruby-faye ruby-faye-websocket thin curl python3-socketio python3-aiohttp python3-venv
 
@@ -179,6 +182,12 @@ bench-socketio: deps ## socket.io frames through the codec and the session state
 	$(BENCH_BUILD) --product mutewarden-socketio-bench
 	$(BENCH_BIN)/mutewarden-socketio-bench --events 300000 --version 3
 	$(BENCH_BIN)/mutewarden-socketio-bench --events 300000 --version 4
+
+# The JWT check of one callback with its keys cached (RS256), alone and with 2 tasks at once.
+bench-jwt: deps ## callback JWT validation: µs per check, RS256, keys cached (release build)
+	$(BENCH_BUILD) --product mutewarden-jwt-bench
+	$(BENCH_BIN)/mutewarden-jwt-bench --validations 20000 --rounds 5
+	$(BENCH_BIN)/mutewarden-jwt-bench --validations 20000 --rounds 5 --concurrency 2
 
 build: deps ## build everything in release mode
 	swift build -c release

@@ -96,6 +96,8 @@ let package = Package(
         .library(name: "MutewardenIngress", targets: ["MutewardenIngress"]),
         .library(name: "MutewardenSocketIO", targets: ["MutewardenSocketIO"]),
         .library(name: "MutewardenProviderKit", targets: ["MutewardenProviderKit"]),
+        .library(name: "MutewardenCallbackAuth", targets: ["MutewardenCallbackAuth"]),
+        .library(name: "MutewardenAzure", targets: ["MutewardenAzure"]),
         // Test utilities, as swift-nio ships NIOTestUtils: peers, waits, sinks, log capture.
         .library(name: "MutewardenTesting", targets: ["MutewardenTesting"]),
     ] + providers.map { .library(name: "Mutewarden\($0.name)", targets: ["Mutewarden\($0.name)"]) },
@@ -103,6 +105,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        // HMAC-SHA256 and SHA-256 for request signing (never hand-written crypto).
+        .package(url: "https://github.com/apple/swift-crypto", "4.0.0"..<"5.0.0"),
+        // JWT and JWKS validation of the platforms' signed callbacks.
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
     ],
     targets: [
         // MARK: C
@@ -181,6 +187,27 @@ let package = Package(
         .target(
             name: "MutewardenSocketIO", dependencies: ["MutewardenJSON", "MutewardenModel", "MutewardenWebSocket"],
             path: "Sources/Protocols/SocketIO"),
+
+        // Authentication of the platforms' HTTPS callbacks before their bodies are read: a bearer
+        // JWT checked against the issuer's published signing keys (jwt-kit), or a shared secret in
+        // the callback URL's query. Used by the ingress's authenticators (ACS, Graph).
+        .target(
+            name: "MutewardenCallbackAuth",
+            dependencies: [
+                "MutewardenModel", "MutewardenHTTP", "MutewardenJSON", "MutewardenProviderKit",
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ],
+            path: "Sources/Protocols/CallbackAuth"),
+        // Microsoft's REST conventions that Azure Communication Services (and Graph) share: the
+        // connection string and HMAC-SHA256 request signing, repeatability headers, Entra ID
+        // client-credentials tokens, and CommunicationErrorResponse.
+        .target(
+            name: "MutewardenAzure",
+            dependencies: [
+                "MutewardenModel", "MutewardenHTTP", "MutewardenJSON", "MutewardenProviderKit",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Sources/Protocols/Azure"),
 
         // MARK: Providers
         // The provider API: settings and their reader, registry, context, shared resources with
@@ -287,6 +314,24 @@ let package = Package(
             dependencies: [
                 "MutewardenSocketIO", "MutewardenJSON", "MutewardenModel", "MutewardenWebSocket", "MutewardenTesting",
             ]),
+        // JWT callbacks against signing keys served by a Python peer (Peers/) the tests start.
+        .testTarget(
+            name: "MutewardenCallbackAuthTests",
+            dependencies: [
+                "MutewardenCallbackAuth", "MutewardenHTTP", "MutewardenJSON", "MutewardenModel", "MutewardenProviderKit",
+                "MutewardenTesting", .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            exclude: ["Peers"]),
+        // ACS request signing against Microsoft's own Python SDK (from PyPI, in a venv the tests
+        // make), and the Entra token source against a fake token endpoint (Peers/).
+        .testTarget(
+            name: "MutewardenAzureTests",
+            dependencies: [
+                "MutewardenAzure", "MutewardenHTTP", "MutewardenJSON", "MutewardenModel", "MutewardenProviderKit",
+                "MutewardenTesting",
+            ],
+            exclude: ["Peers"]),
         .testTarget(
             name: "MutewardenDaemonTests",
             dependencies: [

@@ -11,6 +11,8 @@ let package = Package(
     dependencies: [
         .package(name: "mutewarden", path: ".."),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "4.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
     ],
     targets: [
         // Interposes malloc and friends to count heap allocations; only mutewarden-bench links it.
@@ -66,6 +68,15 @@ let package = Package(
             dependencies: [
                 .product(name: "MutewardenHTTP", package: "mutewarden"),
                 .product(name: "MutewardenModel", package: "mutewarden"),
+            ]),
+        // The JWT check of one callback (RS256, keys cached), and jwt-kit's verification alone.
+        .executableTarget(
+            name: "mutewarden-jwt-bench",
+            dependencies: [
+                .product(name: "MutewardenCallbackAuth", package: "mutewarden"),
+                .product(name: "MutewardenModel", package: "mutewarden"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
             ]),
         .executableTarget(name: "mutewarden-http-cbench", linkerSettings: [.linkedLibrary("curl")]),
         // The callback ingress: authenticated POSTs per second through it into a handler, driven by

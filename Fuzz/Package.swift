@@ -31,6 +31,9 @@ let package = Package(
             "config", ["MutewardenConfig", "MutewardenProviderKit", "MutewardenGenesys", "MutewardenSimulator", "MutewardenVoicenter"]),
         // socket.io frames through the packet codec and both versions' session state machines.
         fuzzTarget("socketio", ["MutewardenSocketIO", "MutewardenModel"]),
+        // Microsoft's non-feed input: ACS error bodies, Entra token answers, connection strings,
+        // callback queries with a shared secret.
+        fuzzTarget("azure", ["MutewardenAzure", "MutewardenCallbackAuth", "MutewardenJSON", "MutewardenProviderKit"]),
         // PAN masking: never crashes, and what it returns holds no PAN.
         fuzzTarget("masking", ["MutewardenLogging"]),
     ],

@@ -277,8 +277,8 @@ struct IngressSecurityTests {
         #expect(decision("Bearer ab") == .refuse(IngressRefusal(reason: "wrong-token")))
         #expect(decision("Basic abc") == .refuse(IngressRefusal(reason: "not-a-bearer-token")))
         #expect(decision(nil) == .refuse(IngressRefusal(reason: "missing-token")))
-        #expect(ConstantTime.equal([], []))
-        #expect(!ConstantTime.equal([1], [1, 0]))
+        #expect(ConstantTime.equals([], []))
+        #expect(!ConstantTime.equals([1], [1, 0]))
     }
 
     @Test func aStoppedIngressNoLongerListens() async throws {

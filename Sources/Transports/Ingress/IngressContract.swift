@@ -78,10 +78,15 @@ public struct IngressResponse: Sendable, Hashable {
 public struct IngressRefusal: Sendable, Hashable, Error {
     public var reason: String
     public var detail: String?
+    /// 401 for a caller who is not who it must be; 503 when the authenticator cannot tell now (the
+    /// platform's signing keys are unreachable), so that the platform retries later rather than
+    /// taking the callback as refused.
+    public var status: Int
 
-    public init(reason: String, detail: String? = nil) {
+    public init(reason: String, detail: String? = nil, status: Int = 401) {
         self.reason = reason
         self.detail = detail
+        self.status = status
     }
 }
 
@@ -187,21 +192,6 @@ public struct BearerTokenAuthenticator: IngressAuthenticator {
         }
         let presented = Array(value.utf8.dropFirst(scheme.utf8.count))
         return .decided(
-            ConstantTime.equal(presented, token) ? .accept(principal: nil) : .refuse(IngressRefusal(reason: "wrong-token")))
-    }
-}
-
-/// Comparisons whose time does not depend on where two secrets differ.
-public enum ConstantTime {
-    /// True when `lhs` and `rhs` are equal; its time depends only on their lengths.
-    public static func equal(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
-        var difference = UInt8(truncatingIfNeeded: lhs.count ^ rhs.count)
-        let count = max(lhs.count, rhs.count)
-        for index in 0..<count {
-            let left = index < lhs.count ? lhs[index] : 0
-            let right = index < rhs.count ? rhs[index] : 0
-            difference |= left ^ right
-        }
-        return difference == 0 && lhs.count == rhs.count
+            ConstantTime.equals(presented, token) ? .accept(principal: nil) : .refuse(IngressRefusal(reason: "wrong-token")))
     }
 }

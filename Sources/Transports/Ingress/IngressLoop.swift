@@ -283,7 +283,7 @@ final class IngressLoop {
     private func decide(_ connection: Connection, _ decision: IngressDecision) -> Int32 {
         switch decision {
         case .refuse(let refusal):
-            refuse(connection, status: 401, outcome: .unauthorized, refusal)
+            refuse(connection, status: refusal.status, outcome: refusal.status == 503 ? .unavailable : .unauthorized, refusal)
             return 0
         case .accept(let principal):
             connection.principal = principal
