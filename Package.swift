@@ -44,7 +44,7 @@ let providers: [ProviderSpec] = [
             .product(name: "Logging", package: "swift-log"),
         ]),
     ProviderSpec(
-        name: "ACS", dependencies: ["MutewardenJSON", "MutewardenHTTP"],
+        name: "ACS", dependencies: ["MutewardenJSON", "MutewardenHTTP", "MutewardenIngress", "MutewardenCallbackAuth", "MutewardenAzure"],
         testDependencies: ["MutewardenJSON", "MutewardenHTTP"]),
     ProviderSpec(
         name: "Voicenter",

@@ -1,3 +1,4 @@
+import MutewardenACS
 import MutewardenGenesys
 import MutewardenProviderKit
 import MutewardenSimulator
@@ -8,6 +9,8 @@ import MutewardenVoicenter
 /// knows only the provider kit.
 enum BuiltInProviders {
     static let registry = ProviderRegistry(
-        feeds: [SimulatorSettings.provider, GWSSettings.feedProvider, VoicenterFeedSettings.feedProvider],
-        targets: [LogTargetSettings.provider, GWSSettings.targetProvider, VoicenterTargetSettings.targetProvider])
+        feeds: [SimulatorSettings.provider, GWSSettings.feedProvider, VoicenterFeedSettings.feedProvider, ACSFeedSettings.feedProvider],
+        targets: [
+            LogTargetSettings.provider, GWSSettings.targetProvider, VoicenterTargetSettings.targetProvider, ACSTargetSettings.targetProvider,
+        ])
 }

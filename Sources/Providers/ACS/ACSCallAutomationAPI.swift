@@ -1,3 +1,4 @@
+import MutewardenAzure
 import MutewardenHTTP
 import MutewardenJSON
 import MutewardenModel
@@ -82,32 +83,6 @@ public enum ACSCallAutomationAPI {
         return .object([("rawId", .string(rawID))])
     }
 
-    /// `CommunicationErrorResponse`: `{"error": {"code", "message", "innererror": {"code"}}}`.
-    public struct ErrorResponse: Sendable, Hashable {
-        public var code: String?
-        public var message: String?
-        public var innerCode: String?
-
-        /// The body's error, when it is one; bounded and stripped of control characters.
-        public static func parse(_ body: [UInt8]) -> ErrorResponse? {
-            guard !body.isEmpty, body.count <= 64 * 1024, let document = try? JSONValue.parse(body, maximumDepth: 16),
-                let error = document["error"]
-            else { return nil }
-            let response = ErrorResponse(
-                code: error["code"]?.scalarText.map { PlatformText.shown($0) }, message: error["message"]?.scalarText.map { PlatformText.shown($0) },
-                innerCode: error["innererror"]?["code"]?.scalarText.map { PlatformText.shown($0) })
-            return response.code == nil && response.message == nil ? nil : response
-        }
-
-        public var summary: String {
-            var parts: [String] = []
-            if let code { parts.append(code) }
-            if let innerCode { parts.append("(\(innerCode))") }
-            if let message { parts.append("'\(message)'") }
-            return parts.joined(separator: " ")
-        }
-    }
-
     /// Reads an answer.
     ///
     /// - 2xx: accepted (mute answers 200, pause and resume 202); the feed's `ParticipantsUpdated`
@@ -118,13 +93,16 @@ public enum ACSCallAutomationAPI {
     ///   token (`credentialRenewed`), `permanent` otherwise: a signature the platform refuses
     ///   will not be accepted on the next try.
     /// - 403 and other 4xx: `permanent`; 408, 429 and 5xx: `retryable`.
+    ///
+    /// `CommunicationErrorResponse`'s codes and message, when the body is one, go into the
+    /// failure's message and code.
     public static func classify(
         httpStatus: Int, body: [UInt8], operation: Operation, credentialRenewed: Bool = false
     ) -> ActionAttemptResult {
         if (200..<300).contains(httpStatus) { return .accepted }
-        let error = ErrorResponse.parse(body)
-        let detail = error.map { ": \($0.summary)" } ?? ""
-        let code = error?.code.map { "http \(httpStatus) \($0)" } ?? "http \(httpStatus)"
+        let error = CommunicationError.parse(body)
+        let detail = error.map { ": \($0)" } ?? ""
+        let code = error.map { "http \(httpStatus) \($0.fullCode)" } ?? "http \(httpStatus)"
         let message = "\(operation): the platform answered HTTP \(httpStatus)\(detail)"
         switch httpStatus {
         case 404:

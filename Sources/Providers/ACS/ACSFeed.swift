@@ -1,4 +1,5 @@
 import MutewardenCallbackAuth
+import MutewardenHTTP
 import MutewardenIngress
 import MutewardenModel
 import MutewardenProviderKit
@@ -95,7 +96,10 @@ struct CallbackIngressAuthenticator: IngressAuthenticator {
     func authenticate(_ head: IngressRequestHead) -> IngressAuthentication {
         let callbackHead = CallbackRequestHead(
             method: head.method, path: head.path,
-            query: head.query.isEmpty ? nil : head.query.map { "\($0.name)=\($0.value)" }.joined(separator: "&"),
+            // The ingress decodes the query; encoded again, each value comes back exactly as sent
+            // when the authenticator decodes it.
+            query: head.query.isEmpty
+                ? nil : head.query.map { "\(PercentEncoding.unreserved($0.name))=\(PercentEncoding.unreserved($0.value))" }.joined(separator: "&"),
             headers: head.headers.map { ($0.name, $0.value) }, peer: head.peer)
         return .deferred { [authenticator] in
             let decision = await authenticator.authenticate(callbackHead)

@@ -85,7 +85,9 @@ public struct ACSFeedSettings: FeedSettings, Sendable, Hashable {
         switch kind {
         case "jwt"?:
             if secret != nil || parameter != nil {
-                section.error("'secret' and 'secret_parameter' are read only with 'authentication: query-secret'", key: secret != nil ? "secret" : "secret_parameter")
+                section.error(
+                    "'secret' and 'secret_parameter' are read only with 'authentication: query-secret'",
+                    key: secret != nil ? "secret" : "secret_parameter")
                 valid = false
             }
             guard let resourceID, !resourceID.isEmpty else {
@@ -227,7 +229,8 @@ public struct ACSTargetSettings: TargetSettings, Sendable, Hashable {
         switch (connection, tenant ?? clientID) {
         case (let connection?, nil):
             if endpoint != nil || clientSecret != nil {
-                section.error("with 'connection_string', the endpoint and key come from it: leave out 'endpoint' and 'client_secret'", key: "connection_string")
+                section.error(
+                    "with 'connection_string', the endpoint and key come from it: leave out 'endpoint' and 'client_secret'", key: "connection_string")
                 valid = false
             }
             do {
