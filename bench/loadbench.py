@@ -21,6 +21,7 @@ import datetime
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,7 @@ DAEMON = os.path.join(ROOT, ".build", "release", "mutewarden")
 GENERATOR_CPU, DAEMON_CPU = "0", "1"
 
 
-JOURNAL_LINE = re.compile(r"window journal: (\d+) record\(s\) in (\d+) flush\(es\)")
+JOURNAL_LINE = re.compile(r"window journal: (\d+) record\(s\) in (\d+) flush\(es\)(?:, (\d+) sync\(s\))?")
 
 
 def run_loadgen(arguments, output, log_directory, daemon=DAEMON):
@@ -72,7 +73,9 @@ def journal_figures(log, report):
         return None
     seconds = (report.get("warmup_seconds") or 0) + (report.get("duration_seconds") or 0)
     records, flushes = int(found.group(1)), int(found.group(2))
-    return {"records": records, "flushes": flushes,
+    syncs = int(found.group(3)) if found.group(3) is not None else None
+    return {"records": records, "flushes": flushes, "syncs": syncs,
+            "syncs_per_second": syncs / seconds if syncs is not None and seconds else None,
             "flushes_per_second": flushes / seconds if seconds else None,
             "records_per_flush": records / flushes if flushes else None}
 
@@ -341,38 +344,42 @@ def compare(options):
     """Two daemon builds at one rate, run alternately (A B A B ...) so that whatever else the
     machine does falls on both; the table gives each round and the median of each build."""
     os.makedirs(RESULTS, exist_ok=True)
-    builds = [("baseline", options.baseline), ("candidate", options.candidate)]
+    builds = [("baseline", options.baseline, shlex.split(options.baseline_args)),
+              ("candidate", options.candidate, shlex.split(options.candidate_args))]
     rows = []
     with tempfile.TemporaryDirectory(prefix="mutewarden-compare-") as logs:
         for transport in options.transports.split(","):
             for round_ in range(options.rounds):
-                for name, binary in builds:
+                for name, binary, extra in builds:
                     output = os.path.join(logs, "%s-%s-%d.json" % (name, transport, round_))
                     report = run_loadgen(
                         ["--transport", transport, "--rate", str(options.rate), "--calls", str(options.calls),
                          "--warmup", str(options.warmup), "--duration", str(options.duration), "--grace",
-                         str(options.grace)], output, logs, daemon=binary)
+                         str(options.grace)] + extra, output, logs, daemon=binary)
                     rows.append((transport, name, round_, report))
     lines = ["# A/B at %d events/s, %d calls" % (options.rate, options.calls), "",
-             "baseline: `%s`; candidate: `%s`; %s" % (options.baseline, options.candidate,
-                                                    describe_machine()["date"]), "",
-             "| transport | build | round | p50 | p99 | p99.9 | missed | dup | daemon cores | journal flushes/s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "baseline: `%s %s`; candidate: `%s %s`; %s" % (options.baseline, options.baseline_args, options.candidate,
+                                                          options.candidate_args, describe_machine()["date"]), "",
+             "| transport | build | round | p50 | p99 | p99.9 | missed | dup | daemon cores | journal flushes/s | syncs/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for transport, name, round_, report in rows:
         latency, actions = report.get("latency_ms") or {}, report.get("actions") or {}
-        lines.append("| %s | %s | %d | %s | %s | %s | %d | %d | %s | %s |" % (
+        lines.append("| %s | %s | %d | %s | %s | %s | %d | %d | %s | %s | %s |" % (
             transport, name, round_ + 1, number(latency.get("p50"), 3), number(latency.get("p99"), 3),
             number(latency.get("p999"), 3), actions.get("missed", 0), actions.get("duplicated", 0),
             number((report.get("daemon") or {}).get("cpu_cores")),
-            number((report.get("journal") or {}).get("flushes_per_second"), 1)))
+            number((report.get("journal") or {}).get("flushes_per_second"), 1),
+            number((report.get("journal") or {}).get("syncs_per_second"), 1)))
     for transport in options.transports.split(","):
-        for name, _ in builds:
-            p99 = sorted((r.get("latency_ms") or {}).get("p99") or 0 for t, n, _, r in rows
-                         if t == transport and n == name)
-            if p99:
-                lines.append("")
-                lines.append("%s, %s: median p99 %.3f ms over %d rounds (%s)" % (
-                    transport, name, p99[len(p99) // 2], len(p99), ", ".join("%.3f" % v for v in p99)))
+        for name, _, _ in builds:
+            for quantile in ("p50", "p99"):
+                values = sorted((r.get("latency_ms") or {}).get(quantile) or 0 for t, n, _, r in rows
+                                if t == transport and n == name)
+                if values:
+                    lines.append("")
+                    lines.append("%s, %s: median %s %.3f ms over %d rounds (%s)" % (
+                        transport, name, quantile, values[len(values) // 2], len(values),
+                        ", ".join("%.3f" % v for v in values)))
     text = "\n".join(lines) + "\n"
     with open(os.path.join(RESULTS, options.output), "w") as handle:
         handle.write(text)
@@ -414,6 +421,8 @@ def main():
     four = commands.add_parser("compare")
     four.add_argument("--baseline", required=True, help="the daemon binary to compare against")
     four.add_argument("--candidate", default=DAEMON)
+    four.add_argument("--baseline-args", default="", help="extra mutewarden-loadgen arguments for the baseline's runs")
+    four.add_argument("--candidate-args", default="", help="extra mutewarden-loadgen arguments for the candidate's runs")
     four.add_argument("--rate", type=int, default=5000)
     four.add_argument("--rounds", type=int, default=3)
     four.add_argument("--transports", default="long-polling,websocket")

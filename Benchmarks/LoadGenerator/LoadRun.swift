@@ -44,7 +44,11 @@ struct LoadRun {
             do {
                 daemon = try DaemonProcess.start(
                     binary: options.daemon, port: port,
-                    configuration: { side.daemonConfiguration(logLevel: options.logLevel, stateDirectory: $0) }, cpu: options.daemonCPU,
+                    configuration: {
+                        // `state:` ends both platforms' configurations.
+                        side.daemonConfiguration(logLevel: options.logLevel, stateDirectory: $0)
+                            + (options.journalSyncInterval.map { "\n  journal_sync_interval: \($0)" } ?? "")
+                    }, cpu: options.daemonCPU,
                     logFile: options.daemonLog)
             } catch {
                 report.error = "cannot start the daemon \(options.daemon): \(error)"

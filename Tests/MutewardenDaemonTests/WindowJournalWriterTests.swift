@@ -62,4 +62,32 @@ private func window(_ call: String) -> WindowState {
         let torn = WindowJournalWriter.read(directory: path)
         #expect(torn.records.count == 1 && torn.unreadable == 1)
     }
+
+    /// With a sync interval, a record is in the file (the page cache: it survives a SIGKILL) at
+    /// its group commit; the first is synced at once, the next ones at most once an interval, and
+    /// whatever is left at the writer's end.
+    @Test func aSyncIntervalWritesAtOnceAndSyncsAtMostOnceAnInterval() async throws {
+        let path = try directory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let writer = WindowJournalWriter(directory: path, firstEpoch: 1, syncInterval: .seconds(3600)) { message in
+            Issue.record("\(message)")
+        }
+        writer.append([.opened(window("c1"))])
+        #expect(await waitUntil(timeout: .seconds(10)) { writer.syncs.load(ordering: .relaxed) == 1 })
+        writer.append([.opened(window("c2"))])
+        #expect(await waitUntil(timeout: .seconds(10)) { WindowJournalWriter.read(directory: path).records.count == 2 })
+        #expect(writer.syncs.load(ordering: .relaxed) == 1, "the second record waits for the interval")
+        writer.finish()
+        #expect(writer.syncs.load(ordering: .relaxed) == 2)
+
+        let soon = WindowJournalWriter(directory: path, firstEpoch: 2, syncInterval: .milliseconds(50)) { message in
+            Issue.record("\(message)")
+        }
+        soon.append([.opened(window("c3"))])
+        #expect(await waitUntil(timeout: .seconds(10)) { soon.syncs.load(ordering: .relaxed) == 1 })
+        soon.append([.opened(window("c4"))])
+        // Nothing else arrives: the writer wakes by itself for the sync that is due.
+        #expect(await waitUntil(timeout: .seconds(10)) { soon.syncs.load(ordering: .relaxed) == 2 })
+        soon.finish()
+    }
 }

@@ -60,10 +60,14 @@ public struct StateConfiguration: Sendable {
     /// Where the daemon keeps what must survive a restart (open windows, actions in place).
     public var directory: String
     public var limits: TrackerLimits
+    /// How often the window journal's records are also `fdatasync`ed; zero, at every group
+    /// commit. Records are written within milliseconds either way (docs/operations.md).
+    public var journalSyncInterval: Duration
 
-    public init(directory: String = "/var/lib/mutewarden", limits: TrackerLimits = TrackerLimits()) {
+    public init(directory: String = "/var/lib/mutewarden", limits: TrackerLimits = TrackerLimits(), journalSyncInterval: Duration = .zero) {
         self.directory = directory
         self.limits = limits
+        self.journalSyncInterval = journalSyncInterval
     }
 }
 

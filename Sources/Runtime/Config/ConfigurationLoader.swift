@@ -285,6 +285,13 @@ private struct Merger {
         }
         if let maxCalls = section.int("max_calls", in: 1...10_000_000) { state.limits.maxCalls = maxCalls }
         if let idleLimit = section.positiveDuration("idle_limit") { state.limits.idleLimit = idleLimit }
+        if let interval = section.duration("journal_sync_interval") {
+            if interval <= .seconds(10) {
+                state.journalSyncInterval = interval
+            } else {
+                section.error("'journal_sync_interval' in \(section.context) must be at most 10s", key: "journal_sync_interval")
+            }
+        }
     }
 
     /// The callback listener. TLS unless `tls: false` says otherwise, and plain HTTP off loopback

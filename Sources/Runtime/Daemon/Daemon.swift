@@ -102,7 +102,9 @@ public final class Daemon: Sendable {
         if let stateStore {
             let found = WindowJournalWriter.read(directory: stateStore.directory)
             journalAtStart = (found.records, found.unreadable)
-            journal = WindowJournalWriter(directory: stateStore.directory, firstEpoch: found.nextEpoch) { message in
+            journal = WindowJournalWriter(
+                directory: stateStore.directory, firstEpoch: found.nextEpoch, syncInterval: configuration.state.journalSyncInterval
+            ) { message in
                 audit.emit(
                     AuditRecord(
                         .stateRestored, .error,
@@ -202,7 +204,7 @@ public final class Daemon: Sendable {
                     + (stillOpen > 0 && stateStore != nil ? " and saved for the next start" : "")
                     + (journal.map {
                         "; window journal: \($0.recordsWritten.load(ordering: .relaxed)) record(s) in "
-                            + "\($0.flushes.load(ordering: .relaxed)) flush(es)"
+                            + "\($0.flushes.load(ordering: .relaxed)) flush(es), \($0.syncs.load(ordering: .relaxed)) sync(s)"
                     } ?? ""),
                 [.result: "stopped"]))
         return 0
@@ -363,6 +365,9 @@ public final class Daemon: Sendable {
         }
         if next.state.directory != previous.state.directory {
             notes.append("the state directory change takes effect at the next start")
+        }
+        if next.state.journalSyncInterval != previous.state.journalSyncInterval {
+            notes.append("the journal sync interval change takes effect at the next start")
         }
         let elapsed = clock.now().since(started)
         audit.emit(

@@ -39,9 +39,18 @@ final class WindowJournalWriter: Sendable {
     let flushes = Atomic<UInt64>(0)
     let recordsWritten = Atomic<UInt64>(0)
 
+    /// How often written records are also made durable with `fdatasync`; zero: at every group
+    /// commit. A record is written (in the kernel's page cache, so it survives the daemon's
+    /// crash or a SIGKILL) at each group commit whatever this is; the interval bounds what a
+    /// power loss or a kernel crash can take.
+    let syncInterval: Duration
+    /// `fdatasync` calls so far.
+    let syncs = Atomic<UInt64>(0)
+
     /// Starts after the segments already there (`firstEpoch`: one more than the newest).
-    init(directory: String, firstEpoch: UInt64, onError: @escaping @Sendable (String) -> Void) {
+    init(directory: String, firstEpoch: UInt64, syncInterval: Duration = .zero, onError: @escaping @Sendable (String) -> Void) {
         self.directory = directory
+        self.syncInterval = syncInterval
         self.onError = onError
         epoch = Atomic(firstEpoch)
         let thread = Thread { [self] in
@@ -98,6 +107,7 @@ final class WindowJournalWriter: Sendable {
         // events/s; docs/performance.md). In SCHED_IDLE it writes in the engine's gaps, which
         // at any load the engine keeps up with are most of each millisecond.
         if mw_set_thread_idle_policy() != 0 { _ = mw_set_thread_nice(19) }
+        let clock = SystemClock()
         var current = first
         var descriptor: Int32 = -1
         var lastError: String?
@@ -110,6 +120,20 @@ final class WindowJournalWriter: Sendable {
             let path = Self.path(directory, epoch: current)
             descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
             if descriptor < 0 { report("cannot open \(path): \(String(cString: strerror(errno)))") }
+        }
+        var lastSync: MonotonicInstant?
+        var unsynced = false
+        func sync(force: Bool) {
+            guard unsynced, descriptor >= 0 else { return }
+            let now = clock.now()
+            if !force, let lastSync, now.since(lastSync) < syncInterval { return }
+            if fdatasync(descriptor) == 0 {
+                syncs.add(1, ordering: .relaxed)
+                unsynced = false
+                lastSync = now
+            } else {
+                report("cannot sync the window journal: \(String(cString: strerror(errno)))")
+            }
         }
         func flush(_ buffer: inout [UInt8]) {
             guard !buffer.isEmpty else { return }
@@ -128,11 +152,13 @@ final class WindowJournalWriter: Sendable {
                     }
                     offset += written
                 }
-                return fdatasync(descriptor) == 0
+                return true
             }
             if ok {
                 lastError = nil
                 flushes.add(1, ordering: .relaxed)
+                unsynced = true
+                sync(force: syncInterval == .zero)
             } else {
                 report("cannot write the window journal: \(String(cString: strerror(errno)))")
             }
@@ -140,10 +166,17 @@ final class WindowJournalWriter: Sendable {
         }
 
         var buffer: [UInt8] = []
-        let clock = SystemClock()
         var lastFlush: MonotonicInstant?
         while true {
-            wakeup.wait()
+            if unsynced {
+                // Records written and not yet synced: wake for the sync even if nothing else comes.
+                let due = (lastSync ?? .zero) + syncInterval
+                let left = max(.milliseconds(1), due.since(clock.now()))
+                _ = wakeup.wait(timeout: .now() + .nanoseconds(Int(left.nanosecondsClamped)))
+                sync(force: false)
+            } else {
+                wakeup.wait()
+            }
             // Group commit over a short window: a record that finds the last flush less than
             // `coalescing` ago waits out the rest of it with whatever else arrives, so a steady
             // trickle of windows costs at most one fdatasync per window-length, not one each.
@@ -169,6 +202,7 @@ final class WindowJournalWriter: Sendable {
                     recordsWritten.add(UInt64(records.count), ordering: .relaxed)
                 case .rotate(let next):
                     flush(&buffer)
+                    sync(force: true)
                     if descriptor >= 0 { close(descriptor) }
                     descriptor = -1
                     current = next
@@ -181,6 +215,7 @@ final class WindowJournalWriter: Sendable {
             }
             flush(&buffer)
             if stopped.load(ordering: .acquiring), pending.withLock({ $0.isEmpty }) {
+                sync(force: true)
                 if descriptor >= 0 { close(descriptor) }
                 done.signal()
                 return
