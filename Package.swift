@@ -51,6 +51,12 @@ let providers: [ProviderSpec] = [
             "MutewardenJSON", "MutewardenHTTP", "MutewardenLogging", "MutewardenSupervisor", "MutewardenTesting",
             "MutewardenDaemon", "MutewardenConfig", .product(name: "Logging", package: "swift-log"),
         ]),
+    ProviderSpec(
+        name: "Verba", dependencies: ["MutewardenHTTP"], testDependencies: ["MutewardenHTTP"],
+        peerTests: [
+            "MutewardenHTTP", "MutewardenLogging", "MutewardenTesting", "MutewardenDaemon", "MutewardenConfig",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
 ]
 
 func providerTargets(_ spec: ProviderSpec) -> [Target] {

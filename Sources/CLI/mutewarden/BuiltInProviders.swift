@@ -1,6 +1,7 @@
 import MutewardenGenesys
 import MutewardenProviderKit
 import MutewardenSimulator
+import MutewardenVerba
 import MutewardenVoicenter
 
 /// The composition root: every feed and target type this build knows, by its `type:` name. Adding
@@ -9,5 +10,8 @@ import MutewardenVoicenter
 enum BuiltInProviders {
     static let registry = ProviderRegistry(
         feeds: [SimulatorSettings.provider, GWSSettings.feedProvider, VoicenterFeedSettings.feedProvider],
-        targets: [LogTargetSettings.provider, GWSSettings.targetProvider, VoicenterTargetSettings.targetProvider])
+        targets: [
+            LogTargetSettings.provider, GWSSettings.targetProvider, VoicenterTargetSettings.targetProvider,
+            VerbaTargetSettings.targetProvider,
+        ])
 }
