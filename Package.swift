@@ -41,7 +41,8 @@ let providers: [ProviderSpec] = [
         testDependencies: ["MutewardenJSON"], testResources: [.copy("Fixtures")],
         peerTests: [
             "MutewardenJSON", "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging", "MutewardenTesting",
-            .product(name: "Logging", package: "swift-log"),
+            // The cross-platform tests: a GWS feed driving a Verba recorder.
+            "MutewardenVerba", .product(name: "Logging", package: "swift-log"),
         ]),
     ProviderSpec(
         name: "Voicenter",
