@@ -33,7 +33,10 @@ import Testing
         #expect(result.stderr.contains("--for expects a duration"))
     }
 
-    @Test(arguments: ["config/demo.yaml", "config/examples/genesys.yaml", "config/examples/voicenter.yaml"])
+    @Test(arguments: [
+        "config/demo.yaml", "config/examples/genesys.yaml", "config/examples/voicenter.yaml", "config/examples/verba.yaml",
+        "config/examples/genesys-verba.yaml",
+    ])
     func checkConfigPassesEveryShippedExample(_ path: String) async throws {
         // Example credentials: a directory holding each credential the examples name.
         let credentials = try temporaryDirectory()
@@ -41,12 +44,16 @@ import Testing
         try "example-password".write(to: credentials.appendingPathComponent("gws-password"), atomically: true, encoding: .utf8)
         try "example-voicenter-token".write(
             to: credentials.appendingPathComponent("voicenter-token"), atomically: true, encoding: .utf8)
+        try "example-verba-api-key".write(to: credentials.appendingPathComponent("verba-api-key"), atomically: true, encoding: .utf8)
+        try "example-verba-password".write(to: credentials.appendingPathComponent("verba-password"), atomically: true, encoding: .utf8)
         let result = try await BinaryRunner.run(
             ["check-config", "--config", path], environment: ["CREDENTIALS_DIRECTORY": credentials.path])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.hasPrefix("configuration OK"))
         #expect(!result.stdout.contains("example-password"))
         #expect(!result.stdout.contains("example-voicenter-token"))
+        #expect(!result.stdout.contains("example-verba-api-key"))
+        #expect(!result.stdout.contains("example-verba-password"))
     }
 
     @Test func checkConfigRefusesToMuteTheAgentThroughVoicentersRecordingAPI() async throws {
@@ -75,7 +82,9 @@ import Testing
     @Test func everyExampleIsCovered() throws {
         let examples = try FileManager.default.contentsOfDirectory(
             atPath: BinaryRunner.packageRoot.appendingPathComponent("config/examples").path)
-        #expect(examples.sorted() == ["genesys.yaml", "voicenter.yaml"], "add new examples to checkConfigPassesEveryShippedExample")
+        #expect(
+            examples.sorted() == ["genesys-verba.yaml", "genesys.yaml", "verba.yaml", "voicenter.yaml"],
+            "add new examples to checkConfigPassesEveryShippedExample")
     }
 
     @Test func checkConfigPassesTheExampleInTheDocumentation() async throws {
