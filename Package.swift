@@ -41,7 +41,8 @@ let providers: [ProviderSpec] = [
         testDependencies: ["MutewardenJSON"], testResources: [.copy("Fixtures")],
         peerTests: [
             "MutewardenJSON", "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging", "MutewardenTesting",
-            .product(name: "Logging", package: "swift-log"),
+            // The cross-platform tests: a GWS feed driving a Verba recorder.
+            "MutewardenVerba", .product(name: "Logging", package: "swift-log"),
         ]),
     ProviderSpec(
         name: "ACS", dependencies: ["MutewardenJSON", "MutewardenHTTP", "MutewardenIngress", "MutewardenCallbackAuth", "MutewardenAzure"],
@@ -53,6 +54,12 @@ let providers: [ProviderSpec] = [
         peerTests: [
             "MutewardenJSON", "MutewardenHTTP", "MutewardenLogging", "MutewardenSupervisor", "MutewardenTesting",
             "MutewardenDaemon", "MutewardenConfig", .product(name: "Logging", package: "swift-log"),
+        ]),
+    ProviderSpec(
+        name: "Verba", dependencies: ["MutewardenHTTP"], testDependencies: ["MutewardenHTTP"],
+        peerTests: [
+            "MutewardenHTTP", "MutewardenLogging", "MutewardenTesting", "MutewardenDaemon", "MutewardenConfig",
+            .product(name: "Logging", package: "swift-log"),
         ]),
 ]
 

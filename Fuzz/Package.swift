@@ -26,9 +26,15 @@ let package = Package(
         // Voicenter: real-time payloads and sessions through the feed's logic, login and
         // MuteUnmuteCalls answers.
         fuzzTarget("voicenter", ["MutewardenVoicenter", "MutewardenJSON", "MutewardenModel"]),
+        // Verba: the XML reader, MuteRecording and RequestToken answers.
+        fuzzTarget("verba", ["MutewardenVerba", "MutewardenModel"]),
         // The configuration loader: YAML, schema, conditions, secrets references, providers.
         fuzzTarget(
-            "config", ["MutewardenConfig", "MutewardenProviderKit", "MutewardenGenesys", "MutewardenSimulator", "MutewardenVoicenter"]),
+            "config",
+            [
+                "MutewardenConfig", "MutewardenProviderKit", "MutewardenGenesys", "MutewardenSimulator", "MutewardenVoicenter",
+                "MutewardenVerba",
+            ]),
         // socket.io frames through the packet codec and both versions' session state machines.
         fuzzTarget("socketio", ["MutewardenSocketIO", "MutewardenModel"]),
         // Microsoft's non-feed input: ACS error bodies, Entra token answers, connection strings,

@@ -202,3 +202,18 @@ private let transient = ActionAttemptResult.failed(ActionFailure(.retryable, "HT
     #expect(harness.sent.isEmpty)
     #expect(harness.records(.actionFailed).first?.severity == .critical)
 }
+
+/// A recorder of another vendor addressed by extension: every record of the action names both
+/// the feed's call and the extension the target was sent.
+@Test func anActionByExtensionNamesTheFeedsCallAndTheTargetsAddress() {
+    let policy = Policies.pause(actions: [ActionSpec(kind: .pauseRecording, target: "recorder", addressing: .agentExtension)])
+    let harness = EngineHarness(policies: [policy])
+    harness.event("gws-call-1", ext: "3001", attributes: card)
+    harness.event("gws-call-1", ext: "3001", attributes: ["PCI_STAGE": "DONE"])
+    #expect(harness.sends == ["pause-recording extension 3001 via recorder #1", "resume-recording extension 3001 via recorder #1"])
+    let records = harness.records(.actionAttempt) + harness.records(.actionConfirmed)
+    #expect(records.count == 4)
+    for record in records {
+        #expect(record[.call] == "gws-call-1" && record[.extension] == "3001" && record[.feed] == "sim" && record[.target] == "recorder")
+    }
+}

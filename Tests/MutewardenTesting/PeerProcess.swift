@@ -272,6 +272,12 @@ public final class PeerProcess: Sendable {
         if process.isRunning { kill(process.processIdentifier, signal) }
     }
 
+    /// Writes `line` and a newline to its standard input (a peer that takes commands there).
+    public func writeLine(_ line: String) throws {
+        guard let input else { throw TestFailure("\(name) was started without a standard input to write to") }
+        try input.fileHandleForWriting.write(contentsOf: Data((line + "\n").utf8))
+    }
+
     /// Closes its standard input (a peer may take that as the end).
     public func closeInput() { try? input?.fileHandleForWriting.close() }
 

@@ -2,12 +2,15 @@ import FuzzDriver
 import MutewardenConfig
 import MutewardenGenesys
 import MutewardenProviderKit
+import MutewardenVerba
 import MutewardenSimulator
 import MutewardenVoicenter
 
 private let registry = ProviderRegistry(
     feeds: [SimulatorSettings.provider, GWSSettings.feedProvider, VoicenterFeedSettings.feedProvider],
-    targets: [LogTargetSettings.provider, GWSSettings.targetProvider, VoicenterTargetSettings.targetProvider])
+    targets: [
+        LogTargetSettings.provider, GWSSettings.targetProvider, VoicenterTargetSettings.targetProvider, VerbaTargetSettings.targetProvider,
+    ])
 // No environment: a `${env:…}` reference fails cleanly; `${file:…}` is bounded by the loader.
 private let loader = ConfigurationLoader(registry: registry, environment: [:])
 

@@ -2,6 +2,7 @@ import MutewardenACS
 import MutewardenGenesys
 import MutewardenProviderKit
 import MutewardenSimulator
+import MutewardenVerba
 import MutewardenVoicenter
 
 /// The composition root: every feed and target type this build knows, by its `type:` name. Adding
@@ -12,5 +13,6 @@ enum BuiltInProviders {
         feeds: [SimulatorSettings.provider, GWSSettings.feedProvider, VoicenterFeedSettings.feedProvider, ACSFeedSettings.feedProvider],
         targets: [
             LogTargetSettings.provider, GWSSettings.targetProvider, VoicenterTargetSettings.targetProvider, ACSTargetSettings.targetProvider,
+            VerbaTargetSettings.targetProvider,
         ])
 }

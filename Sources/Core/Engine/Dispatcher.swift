@@ -70,7 +70,12 @@ final class ActionJob {
         fields.target = request.target
         fields.action = request.kind.operation(request.verb)
         fields.idempotencyKey = request.idempotencyKey
-        if case .call(let id) = request.address { fields.call = id }
+        // The address the target was sent, next to the feed's call id from the window: with a
+        // recorder of another vendor, by extension, the two are how the records are matched up.
+        switch request.address {
+        case .call(let id): fields.call = id
+        case .agentExtension(let ext): fields.extension = ext
+        }
         self.fields = fields
     }
 }
