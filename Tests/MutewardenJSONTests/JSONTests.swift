@@ -118,3 +118,40 @@ func aNumberBeyondDoubleIsRefused(_ text: String) {
         #expect(try JSONValue.parse(value.serialized) == value, "\(file.lastPathComponent)")
     }
 }
+
+/// The string scan reads eight bytes at a time: every byte that ends the plain run (a quote, a
+/// backslash, a control character, a non-ASCII byte) must be found at every offset in a word and
+/// at the end of the input, and a document that is not a whole number of words long still ends.
+@Test func theWordAtATimeStringScanStopsAtEveryOffset() throws {
+    for length in 0..<24 {
+        for offset in 0...length {
+            let head = String(repeating: "a", count: offset)
+            let tail = String(repeating: "b", count: length - offset)
+            #expect(try JSONValue.parse("\"\(head)\\\"\(tail)\"") == .string(head + "\"" + tail))
+            #expect(try JSONValue.parse("\"\(head)\\\\\(tail)\"") == .string(head + "\\" + tail))
+            #expect(try JSONValue.parse("\"\(head)é\(tail)\"") == .string(head + "é" + tail))
+            #expect(try JSONValue.parse("[\"\(head)\",\"\(tail)\"]") == .array([.string(head), .string(tail)]))
+            #expect(throws: JSONError.self) { try JSONValue.parse("\"\(head)\u{1F}\(tail)\"") }
+            #expect(throws: JSONError.self) { try JSONValue.parse("\"\(head)\u{7F}\(tail)") }
+            var invalid = Array("\"\(head)\(tail)\"".utf8)
+            invalid.insert(0xFF, at: 1 + offset)
+            #expect(throws: JSONError.self) { try JSONValue.parse(invalid) }
+        }
+    }
+    // 0x7F and the bytes around the ones looked for are plain.
+    let neighbours = "\u{7F}!#[]^` ~"
+    #expect(try JSONValue.parse("\"\(neighbours)\(neighbours)\"") == .string(neighbours + neighbours))
+    // A control character is reported where it is.
+    #expect(throws: JSONError(message: "control character in a string", offset: 11)) {
+        try JSONValue.parse("\"0123456789\n\"")
+    }
+}
+
+@Test func parsesFromAnyCollectionOfBytes() throws {
+    let text = #"{"ivrid":"1700000000000000000-0","calls":[1,2]}"#
+    let expected = try JSONValue.parse(text)
+    #expect(try JSONValue.parse(Array(text.utf8)) == expected)
+    #expect(try JSONValue.parse(Array(("xx" + text).utf8).dropFirst(2)) == expected)
+    #expect(try JSONValue.parse(text.utf8) == expected)
+    #expect(try JSONValue.parse(Data(text.utf8)) == expected)
+}

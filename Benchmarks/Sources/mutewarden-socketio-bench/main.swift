@@ -2,6 +2,7 @@
 // socket.io frames (`42["ExtensionEvent",{…}]`, 1 to 2 KiB each, with the server's pings among
 // them), decoded by the packet codec and run through the session state machine, on one core,
 // with no network. Usage: mutewarden-socketio-bench [--events N] [--rounds N] [--version 3|4]
+// [--stage session|voicenter]
 //
 // The stages are consumers of the decoded events (`stages` below): `session` counts them;
 // `voicenter` maps them through the feed's logic into an engine, fed the same stream.
@@ -18,10 +19,16 @@ import Glibc
 var eventCount = 300_000
 var rounds = 5
 var version = EngineIOVersion.v3
+/// One stage alone, without the parser-only and codec-only lines: what a profiler is pointed at.
+var onlyStage: String?
 var iterator = CommandLine.arguments.dropFirst().makeIterator()
 while let flag = iterator.next() {
+    if flag == "--stage", let name = iterator.next() {
+        onlyStage = name
+        continue
+    }
     guard let value = iterator.next().flatMap(Int.init), value > 0 else {
-        print("usage: mutewarden-socketio-bench [--events N] [--rounds N] [--version 3|4]")
+        print("usage: mutewarden-socketio-bench [--events N] [--rounds N] [--version 3|4] [--stage session|voicenter]")
         exit(64)
     }
     switch flag {
@@ -78,7 +85,7 @@ for index in 0..<eventCount {
     if index % 1000 == 999 { frames.append(version == .v4 ? "2" : "3") }
 }
 let bytes = frames.reduce(0) { $0 + $1.utf8.count }
-let sizes = frames.filter { $0.count > 1 }.map(\.utf8.count)
+let sizes = frames.map(\.utf8.count).filter { $0 > 1 }
 print(
     "mutewarden-socketio-bench: \(eventCount) recorded ExtensionEvent frames, \(version), "
         + "\(sizes.min()!)–\(sizes.max()!) bytes (mean \(bytes / frames.count)), \(bytes / 1_048_576) MiB")
@@ -155,32 +162,38 @@ func connectedSession(_ version: EngineIOVersion) -> SocketIOStateMachine {
 
 // The JSON parser alone on the frames' payloads, then the codec (which includes it), best of
 // the rounds each: their shares of the session's figure.
-let payloads = frames.filter { $0.count > 1 }.map { Array($0.utf8.dropFirst(2)) }
-var fastestParse = Double.infinity
-for _ in 1...rounds {
-    let start = threadCPUSeconds()
-    var parsed = 0
-    for payload in payloads where (try? JSONValue.parse(payload)) != nil { parsed += 1 }
-    precondition(parsed == payloads.count)
-    fastestParse = min(fastestParse, threadCPUSeconds() - start)
-}
-print(
-    "JSON parser only: \(String(format: "%.2f", fastestParse / Double(payloads.count) * 1e6)) µs of CPU a payload "
-        + "(best of \(rounds))")
+if onlyStage == nil {
+    let payloads = frames.filter { $0.utf8.count > 1 }.map { Array($0.utf8.dropFirst(2)) }
+    var fastestParse = Double.infinity
+    for _ in 1...rounds {
+        let start = threadCPUSeconds()
+        var parsed = 0
+        for payload in payloads where (try? JSONValue.parse(payload)) != nil { parsed += 1 }
+        precondition(parsed == payloads.count)
+        fastestParse = min(fastestParse, threadCPUSeconds() - start)
+    }
+    print(
+        "JSON parser only: \(String(format: "%.2f", fastestParse / Double(payloads.count) * 1e6)) µs of CPU a payload "
+            + "(best of \(rounds))")
 
-var fastestDecode = Double.infinity
-for _ in 1...rounds {
-    let start = threadCPUSeconds()
-    var decoded = 0
-    for frame in frames where (try? EngineIOPacket.decode(frame)) != nil { decoded += 1 }
-    precondition(decoded == frames.count)
-    fastestDecode = min(fastestDecode, threadCPUSeconds() - start)
+    var fastestDecode = Double.infinity
+    for _ in 1...rounds {
+        let start = threadCPUSeconds()
+        var decoded = 0
+        for frame in frames where (try? EngineIOPacket.decode(frame)) != nil { decoded += 1 }
+        precondition(decoded == frames.count)
+        fastestDecode = min(fastestDecode, threadCPUSeconds() - start)
+    }
+    print(
+        "codec only: \(Int(Double(frames.count) / fastestDecode)) frames/s, "
+            + "\(String(format: "%.2f", fastestDecode / Double(frames.count) * 1e6)) µs of CPU a frame (best of \(rounds))")
 }
-print(
-    "codec only: \(Int(Double(frames.count) / fastestDecode)) frames/s, "
-        + "\(String(format: "%.2f", fastestDecode / Double(frames.count) * 1e6)) µs of CPU a frame (best of \(rounds))")
 
-for stage in stages {
+if let onlyStage, !stages.contains(where: { $0.name == onlyStage }) {
+    print("--stage is one of: \(stages.map(\.name).joined(separator: ", "))")
+    exit(64)
+}
+for stage in stages where onlyStage == nil || stage.name == onlyStage {
     var best = Double.infinity
     for round in 1...rounds {
         let consume = stage.make()

@@ -9,16 +9,26 @@ extension JSONValue {
     /// Parses one JSON document (RFC 8259) from UTF-8 bytes. `maximumDepth` bounds nesting, so a
     /// hostile document cannot exhaust the stack.
     public static func parse(_ bytes: some Collection<UInt8>, maximumDepth: Int = 64) throws(JSONError) -> JSONValue {
-        let buffer = Array(bytes)
-        return try buffer.withUnsafeBufferPointer { pointer throws(JSONError) in
-            var parser = JSONParser(bytes: pointer, maximumDepth: maximumDepth)
-            let value = try parser.parseDocument()
-            return value
+        // Arrays, slices of them and buffers are parsed where they lie; only other collections
+        // are copied first.
+        let direct = bytes.withContiguousStorageIfAvailable { pointer in
+            Result { () throws(JSONError) in try parse(pointer, maximumDepth: maximumDepth) }
         }
+        if let direct { return try direct.get() }
+        return try parse(Array(bytes), maximumDepth: maximumDepth)
+    }
+
+    /// Parses from bytes that stay where they are while it runs, as a decoder's slice of a frame.
+    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>, maximumDepth: Int = 64) throws(JSONError) -> JSONValue {
+        var parser = JSONParser(bytes: bytes, maximumDepth: maximumDepth)
+        return try parser.parseDocument()
     }
 
     public static func parse(_ text: String, maximumDepth: Int = 64) throws(JSONError) -> JSONValue {
-        try parse(Array(text.utf8), maximumDepth: maximumDepth)
+        var text = text
+        // Native strings are contiguous; a bridged one is made so first.
+        return try text.withUTF8 { pointer in Result { () throws(JSONError) in try parse(pointer, maximumDepth: maximumDepth) } }
+            .get()
     }
 }
 
@@ -91,6 +101,9 @@ struct JSONParser {
             position += 1
             return .object(members)
         }
+        // Platform objects have from a few to a few dozen members: starting at eight saves the
+        // first reallocations of every non-empty object.
+        members.reserveCapacity(8)
         while true {
             skipWhitespace()
             guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw fail("expected a member name") }
@@ -142,11 +155,16 @@ struct JSONParser {
         let start = position
         // Fast path: no escapes, so the bytes between the quotes are the string.
         var ascii = true
-        while position < bytes.count {
-            let byte = bytes[position]
+        // A local index: the stored `position` would be written back at every byte.
+        var index = position
+        let count = bytes.count
+        while true {
+            index = Self.plainRun(in: bytes, from: index)
+            guard index < count else { break }
+            let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                let slice = UnsafeBufferPointer(rebasing: bytes[start..<position])
-                position += 1
+                let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
+                position = index + 1
                 // ASCII is valid UTF-8 as it is: String(decoding:) takes it without the generic
                 // validation, which was most of the parser's time on GWS messages
                 // (docs/performance.md).
@@ -155,10 +173,14 @@ struct JSONParser {
                 return text
             }
             if byte == UInt8(ascii: "\\") { break }
-            if byte < 0x20 { throw fail("control character in a string") }
+            if byte < 0x20 {
+                position = index
+                throw fail("control character in a string")
+            }
             if byte >= 0x80 { ascii = false }
-            position += 1
+            index += 1
         }
+        position = index
         var utf8 = Array(UnsafeBufferPointer(rebasing: bytes[start..<position]))
         while position < bytes.count {
             let byte = bytes[position]
@@ -203,6 +225,34 @@ struct JSONParser {
             }
         }
         throw fail("unterminated string")
+    }
+
+    /// Where the run of plain string bytes that starts at `index` ends: the first quote,
+    /// backslash, control character or non-ASCII byte, or the end of the input if there is none
+    /// in the words read (the last few bytes are left to the caller's byte loop). Eight bytes are
+    /// checked at a time.
+    @inline(__always)
+    static func plainRun(in bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+        guard let base = bytes.baseAddress else { return start }
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let quotes = ones &* 0x22
+        let backslashes = ones &* 0x5C
+        var index = start
+        while index &+ 8 <= bytes.count {
+            // Byte 0 of the input is the lowest byte of the word on every platform.
+            let word = UInt64(littleEndian: UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self))
+            // Per byte, the high bit says: below 0x20 (`control`), a quote, a backslash, or 0x80
+            // and above (`word` itself). A borrow can set it wrongly, but only in bytes above
+            // one that really matches, so the lowest one set is the first byte to stop at.
+            let control = (word &- ones &* 0x20) & ~word
+            let quote = ((word ^ quotes) &- ones) & ~(word ^ quotes)
+            let backslash = ((word ^ backslashes) &- ones) & ~(word ^ backslashes)
+            let stops = (control | quote | backslash | word) & highs
+            if stops != 0 { return index &+ stops.trailingZeroBitCount >> 3 }
+            index &+= 8
+        }
+        return index
     }
 
     private mutating func parseHex4() throws(JSONError) -> UInt32 {

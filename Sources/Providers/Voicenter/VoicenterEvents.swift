@@ -232,8 +232,8 @@ public enum VoicenterEvents {
         case .number? where numbers: guard let int = value?.int else { return nil }; text = String(int)
         default: return nil
         }
-        guard !text.isEmpty, text.utf8.count <= limit, !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
-        else { return nil }
+        // In UTF-8 the scalars below 0x20 and 0x7F are exactly the bytes of those values.
+        guard !text.isEmpty, text.utf8.count <= limit, !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return nil }
         return text
     }
 

@@ -257,7 +257,7 @@ public struct VoicenterFeedCore: Sendable {
         // This extension's list is the truth for this extension: a call it no longer lists has
         // left it (hung up, transferred away). Only a HANGUP ends a call; a call that merely left
         // keeps its state until its next event or the next snapshot.
-        for gone in (callsByExtension[key] ?? []).subtracting(live) {
+        for gone in callsByExtension[key] ?? [] where !live.contains(gone) {
             legs[gone]?[key] = nil
             if legs[gone]?.isEmpty == true { legs[gone] = nil }
         }
