@@ -49,28 +49,38 @@ while let flag = iterator.next() {
 /// One ExtensionEvent as Voicenter sends it (the documented Extension and ExtensionCall fields,
 /// with values shaped as in a recorded session): an ivrid of 19 digits and a suffix, customdata,
 /// the recording state. One live call makes it about 1.4 KiB, two about 1.9 KiB.
-func extensionEvent(_ index: Int, calls: Int) -> String {
+///
+/// Events come in cycles of five on one extension: NEWCALL, ANSWER, HOLD, UNHOLD, HANGUP of one
+/// call, so that the engine sees what a contact center sends it (mostly updates of calls it
+/// tracks, a new call every fifth event, each ended by its HANGUP) rather than a new call at every
+/// event, which filled its tracker. Every other cycle the extension also has a second, held call
+/// that lasts (one per extension).
+func extensionEvent(_ index: Int) -> String {
     let reasons = ["NEWCALL", "ANSWER", "HOLD", "UNHOLD", "HANGUP"]
     let reason = reasons[index % reasons.count]
-    let extensionNumber = 200 + index % 500
+    let cycle = index / reasons.count
+    let extensionNumber = 200 + cycle % 500
+    let calls = 1 + cycle % 2
     func call(_ n: Int) -> String {
-        let ivrid = "\(1_700_000_000_000_000_000 + (index &* 7 + n) % 1_000_000_000)-\(n)"
+        let ivrid = n == 0 ? "\(1_700_000_000_000_000_000 + cycle % 1_000_000_000)-0" : "\(1_800_000_000_000_000_000 + extensionNumber)-1"
         return """
             {"ivrid":"\(ivrid)","callstatus":"\(n == 0 ? "Talking" : "Hold")","direction":"Incoming","callType":1,"answered":1,\
             "callStarted":\(1_700_000_000 + index),"callAnswered":\(1_700_000_005 + index),"callerphone":"0501234\(String(format: "%03d", n))",\
             "callername":"Customer \(n)","did":"0733123456","channel":"SIP/KGpK4iWq-0000\(n)","channel 2":"SIP/trunk-0000\(n)",\
             "ip":"10.0.0.\(n + 1)","queueID":12,"isInternal":0,\
-            "recording":{"IsMuted":\(index % 20 == 5 ? 1 : 0),"Options":0,"Filename":"rec-\(ivrid).mp3","ApproximateURL":""},\
-            "customdata":{"PCI_STAGE":"\(index % 20 == 5 ? "CARD" : "NONE")","CRM":"acct-\(index % 9973)"},\
+            "recording":{"IsMuted":\(cycle % 4 == 1 && n == 0 ? 1 : 0),"Options":0,"Filename":"rec-\(ivrid).mp3","ApproximateURL":""},\
+            "customdata":{"PCI_STAGE":"\(cycle % 4 == 1 && n == 0 ? "CARD" : "NONE")","CRM":"acct-\(cycle % 9973)"},\
             "calldurationinterval":\(index % 600)}
             """
     }
-    let callList = (0..<calls).map(call).joined(separator: ",")
+    // On HANGUP the ended call is `currentCall` and `calls` lists the live ones.
+    let live = reason == "HANGUP" ? Array(1..<calls) : Array(0..<calls)
+    let callList = live.map(call).joined(separator: ",")
     return """
         42["ExtensionEvent",{"eventName":"ExtensionEvent","reason":"\(reason)",\
         "data":{"userID":\(10_000 + extensionNumber),"userName":"Agent \(extensionNumber)","number":\(extensionNumber),\
-        "extenUser":"KGpK4iWq","accountID":4242,"peerStatus":"OK","representative":\(extensionNumber),\
-        "representativeStatus":1,"onlineUserID":\(extensionNumber),"calls":[\(callList)],"currentCall":\(calls > 0 ? call(0) : "null"),\
+        "extenUser":"Kx\(String(format: "%06d", extensionNumber))","accountID":4242,"peerStatus":"OK","representative":\(extensionNumber),\
+        "representativeStatus":1,"onlineUserID":\(extensionNumber),"calls":[\(callList)],"currentCall":\(call(0)),\
         "lastCallEventEpoch":\(1_700_000_000 + index),"lastHangupCallEpoch":\(1_699_999_000 + index)},\
         "callerID":"0501234000","dialStatus":"ANSWER","servertime":\(1_700_000_000 + index),"servertimeoffset":120}]
         """
@@ -81,7 +91,7 @@ func extensionEvent(_ index: Int, calls: Int) -> String {
 var frames: [String] = []
 frames.reserveCapacity(eventCount + eventCount / 1000)
 for index in 0..<eventCount {
-    frames.append(extensionEvent(index, calls: 1 + index % 2))
+    frames.append(extensionEvent(index))
     if index % 1000 == 999 { frames.append(version == .v4 ? "2" : "3") }
 }
 let bytes = frames.reduce(0) { $0 + $1.utf8.count }
