@@ -33,7 +33,10 @@ import Testing
         #expect(result.stderr.contains("--for expects a duration"))
     }
 
-    @Test(arguments: ["config/demo.yaml", "config/examples/acs.yaml", "config/examples/genesys.yaml", "config/examples/voicenter.yaml"])
+    @Test(arguments: [
+        "config/demo.yaml", "config/examples/acs.yaml", "config/examples/genesys.yaml", "config/examples/graph.yaml",
+        "config/examples/voicenter.yaml",
+    ])
     func checkConfigPassesEveryShippedExample(_ path: String) async throws {
         // Example credentials: a directory holding each credential the examples name.
         let credentials = try temporaryDirectory()
@@ -43,6 +46,8 @@ import Testing
             to: credentials.appendingPathComponent("voicenter-token"), atomically: true, encoding: .utf8)
         try "endpoint=https://example.communication.azure.com/;accesskey=ZXhhbXBsZS1hY2Nlc3Mta2V5"
             .write(to: credentials.appendingPathComponent("acs-connection-string"), atomically: true, encoding: .utf8)
+        try "example-graph-client-secret".write(
+            to: credentials.appendingPathComponent("graph-client-secret"), atomically: true, encoding: .utf8)
         let result = try await BinaryRunner.run(
             ["check-config", "--config", path], environment: ["CREDENTIALS_DIRECTORY": credentials.path])
         #expect(result.status == 0, "\(result.stderr)")
@@ -50,6 +55,7 @@ import Testing
         #expect(!result.stdout.contains("example-password"))
         #expect(!result.stdout.contains("example-voicenter-token"))
         #expect(!result.stdout.contains("ZXhhbXBsZS1hY2Nlc3Mta2V5"))
+        #expect(!result.stdout.contains("example-graph-client-secret"))
     }
 
     @Test func checkConfigRefusesToMuteTheAgentThroughVoicentersRecordingAPI() async throws {
@@ -78,7 +84,9 @@ import Testing
     @Test func everyExampleIsCovered() throws {
         let examples = try FileManager.default.contentsOfDirectory(
             atPath: BinaryRunner.packageRoot.appendingPathComponent("config/examples").path)
-        #expect(examples.sorted() == ["acs.yaml", "genesys.yaml", "voicenter.yaml"], "add new examples to checkConfigPassesEveryShippedExample")
+        #expect(
+            examples.sorted() == ["acs.yaml", "genesys.yaml", "graph.yaml", "voicenter.yaml"],
+            "add new examples to checkConfigPassesEveryShippedExample")
     }
 
     @Test func checkConfigPassesTheExampleInTheDocumentation() async throws {
