@@ -173,7 +173,7 @@ func withGraph(
 
 @Suite(.serialized) struct GraphDaemonTests {
     @Test func tonesPauseTheBotsRecordingStatusAndItResumesConfirmedByTheOperations() async throws {
-        try await withGraph { peer, running in
+        try await withGraph { (peer: GraphPeer, running: RunningGraphDaemon) async throws in
             #expect(try await peer.notify(established("call-1")) == 202)
             #expect(try await peer.notify(tone("call-1")) == 202)
             #expect(await running.waitForLine("audit=action.confirmed", "action=pause-recording", "call=call-1"))
@@ -188,7 +188,7 @@ func withGraph(
     }
 
     @Test func theBotMutesItselfConfirmedByTheRosterAndUnmutes() async throws {
-        try await withGraph(kind: "mute") { peer, running in
+        try await withGraph(kind: "mute") { (peer: GraphPeer, running: RunningGraphDaemon) async throws in
             #expect(try await peer.notify(established("call-2")) == 202)
             #expect(try await peer.notify(tone("call-2")) == 202)
             #expect(await running.waitForLine("audit=action.confirmed", "action=mute", "call=call-2"))
@@ -198,7 +198,7 @@ func withGraph(
     }
 
     @Test func aRunningOperationIsFollowedUntilItsOutcomeIsNotified() async throws {
-        try await withGraph { peer, running in
+        try await withGraph { (peer: GraphPeer, running: RunningGraphDaemon) async throws in
             try await peer.post("/test/config", .object([("mode", .string("running"))]))
             #expect(try await peer.notify(established("call-3")) == 202)
             #expect(try await peer.notify(tone("call-3")) == 202)
@@ -208,7 +208,7 @@ func withGraph(
     }
 
     @Test func aFailedOperationIsAControlFailureWithItsResultInfo() async throws {
-        try await withGraph { peer, running in
+        try await withGraph { (peer: GraphPeer, running: RunningGraphDaemon) async throws in
             try await peer.post("/test/config", .object([("mode", .string("failed"))]))
             #expect(try await peer.notify(established("call-4")) == 202)
             #expect(try await peer.notify(tone("call-4")) == 202)
@@ -218,7 +218,7 @@ func withGraph(
     }
 
     @Test func aTokenThatExpiresMidWindowIsRenewedAndTheUndoGoesThrough() async throws {
-        try await withGraph { peer, running in
+        try await withGraph { (peer: GraphPeer, running: RunningGraphDaemon) async throws in
             #expect(try await peer.notify(established("call-5")) == 202)
             #expect(try await peer.notify(tone("call-5")) == 202)
             #expect(await running.waitForLine("audit=action.confirmed", "action=pause-recording", "call=call-5"))
@@ -231,7 +231,7 @@ func withGraph(
     }
 
     @Test func aCallGraphNoLongerKnowsIsGoneOnceTheFeedSaysItEnded() async throws {
-        try await withGraph { peer, running in
+        try await withGraph { (peer: GraphPeer, running: RunningGraphDaemon) async throws in
             try await peer.post("/test/config", .object([("gone", .array([.string("call-6")]))]))
             #expect(try await peer.notify(established("call-6")) == 202)
             #expect(try await peer.notify(tone("call-6")) == 202)
@@ -244,7 +244,7 @@ func withGraph(
     }
 
     @Test func forgedExpiredAndOtherTenantsCallbacksAreRefusedAndChangeNothing() async throws {
-        try await withGraph { peer, running in
+        try await withGraph { (peer: GraphPeer, running: RunningGraphDaemon) async throws in
             for token in ["forged", "expired", "wrong-tenant", "none"] {
                 #expect(try await peer.notify(established("call-7"), token: token) == 401, "\(token)")
                 #expect(try await peer.notify(tone("call-7"), token: token) == 401, "\(token)")
@@ -257,7 +257,7 @@ func withGraph(
     }
 
     @Test func aLegacyIncomingCallIsAnswered204AndAMalformedOneIsSkippedWithoutItsContent() async throws {
-        try await withGraph { peer, running in
+        try await withGraph { (peer: GraphPeer, running: RunningGraphDaemon) async throws in
             let legacy =
                 ##"{"id":"c","participants":[{"identity":"29:x","originator":true}],"isMultiparty":false,"presentedModalityTypes":["audio"],"callState":"incoming","links":{"callback":"https://x"}}"##
             #expect(try await peer.notify(legacy) == 204)
@@ -276,7 +276,7 @@ func withGraph(
 
     @Test func aWrongClientSecretIsReportedWithItsAADSTSCodeAndNeverShown() async throws {
         let wrong = "a-wrong-secret-never-logged"
-        try await withGraph(secret: wrong) { peer, running in
+        try await withGraph(secret: wrong) { (peer: GraphPeer, running: RunningGraphDaemon) async throws in
             #expect(try await peer.notify(established("call-9")) == 202)
             #expect(try await peer.notify(tone("call-9")) == 202)
             #expect(await running.waitForLine("audit=action.failed", "call=call-9", "AADSTS7000215"))
