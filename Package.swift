@@ -48,6 +48,14 @@ let providers: [ProviderSpec] = [
         name: "ACS", dependencies: ["MutewardenJSON", "MutewardenHTTP", "MutewardenIngress", "MutewardenCallbackAuth", "MutewardenAzure"],
         testDependencies: ["MutewardenJSON", "MutewardenHTTP"]),
     ProviderSpec(
+        name: "Graph", dependencies: ["MutewardenJSON", "MutewardenHTTP", "MutewardenIngress", "MutewardenCallbackAuth", "MutewardenAzure"],
+        testDependencies: ["MutewardenJSON", "MutewardenHTTP"],
+        peerTests: [
+            "MutewardenJSON", "MutewardenHTTP", "MutewardenDaemon", "MutewardenConfig", "MutewardenTesting", "MutewardenCallbackAuth",
+            "MutewardenAzure", .product(name: "Logging", package: "swift-log"), .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "CryptoExtras", package: "swift-crypto"),
+        ]),
+    ProviderSpec(
         name: "Voicenter",
         dependencies: ["MutewardenJSON", "MutewardenHTTP", "MutewardenSupervisor", "MutewardenSocketIO", "MutewardenWebSocket"],
         testDependencies: ["MutewardenJSON", "MutewardenHTTP"], testResources: [.copy("Fixtures")],
@@ -201,7 +209,7 @@ let package = Package(
         .target(
             name: "MutewardenCallbackAuth",
             dependencies: [
-                "MutewardenModel", "MutewardenHTTP", "MutewardenJSON", "MutewardenProviderKit",
+                "MutewardenModel", "MutewardenHTTP", "MutewardenIngress", "MutewardenJSON", "MutewardenProviderKit",
                 .product(name: "JWTKit", package: "jwt-kit"),
             ],
             path: "Sources/Protocols/CallbackAuth"),

@@ -40,6 +40,8 @@ let package = Package(
         // Microsoft's non-feed input: ACS error bodies, Entra token answers, connection strings,
         // callback queries with a shared secret.
         fuzzTarget("azure", ["MutewardenAzure", "MutewardenCallbackAuth", "MutewardenJSON", "MutewardenProviderKit"]),
+        // Microsoft Graph: call notifications through the feed's logic, and the calls API's answers.
+        fuzzTarget("graph", ["MutewardenGraph", "MutewardenModel"]),
         // PAN masking: never crashes, and what it returns holds no PAN.
         fuzzTarget("masking", ["MutewardenLogging"]),
     ],

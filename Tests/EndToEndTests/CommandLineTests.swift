@@ -34,8 +34,8 @@ import Testing
     }
 
     @Test(arguments: [
-        "config/demo.yaml", "config/examples/acs.yaml", "config/examples/genesys.yaml", "config/examples/voicenter.yaml",
-        "config/examples/verba.yaml", "config/examples/genesys-verba.yaml",
+        "config/demo.yaml", "config/examples/acs.yaml", "config/examples/genesys.yaml", "config/examples/graph.yaml",
+        "config/examples/voicenter.yaml", "config/examples/verba.yaml", "config/examples/genesys-verba.yaml",
     ])
     func checkConfigPassesEveryShippedExample(_ path: String) async throws {
         // Example credentials: a directory holding each credential the examples name.
@@ -48,6 +48,8 @@ import Testing
             .write(to: credentials.appendingPathComponent("acs-connection-string"), atomically: true, encoding: .utf8)
         try "example-verba-api-key".write(to: credentials.appendingPathComponent("verba-api-key"), atomically: true, encoding: .utf8)
         try "example-verba-password".write(to: credentials.appendingPathComponent("verba-password"), atomically: true, encoding: .utf8)
+        try "example-graph-client-secret".write(
+            to: credentials.appendingPathComponent("graph-client-secret"), atomically: true, encoding: .utf8)
         let result = try await BinaryRunner.run(
             ["check-config", "--config", path], environment: ["CREDENTIALS_DIRECTORY": credentials.path])
         #expect(result.status == 0, "\(result.stderr)")
@@ -57,6 +59,7 @@ import Testing
         #expect(!result.stdout.contains("ZXhhbXBsZS1hY2Nlc3Mta2V5"))
         #expect(!result.stdout.contains("example-verba-api-key"))
         #expect(!result.stdout.contains("example-verba-password"))
+        #expect(!result.stdout.contains("example-graph-client-secret"))
     }
 
     @Test func checkConfigRefusesToMuteTheAgentThroughVoicentersRecordingAPI() async throws {
@@ -86,7 +89,7 @@ import Testing
         let examples = try FileManager.default.contentsOfDirectory(
             atPath: BinaryRunner.packageRoot.appendingPathComponent("config/examples").path)
         #expect(
-            examples.sorted() == ["acs.yaml", "genesys-verba.yaml", "genesys.yaml", "verba.yaml", "voicenter.yaml"],
+            examples.sorted() == ["acs.yaml", "genesys-verba.yaml", "genesys.yaml", "graph.yaml", "verba.yaml", "voicenter.yaml"],
             "add new examples to checkConfigPassesEveryShippedExample")
     }
 

@@ -1,5 +1,6 @@
 import MutewardenACS
 import MutewardenGenesys
+import MutewardenGraph
 import MutewardenProviderKit
 import MutewardenSimulator
 import MutewardenVerba
@@ -10,9 +11,13 @@ import MutewardenVoicenter
 /// knows only the provider kit.
 enum BuiltInProviders {
     static let registry = ProviderRegistry(
-        feeds: [SimulatorSettings.provider, GWSSettings.feedProvider, VoicenterFeedSettings.feedProvider, ACSFeedSettings.feedProvider],
+        feeds: [
+            SimulatorSettings.provider, GWSSettings.feedProvider, VoicenterFeedSettings.feedProvider, ACSFeedSettings.feedProvider,
+            GraphFeedSettings.feedProvider,
+        ],
         targets: [
             LogTargetSettings.provider, GWSSettings.targetProvider, VoicenterTargetSettings.targetProvider, ACSTargetSettings.targetProvider,
             VerbaTargetSettings.targetProvider,
+            GraphTargetSettings.targetProvider,
         ])
 }
