@@ -27,8 +27,11 @@ BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-d
 # - the callback-authentication tests (Tests/MutewardenCallbackAuthTests) serve signing keys with python3;
 #   the Azure tests (Tests/MutewardenAzureTests) run a python3 fake of Entra ID's token endpoint, and check
 #   ACS request signing against Microsoft's azure-communication-callautomation, in a venv from PyPI.
+# - the ACS peer tests (Tests/Providers/ACS/PeerTests) run a python3 fake of Call Automation that signs its
+#   callbacks with RS256 (python3-jwt, python3-cryptography).
 TEST_PACKAGES := systemd util-linux mount python3 python3-websockets libwebsockets-test-server openssl nghttp2-server \
-	ruby ruby-faye ruby-faye-websocket thin curl python3-socketio python3-aiohttp python3-venv
+	ruby ruby-faye ruby-faye-websocket thin curl python3-socketio python3-aiohttp python3-venv \
+	python3-jwt python3-cryptography
 
 # What the end-to-end benchmark needs besides the build libraries: taskset (util-linux) to pin
 # the daemon and the generator to their own cores, python3 for the sweep, gnuplot for the plots.
