@@ -34,6 +34,8 @@ let package = Package(
         // Microsoft's non-feed input: ACS error bodies, Entra token answers, connection strings,
         // callback queries with a shared secret.
         fuzzTarget("azure", ["MutewardenAzure", "MutewardenCallbackAuth", "MutewardenJSON", "MutewardenProviderKit"]),
+        // ACS Call Automation callbacks: CloudEvents batches through the feed's logic.
+        fuzzTarget("acs", ["MutewardenACS", "MutewardenJSON", "MutewardenModel"]),
         // PAN masking: never crashes, and what it returns holds no PAN.
         fuzzTarget("masking", ["MutewardenLogging"]),
     ],
