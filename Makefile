@@ -240,7 +240,9 @@ check-hazards: ## fail on APIs that crashed the test process before (part of `ma
 # with the fuzzer and AddressSanitizer. `fuzz` runs each for FUZZ_SECONDS; `fuzz-smoke` (run by
 # `make test`) replays every input that ever crashed one, then runs each for 15 s.
 FUZZ_SECONDS ?= 300
-FUZZ_BUILD := swift build -c release --package-path Fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -sanitize=address
+# One -sanitize= with both: swiftc (6.3) honours only the last of several, so `-sanitize=fuzzer
+# -sanitize=address` built with AddressSanitizer and no coverage, and libFuzzer mutated blind.
+FUZZ_BUILD := swift build -c release --package-path Fuzz -Xswiftc -sanitize=fuzzer,address
 
 fuzz-build: deps ## build the fuzz targets (Fuzz/) with libFuzzer and AddressSanitizer
 	$(FUZZ_BUILD)
