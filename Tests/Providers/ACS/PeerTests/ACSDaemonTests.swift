@@ -165,6 +165,25 @@ func expectNoSecret(in lines: [String], sourceLocation: SourceLocation = #_sourc
         }
     }
 
+    /// The platform accepts the pause (202) and never says the recording stopped: the control
+    /// fails at the deadline, since an accepted request is not a paused recording.
+    @Test func aPauseThePlatformAcceptsButNeverConfirmsFailsTheControlAtTheDeadline() async throws {
+        try await withFakeACS { fake in
+            try await fake.configure([("confirm", .bool(false))])
+            var setup = ACSDaemonSetup()
+            setup.quietPeriod = "10s"
+            setup.deadline = "2s"
+            try await withACSDaemon(fake, setup) { running in
+                try await fake.startCall("call-n", agent: Self.agent, caller: Self.caller, recording: "rec-n")
+                try await fake.tone("call-n")
+                #expect(await running.waitForLine("CRIT", "audit=action.failed", "call=call-n"))
+                #expect(try await fake.performed("pause").count == 1)
+                #expect(!running.lines().contains { $0.contains("audit=action.confirmed") && $0.contains("call=call-n") })
+                try await fake.hangUp("call-n")
+            }
+        }
+    }
+
     /// Two replicas of the daemon, each with its own state and ingress, both told every event:
     /// both send the pause with one `Repeatability-Request-ID`, the platform performs it once, and
     /// both see it confirmed.
