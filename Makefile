@@ -29,6 +29,8 @@ BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-d
 #   ACS request signing against Microsoft's azure-communication-callautomation, in a venv from PyPI.
 # - the Graph peer (Tests/Providers/Graph/PeerTests) is a python3 fake of Graph's calls API, token endpoint and
 #   signing keys that signs the notifications it posts with python3-jwt on python3-cryptography.
+# - the ACS peer tests (Tests/Providers/ACS/PeerTests) run a python3 fake of Call Automation that signs its
+#   callbacks with RS256 (python3-jwt, python3-cryptography).
 TEST_PACKAGES := systemd util-linux mount python3 python3-websockets libwebsockets-test-server openssl nghttp2-server \
 	ruby ruby-faye ruby-faye-websocket thin curl python3-socketio python3-aiohttp python3-venv \
 	python3-jwt python3-cryptography
@@ -157,21 +159,27 @@ bench-http: deps ## HTTP client: Swift layer against plain C on libcurl, 1 and 6
 	done
 
 # The ingress (its service thread and the handler's tasks) pinned to CPU 1, the C keep-alive client
-# to CPU 0: authenticated callbacks per second through the ingress into a handler, on one core.
+# to CPU 0: authenticated callbacks per second through the ingress on one core, for each way of
+# authenticating (INGRESS_BENCH_MODES): a fixed bearer token, the RS256 JWT check, and the whole
+# `acs` feed (JWT, CloudEvents parse, the feed's core, a counting sink).
 INGRESS_BENCH_REQUESTS ?= 200000
-bench-ingress: deps ## callback ingress: authenticated keep-alive POSTs per second into a handler (release build)
+INGRESS_BENCH_MODES ?= bearer jwt acs
+bench-ingress: deps ## callback ingress: authenticated keep-alive POSTs per second (bearer, JWT, acs feed; release build)
 	$(BENCH_BUILD) --product mutewarden-ingress-bench
 	$(BENCH_BUILD) --product mutewarden-http-cbench
-	@out=$$(mktemp); \
-	taskset -c 1 $(BENCH_BIN)/mutewarden-ingress-bench --seconds 600 >"$$out" & server=$$!; \
-	trap 'kill $$server 2>/dev/null; rm -f "$$out"' EXIT; \
-	for _ in $$(seq 100); do grep -q '^port' "$$out" && break; sleep 0.05; done; \
-	url="http://127.0.0.1:$$(awk '/^port/ {print $$2}' "$$out")/callbacks"; \
-	header="$$(sed -n 's/^header //p' "$$out")"; \
-	for inflight in 1 16; do \
-	  taskset -c 0 $(BENCH_BIN)/mutewarden-http-cbench client --url "$$url" --requests $(INGRESS_BENCH_REQUESTS) --in-flight $$inflight --header "$$header"; \
-	done; \
-	kill $$server; wait $$server || true; grep '^ingress' "$$out"
+	@for mode in $(INGRESS_BENCH_MODES); do \
+	  out=$$(mktemp); \
+	  taskset -c 1 $(BENCH_BIN)/mutewarden-ingress-bench --seconds 600 --mode $$mode >"$$out" & server=$$!; \
+	  for _ in $$(seq 400); do grep -q '^port' "$$out" && break; sleep 0.05; done; \
+	  url="http://127.0.0.1:$$(awk '/^port/ {print $$2}' "$$out")/callbacks"; \
+	  header="$$(sed -n 's/^header //p' "$$out")"; \
+	  body="$$(sed -n 's/^body //p' "$$out")"; \
+	  for inflight in 1 16; do \
+	    taskset -c 0 $(BENCH_BIN)/mutewarden-http-cbench client --url "$$url" --requests $(INGRESS_BENCH_REQUESTS) \
+	      --in-flight $$inflight --header "$$header" $${body:+--body-text "$$body"}; \
+	  done; \
+	  kill $$server; wait $$server || true; grep '^ingress' "$$out"; rm -f "$$out"; \
+	done
 
 # A recorded stream of GWS CometD replies, parsed and delivered by the Bayeux client, mapped and
 # run through the engine; no network.
@@ -240,7 +248,9 @@ check-hazards: ## fail on APIs that crashed the test process before (part of `ma
 # with the fuzzer and AddressSanitizer. `fuzz` runs each for FUZZ_SECONDS; `fuzz-smoke` (run by
 # `make test`) replays every input that ever crashed one, then runs each for 15 s.
 FUZZ_SECONDS ?= 300
-FUZZ_BUILD := swift build -c release --package-path Fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -sanitize=address
+# One -sanitize= with both: swiftc (6.3) honours only the last of several, so `-sanitize=fuzzer
+# -sanitize=address` built with AddressSanitizer and no coverage, and libFuzzer mutated blind.
+FUZZ_BUILD := swift build -c release --package-path Fuzz -Xswiftc -sanitize=fuzzer,address
 
 fuzz-build: deps ## build the fuzz targets (Fuzz/) with libFuzzer and AddressSanitizer
 	$(FUZZ_BUILD)

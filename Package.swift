@@ -46,7 +46,12 @@ let providers: [ProviderSpec] = [
         ]),
     ProviderSpec(
         name: "ACS", dependencies: ["MutewardenJSON", "MutewardenHTTP", "MutewardenIngress", "MutewardenCallbackAuth", "MutewardenAzure"],
-        testDependencies: ["MutewardenJSON", "MutewardenHTTP"]),
+        testDependencies: ["MutewardenJSON", "MutewardenHTTP"],
+        // Against a fake Call Automation (Peers/fake_acs.py: REST API, Entra tokens, signed callbacks).
+        peerTests: [
+            "MutewardenJSON", "MutewardenHTTP", "MutewardenLogging", "MutewardenTesting", "MutewardenDaemon", "MutewardenConfig",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
     ProviderSpec(
         name: "Graph", dependencies: ["MutewardenJSON", "MutewardenHTTP", "MutewardenIngress", "MutewardenCallbackAuth", "MutewardenAzure"],
         testDependencies: ["MutewardenJSON", "MutewardenHTTP"],

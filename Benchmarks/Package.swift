@@ -79,13 +79,20 @@ let package = Package(
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ]),
         .executableTarget(name: "mutewarden-http-cbench", linkerSettings: [.linkedLibrary("curl")]),
-        // The callback ingress: authenticated POSTs per second through it into a handler, driven by
-        // mutewarden-http-cbench's keep-alive client from another core (make bench-ingress).
+        // The callback ingress: authenticated POSTs per second through it into a handler (a bearer
+        // token, the JWT check, or the whole acs feed), driven by mutewarden-http-cbench's keep-alive
+        // client from another core (make bench-ingress).
         .executableTarget(
             name: "mutewarden-ingress-bench",
             dependencies: [
                 .product(name: "MutewardenIngress", package: "mutewarden"),
                 .product(name: "MutewardenModel", package: "mutewarden"),
+                .product(name: "MutewardenCallbackAuth", package: "mutewarden"),
+                .product(name: "MutewardenACS", package: "mutewarden"),
+                .product(name: "MutewardenConfig", package: "mutewarden"),
+                .product(name: "MutewardenProviderKit", package: "mutewarden"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
             ]),
     ],
     swiftLanguageModes: [.v6]

@@ -42,6 +42,8 @@ let package = Package(
         fuzzTarget("azure", ["MutewardenAzure", "MutewardenCallbackAuth", "MutewardenJSON", "MutewardenProviderKit"]),
         // Microsoft Graph: call notifications through the feed's logic, and the calls API's answers.
         fuzzTarget("graph", ["MutewardenGraph", "MutewardenModel"]),
+        // ACS Call Automation callbacks: CloudEvents batches through the feed's logic.
+        fuzzTarget("acs", ["MutewardenACS", "MutewardenJSON", "MutewardenModel"]),
         // PAN masking: never crashes, and what it returns holds no PAN.
         fuzzTarget("masking", ["MutewardenLogging"]),
     ],

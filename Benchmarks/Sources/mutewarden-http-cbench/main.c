@@ -4,7 +4,7 @@
 //       A single-threaded epoll HTTP/1.1 keep-alive server on 127.0.0.1 (ephemeral port, printed
 //       as "port N"). Answers every request "200 ok" after reading its body. It is here so that
 //       the server is not what bounds the figure (the Python test peer would be).
-//   mutewarden-http-cbench client --url URL [--requests N] [--in-flight K] [--body BYTES] [--header H]
+//   mutewarden-http-cbench client --url URL [--requests N] [--in-flight K] [--body BYTES | --body-text TEXT] [--header H]
 //       POSTs N requests through one libcurl multi handle with K in flight, reusing K easy
 //       handles, and prints requests/s and latency percentiles: the baseline for the Swift layer.
 //
@@ -215,13 +215,17 @@ static void configure(struct transfer *t, const char *url, const char *body, siz
     t->started = now_ns();
 }
 
-static int client(const char *url, long requests, long in_flight, size_t body_length, const char *header) {
+static int client(const char *url, long requests, long in_flight, size_t body_length, const char *header, const char *body_text) {
     curl_global_init(CURL_GLOBAL_ALL);
     CURLM *multi = curl_multi_init();
     curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, in_flight > 16 ? in_flight : 16L);
     curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, in_flight > 64 ? in_flight : 64L);
+    if (body_text) body_length = strlen(body_text);
     char *body = malloc(body_length + 1);
-    memset(body, 'x', body_length);
+    if (body_text)
+        memcpy(body, body_text, body_length);
+    else
+        memset(body, 'x', body_length);
     body[body_length] = 0;
     uint64_t *latencies = calloc((size_t)requests, sizeof(uint64_t));
     struct transfer *transfers = calloc((size_t)in_flight, sizeof(struct transfer));
@@ -280,7 +284,7 @@ int main(int argc, char **argv) {
         return serve(seconds);
     }
     if (argc >= 2 && strcmp(argv[1], "client") == 0) {
-        const char *url = NULL, *header = NULL;
+        const char *url = NULL, *header = NULL, *body_text = NULL;
         long requests = 100000, in_flight = 1;
         size_t body = 64;
         for (int i = 2; i + 1 < argc; i += 2) {
@@ -289,10 +293,11 @@ int main(int argc, char **argv) {
             else if (strcmp(argv[i], "--in-flight") == 0) in_flight = atol(argv[i + 1]);
             else if (strcmp(argv[i], "--body") == 0) body = (size_t)atol(argv[i + 1]);
             else if (strcmp(argv[i], "--header") == 0) header = argv[i + 1];
+            else if (strcmp(argv[i], "--body-text") == 0) body_text = argv[i + 1];
         }
-        if (url && requests > 0 && in_flight > 0) return client(url, requests, in_flight, body, header);
+        if (url && requests > 0 && in_flight > 0) return client(url, requests, in_flight, body, header, body_text);
     }
-    fprintf(stderr, "usage: %s serve [--seconds S] | client --url URL [--requests N] [--in-flight K] [--body BYTES] [--header 'Name: value']\n",
+    fprintf(stderr, "usage: %s serve [--seconds S] | client --url URL [--requests N] [--in-flight K] [--body BYTES | --body-text TEXT] [--header 'Name: value']\n",
             argv[0]);
     return 2;
 }

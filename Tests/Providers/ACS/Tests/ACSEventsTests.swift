@@ -1,3 +1,4 @@
+import Foundation
 import MutewardenHTTP
 import MutewardenModel
 import Testing
@@ -139,4 +140,24 @@ func participants(sequence: Int, agentMuted: Bool, call: String = "c1") -> Strin
     #expect(disposition(400) == .permanent)
     #expect(disposition(429) == .retryable)
     #expect(disposition(503) == .retryable)
+}
+
+/// Every input that ever crashed `fuzz-acs` (Fuzz/Regressions/acs), and its seeds, through the
+/// parser and the feed core: read or refused, never a trap.
+@Test func theFuzzInputsParseOrFailCleanlyThroughTheCore() throws {
+    let fuzz = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fuzz")
+    var files: [URL] = []
+    for folder in ["Regressions/acs", "Corpus/acs"] {
+        files += try FileManager.default.contentsOfDirectory(at: fuzz.appendingPathComponent(folder), includingPropertiesForKeys: nil)
+    }
+    #expect(files.contains { $0.lastPathComponent.hasSuffix(".json") })
+    for file in files where !file.lastPathComponent.hasPrefix(".") {
+        var core = ACSFeedCore(configuration: .init(feed: "acs", maximumCalls: 4))
+        guard let parsed = try? ACSEvents.parse(Array(Data(contentsOf: file))) else { continue }
+        _ = core.receive(parsed, now: .zero)
+        #expect(core.trackedCalls <= 4, "\(file.lastPathComponent)")
+        _ = core.tick(now: .zero + .seconds(4 * 3600 + 1))
+        #expect(core.trackedCalls == 0, "\(file.lastPathComponent)")
+    }
 }
