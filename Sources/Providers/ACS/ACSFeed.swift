@@ -17,9 +17,6 @@ final class ACSFeed: CallFeed {
     let authenticator: any CallbackAuthenticating
     let context: ProviderContext
     private let core: Locked<ACSFeedCore>
-    /// How late a quiet period or the idle limit may be noticed: the timer loop looks this often
-    /// rather than being woken by each callback, which would cost every callback a wake-up.
-    static let tickInterval: Duration = .milliseconds(250)
 
     init(name: String, path: String, core: ACSFeedCore.Configuration, authenticator: any CallbackAuthenticating, context: ProviderContext) {
         self.name = name
@@ -30,32 +27,15 @@ final class ACSFeed: CallFeed {
     }
 
     func run(delivering sink: any CallUpdateSink) async throws {
-        guard let router = context.ingress else {
-            let detail = "no ingress is configured: the acs feed needs the daemon's 'ingress' section to receive callbacks"
-            sink.feedStateChanged(feed: name, up: false, detail: detail)
-            throw ACSFeedError(message: detail)
-        }
-        let registration = try router.register(
-            IngressRoute(path: path, owner: "feed \(name)", authenticator: CallbackIngressAuthenticator(authenticator)) { [self] request in
-                self.handle(request, sink: sink)
+        try await CallbackFeedLoop.run(
+            feed: name, platform: "acs", path: path, ingress: context.ingress, authenticator: authenticator, sink: sink,
+            handle: { [self] request in self.handle(request, sink: sink) }, nextDeadline: { core.withLock { $0.nextDeadline } },
+            tick: { now in
+                perform(core.withLock { $0.tick(now: now) }, sink: sink)
+                if let counts = CallbackFeedLoop.skippedSummary(core.withLock { $0.takeSkippedCounts() }) {
+                    context.report(.debug, "acs feed \(name): events it does not read, skipped: \(counts)", [.feed: name])
+                }
             })
-        defer { registration.cancel() }
-        sink.feedStateChanged(feed: name, up: true, detail: "taking callbacks on \(path)")
-        defer { sink.feedStateChanged(feed: name, up: false, detail: "stopped") }
-        let clock = SystemClock()
-        while !Task.isCancelled {
-            let next = core.withLock { $0.nextDeadline }
-            let wait = next.map { max(.milliseconds(1), $0.since(clock.now())) } ?? Self.tickInterval
-            do { try await Task.sleep(for: min(wait, Self.tickInterval)) } catch { break }
-            let now = clock.now()
-            let outputs = core.withLock { $0.tick(now: now) }
-            perform(outputs, sink: sink)
-            let skipped = core.withLock { $0.takeSkippedCounts() }
-            if !skipped.isEmpty {
-                let counts = skipped.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-                context.report(.debug, "acs feed \(name): events it does not read, skipped: \(counts)", [.feed: name])
-            }
-        }
     }
 
     func handle(_ request: IngressRequest, sink: any CallUpdateSink) -> IngressResponse {
@@ -79,9 +59,4 @@ final class ACSFeed: CallFeed {
             }
         }
     }
-}
-
-struct ACSFeedError: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
 }

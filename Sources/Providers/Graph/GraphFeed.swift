@@ -20,9 +20,6 @@ final class GraphFeed: CallFeed {
     let router: GraphOperationRouter
     let context: ProviderContext
     private let core: Locked<GraphFeedCore>
-    /// How late a quiet period or the idle limit may be noticed: the timer loop looks this often
-    /// rather than being woken by each callback, which would cost every callback a wake-up.
-    static let tickInterval: Duration = .milliseconds(250)
 
     init(
         name: String, path: String, core: GraphFeedCore.Configuration, authenticator: any CallbackAuthenticating,
@@ -37,37 +34,20 @@ final class GraphFeed: CallFeed {
     }
 
     func run(delivering sink: any CallUpdateSink) async throws {
-        guard let ingress = context.ingress else {
-            let detail = "no ingress is configured: the graph feed needs the daemon's 'ingress' section to receive notifications"
-            sink.feedStateChanged(feed: name, up: false, detail: detail)
-            throw GraphFeedError(message: detail)
-        }
         let unroute = router.register(feed: name) { [self] message in
             let outputs = core.withLock { $0.receive(message, now: SystemClock().now()) }
             perform(outputs, sink: sink)
         }
         defer { unroute() }
-        let registration = try ingress.register(
-            IngressRoute(path: path, owner: "feed \(name)", authenticator: CallbackIngressAuthenticator(authenticator)) { [self] request in
-                self.handle(request, sink: sink)
+        try await CallbackFeedLoop.run(
+            feed: name, platform: "graph", path: path, ingress: context.ingress, authenticator: authenticator, sink: sink,
+            handle: { [self] request in self.handle(request, sink: sink) }, nextDeadline: { core.withLock { $0.nextDeadline } },
+            tick: { now in
+                perform(core.withLock { $0.tick(now: now) }, sink: sink)
+                if let counts = CallbackFeedLoop.skippedSummary(core.withLock { $0.takeSkippedCounts() }) {
+                    context.report(.debug, "graph feed \(name): notifications it does not read, skipped: \(counts)", [.feed: name])
+                }
             })
-        defer { registration.cancel() }
-        sink.feedStateChanged(feed: name, up: true, detail: "taking notifications on \(path)")
-        defer { sink.feedStateChanged(feed: name, up: false, detail: "stopped") }
-        let clock = SystemClock()
-        while !Task.isCancelled {
-            let next = core.withLock { $0.nextDeadline }
-            let wait = next.map { max(.milliseconds(1), $0.since(clock.now())) } ?? Self.tickInterval
-            do { try await Task.sleep(for: min(wait, Self.tickInterval)) } catch { break }
-            let now = clock.now()
-            let outputs = core.withLock { $0.tick(now: now) }
-            perform(outputs, sink: sink)
-            let skipped = core.withLock { $0.takeSkippedCounts() }
-            if !skipped.isEmpty {
-                let counts = skipped.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-                context.report(.debug, "graph feed \(name): notifications it does not read, skipped: \(counts)", [.feed: name])
-            }
-        }
     }
 
     func handle(_ request: IngressRequest, sink: any CallUpdateSink) -> IngressResponse {
@@ -98,9 +78,4 @@ final class GraphFeed: CallFeed {
             }
         }
     }
-}
-
-struct GraphFeedError: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
 }
