@@ -137,10 +137,11 @@ extension Engine {
             return nil
         }
 
-        let request = ActionRequest(
+        var request = ActionRequest(
             kind: spec.kind, verb: verb, target: target, address: engagement.address, feed: window.subject.feed,
             call: engagement.context, agentExtension: engagement.agentExtension, idempotencyKey: key, attempt: 0,
             policy: definition.name)
+        if let call = engagement.call, let attributes = calls[call]?.attributes { request.attributes = attributes }
         let confirmCalls: [CallKey]
         switch engagement.address {
         case .call: confirmCalls = engagement.call.map { [$0] } ?? []

@@ -57,6 +57,10 @@ public struct ActionRequest: Sendable {
     /// 1 for the first attempt.
     public var attempt: Int
     public var policy: String
+    /// The call's attributes when the action was made, for a target that takes a value from one
+    /// (the ACS target's `recording_id_attribute`). A target reads only the attribute its
+    /// configuration names, and never logs the others: they may hold card data.
+    public var attributes: [String: String] = [:]
     /// Time left before the action's deadline when this attempt was sent; nil once it has none
     /// (kept up after a control failure). A target bounds its request by it, so that a request
     /// still queued at the deadline fails saying so, before the engine's alarm goes out.

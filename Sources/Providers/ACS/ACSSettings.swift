@@ -175,6 +175,9 @@ public struct ACSTargetSettings: TargetSettings, Sendable, Hashable {
     /// Which of the call's identifiers holds the recording id (the `acs` feed puts the one of
     /// `RecordingStateChanged` under `recordingId`).
     public var recordingIDKey = "recordingId"
+    /// A call attribute that holds the recording id, for a call whose recording the feed has not
+    /// seen start (a recording started by another application, a feed of another platform).
+    public var recordingIDAttribute: String?
     public var confirmsByEvent = true
     public var maxConnections = 8
     public var timeout: Duration = .seconds(5)
@@ -277,6 +280,7 @@ public struct ACSTargetSettings: TargetSettings, Sendable, Hashable {
             valid = false
         }
         let recordingIDKey = section.string("recording_id_key")
+        let recordingIDAttribute = section.string("recording_id_attribute")
         let confirm = section.bool("confirm_by_event")
         var maxConnections = 8
         var timeout: Duration = .seconds(5)
@@ -288,6 +292,7 @@ public struct ACSTargetSettings: TargetSettings, Sendable, Hashable {
         settings.apiVersion = apiVersion ?? settings.apiVersion
         settings.unmuteAPIVersion = unmuteVersion
         settings.recordingIDKey = recordingIDKey ?? settings.recordingIDKey
+        settings.recordingIDAttribute = recordingIDAttribute
         settings.confirmsByEvent = confirm ?? true
         settings.maxConnections = maxConnections
         settings.timeout = timeout

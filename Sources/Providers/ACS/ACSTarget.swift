@@ -56,7 +56,7 @@ public final class ACSTarget: ActionTarget {
     }
 
     /// The operation for `request`, or why it cannot be sent yet.
-    func operation(for request: ActionRequest) -> Result<ACSCallAutomationAPI.Operation, ActionFailure> {
+    static func operation(for request: ActionRequest, settings: ACSTargetSettings) -> Result<ACSCallAutomationAPI.Operation, ActionFailure> {
         let call: String
         switch request.address {
         case .call(let id): call = id
@@ -82,7 +82,8 @@ public final class ACSTarget: ActionTarget {
                 request.verb == .apply
                     ? .mute(callConnectionID: call, participant: participant) : .unmute(callConnectionID: call, participant: participant))
         case .pauseRecording:
-            guard let recording = request.call.secondary[settings.recordingIDKey] else {
+            let configured = settings.recordingIDAttribute.flatMap { request.attributes[$0] }.flatMap { $0.isEmpty ? nil : $0 }
+            guard let recording = request.call.secondary[settings.recordingIDKey] ?? configured else {
                 return .failure(
                     ActionFailure(
                         .retryable, "ACS recording of call \(call): no recording id known yet (RecordingStateChanged not seen)",
@@ -94,7 +95,7 @@ public final class ACSTarget: ActionTarget {
 
     public func perform(_ request: ActionRequest) async -> ActionAttemptResult {
         let operation: ACSCallAutomationAPI.Operation
-        switch self.operation(for: request) {
+        switch Self.operation(for: request, settings: settings) {
         case .success(let value): operation = value
         case .failure(let failure): return .failed(failure)
         }

@@ -123,3 +123,20 @@ private func errors(_ body: () throws(ConfigurationError) -> DaemonConfiguration
         #expect(!text.contains("c2VjcmV0LWFjY2Vzcy1rZXktbmV2ZXItc2hvd24"))
     }
 }
+
+@Test func theRecordingIdComesFromTheFeedOrFromTheConfiguredAttribute() throws {
+    let configuration = try load(target: #"{ type: acs, connection_string: "${env:ACS_CONNECTION}", recording_id_attribute: REC_ID }"#)
+    let settings = try #require(configuration.targets.first?.settings as? ACSTargetSettings)
+    var request = ActionRequest(
+        kind: .pauseRecording, verb: .apply, target: "acs", address: .call(id: "c1"), feed: "acs",
+        call: CallIdentifiers(primary: "c1"), agentExtension: nil, idempotencyKey: "k", attempt: 1, policy: "card")
+    guard case .failure(let failure) = ACSTarget.operation(for: request, settings: settings) else {
+        Issue.record("a pause without a recording id was sent")
+        return
+    }
+    #expect(failure.disposition == .retryable)
+    request.attributes = ["REC_ID": "rec-7", "CARD": "4111111111111111"]
+    #expect(try ACSTarget.operation(for: request, settings: settings).get() == .pauseRecording(recordingID: "rec-7"))
+    request.call.secondary["recordingId"] = "rec-from-event"
+    #expect(try ACSTarget.operation(for: request, settings: settings).get() == .pauseRecording(recordingID: "rec-from-event"))
+}
