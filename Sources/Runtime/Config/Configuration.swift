@@ -61,10 +61,13 @@ public struct StateConfiguration: Sendable {
     public var directory: String
     public var limits: TrackerLimits
     /// How often the window journal's records are also `fdatasync`ed; zero, at every group
-    /// commit. Records are written within milliseconds either way (docs/operations.md).
+    /// commit. Records are written within milliseconds either way, which is what a SIGKILL needs;
+    /// the sync covers a power loss (docs/operations.md#the-window-journal).
     public var journalSyncInterval: Duration
 
-    public init(directory: String = "/var/lib/mutewarden", limits: TrackerLimits = TrackerLimits(), journalSyncInterval: Duration = .zero) {
+    public init(
+        directory: String = "/var/lib/mutewarden", limits: TrackerLimits = TrackerLimits(), journalSyncInterval: Duration = .seconds(1)
+    ) {
         self.directory = directory
         self.limits = limits
         self.journalSyncInterval = journalSyncInterval
