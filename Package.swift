@@ -186,6 +186,11 @@ let package = Package(
         .target(
             name: "MutewardenIngress", dependencies: ["MutewardenModel", "CLibWebSockets", "CMutewardenShims"],
             path: "Sources/Transports/Ingress"),
+        // The daemon's control socket (AF_UNIX, one request line, one JSON answer line) on a
+        // thread of its own, with its peer check (SO_PEERCRED), and the client `mutewarden status` uses.
+        .target(
+            name: "MutewardenControl", dependencies: ["MutewardenModel", "CMutewardenShims"],
+            path: "Sources/Transports/Control"),
 
         // MARK: Protocols
         // A small JSON value type with a fast UTF-8 parser: platform events arrive by the thousand.
@@ -257,7 +262,7 @@ let package = Package(
             name: "MutewardenDaemon",
             dependencies: [
                 "MutewardenModel", "MutewardenEngine", "MutewardenConfig", "MutewardenLogging", "MutewardenProviderKit",
-                "MutewardenHTTP", "MutewardenIngress", "CMutewardenShims", "CSystemd",
+                "MutewardenHTTP", "MutewardenIngress", "CMutewardenShims", "CSystemd", "MutewardenControl",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Runtime/Daemon"),
@@ -267,7 +272,7 @@ let package = Package(
             name: "mutewarden",
             dependencies: [
                 "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging", "MutewardenProviderKit", "CMutewardenShims",
-                "CMutewardenStartup", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CMutewardenStartup", "MutewardenControl", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ] + providers.map { .target(name: "Mutewarden\($0.name)") },
             path: "Sources/CLI/mutewarden"),
@@ -356,7 +361,8 @@ let package = Package(
             name: "MutewardenDaemonTests",
             dependencies: [
                 "MutewardenDaemon", "MutewardenHTTP", "MutewardenLogging", "MutewardenModel", "MutewardenProviderKit",
-                "MutewardenConfig", "MutewardenSimulator", "MutewardenTesting", .product(name: "Logging", package: "swift-log"),
+                "MutewardenConfig", "MutewardenSimulator", "MutewardenTesting", "MutewardenControl",
+                .product(name: "Logging", package: "swift-log"),
             ]),
         // The binaries as an operator runs them, and the daemon under mutewarden-loadgen. They run
         // the built executables (swift test builds every product first) and link none of them.
