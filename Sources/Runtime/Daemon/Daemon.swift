@@ -17,6 +17,9 @@ public final class Daemon: Sendable {
         /// Delay before a feed whose `run` failed is started again, doubling up to the maximum.
         public var feedRestartDelay: Duration = .seconds(1)
         public var feedRestartDelayMaximum: Duration = .seconds(60)
+        /// The control socket's path, for `mutewarden status`; nil, none. The command line sets
+        /// it from `control:` (docs/configuration.md); tests that run many daemons leave it off.
+        public var controlSocket: String?
 
         public init() {}
     }
@@ -46,6 +49,8 @@ public final class Daemon: Sendable {
     /// The engine renders attributes through this, so a reload can change the allowlist at once:
     /// taking a key off the list must stop its values reaching the log without a restart.
     private let redactor: Locked<AttributeRedactor>
+    /// `mutewarden status`: the control socket and its answers (see ``Options/controlSocket``).
+    private let control: DaemonControl
 
     /// Builds every feed and target and prepares the state directory. Throws when a provider
     /// cannot be built.
@@ -54,7 +59,8 @@ public final class Daemon: Sendable {
         clock: any MonotonicClock = SystemClock(), notifier: SystemdNotifier = SystemdNotifier(),
         reloader: Reloader? = nil
     ) throws {
-        self.configuration = Locked(configuration)
+        let lockedConfiguration = Locked(configuration)
+        self.configuration = lockedConfiguration
         self.logger = logger
         self.options = options
         self.clock = clock
@@ -128,16 +134,23 @@ public final class Daemon: Sendable {
             targets: targets, feeds: configuration.feeds.map(\.name), http: httpHost, clock: clock, audit: audit,
             logger: logger, notifier: notifier, stateWriter: writer, journal: journal)
         sink = EngineSink(loop: loop)
+        control = DaemonControl(loop: loop, clock: clock, files: { lockedConfiguration.withLock { $0.files } }, report: report)
         engineForHealth.withLock { $0 = loop }
     }
 
     /// What the engine looks like now, for status lines and tests.
     public var snapshot: EngineSnapshot { loop.snapshot }
 
+    /// What `mutewarden status` shows, as the control socket answers it.
+    public func status() async -> DaemonStatus {
+        await withCheckedContinuation { continuation in control.status { continuation.resume(returning: $0) } }
+    }
+
     /// Runs until a terminate signal arrives or `duration` (if any) has passed, reloading on
     /// SIGHUP. Returns the exit status: 0 after an orderly stop.
     public func run(signals: AsyncStream<DaemonSignal>, for duration: Duration? = nil) async throws -> Int32 {
         let started = clock.now()
+        control.started(at: started)
         let current = configuration.withLock { $0 }
         let restored = loadState()
         try loop.start(
@@ -154,6 +167,7 @@ public final class Daemon: Sendable {
 
         var feedTasks: [String: Task<Void, Never>] = [:]
         for (name, feed) in providers.withLock({ $0.feeds }) { feedTasks[name] = startFeed(feed.object) }
+        if let path = options.controlSocket { control.open(path: path) }
         notifier.notify("READY=1\nSTATUS=" + loop.statusLine(now: clock.now()))
         audit.emit(
             AuditRecord(
@@ -165,6 +179,7 @@ public final class Daemon: Sendable {
         }
 
         notifier.notify("STOPPING=1")
+        control.stopping()
         audit.emit(AuditRecord(.daemonStopping, .notice, "mutewarden stopping: no new events are taken", [.result: "stopping"]))
         sink.accepting.store(false, ordering: .relaxed)
         for task in feedTasks.values { task.cancel() }
@@ -207,6 +222,7 @@ public final class Daemon: Sendable {
                             + "\($0.flushes.load(ordering: .relaxed)) flush(es), \($0.syncs.load(ordering: .relaxed)) sync(s)"
                     } ?? ""),
                 [.result: "stopped"]))
+        control.close()
         return 0
     }
 
@@ -349,6 +365,7 @@ public final class Daemon: Sendable {
         for (name, feed) in generation.feeds where feedTasks[name] == nil { feedTasks[name] = startFeed(feed.object) }
         providers.withLock { $0 = generation }
         configuration.withLock { $0 = next }
+        control.reloaded(generation: generation.number)
 
         // Sessions of removed and rebuilt providers are closed once the attempts already sent
         // through them have answered (bounded by the shutdown grace), never under a running one.
