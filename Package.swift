@@ -114,6 +114,7 @@ let package = Package(
         .library(name: "MutewardenHTTP", targets: ["MutewardenHTTP"]),
         .library(name: "MutewardenWebSocket", targets: ["MutewardenWebSocket"]),
         .library(name: "MutewardenIngress", targets: ["MutewardenIngress"]),
+        .library(name: "MutewardenControl", targets: ["MutewardenControl"]),
         .library(name: "MutewardenSocketIO", targets: ["MutewardenSocketIO"]),
         .library(name: "MutewardenProviderKit", targets: ["MutewardenProviderKit"]),
         .library(name: "MutewardenCallbackAuth", targets: ["MutewardenCallbackAuth"]),

@@ -46,6 +46,8 @@ let package = Package(
         fuzzTarget("acs", ["MutewardenACS", "MutewardenJSON", "MutewardenModel"]),
         // PAN masking: never crashes, and what it returns holds no PAN.
         fuzzTarget("masking", ["MutewardenLogging"]),
+        // The control socket's request line (local clients only, but a parser all the same).
+        fuzzTarget("control", ["MutewardenControl"]),
     ],
     swiftLanguageModes: [.v6]
 )

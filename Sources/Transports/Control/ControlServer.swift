@@ -223,6 +223,37 @@ public final class ControlServer: Sendable {
     fileprivate func countServed() { served.add(1, ordering: .relaxed) }
 }
 
+/// How the server reads a request: one line of printable UTF-8 text, at most `limit` bytes.
+/// Public for the fuzz target (`Fuzz/Sources/fuzz-control`).
+public enum ControlRequestLine {
+    public enum Problem: String, Error, Sendable, Equatable {
+        /// Not UTF-8, or holds a control character.
+        case malformed
+        case tooLong = "too-long"
+    }
+
+    /// The request in what a client has sent so far, the problem with it, or nil while its line
+    /// may still come. `ended`: the client closed its side, so what it sent is all there is.
+    public static func parse(_ input: [UInt8], ended: Bool, limit: Int) -> Result<String, Problem>? {
+        var line: ArraySlice<UInt8>
+        if let newline = input.firstIndex(of: UInt8(ascii: "\n")) {
+            guard newline <= limit else { return .failure(.tooLong) }
+            line = input[..<newline]
+        } else if input.count > limit {
+            return .failure(.tooLong)
+        } else if ended, !input.isEmpty {
+            line = input[...]
+        } else {
+            return nil
+        }
+        if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+        guard let text = String(validating: line, as: UTF8.self),
+            text.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7f })
+        else { return .failure(.malformed) }
+        return .success(text)
+    }
+}
+
 /// The error answer, as one JSON line: `code` is stable, `error` is for people.
 public func controlErrorAnswer(code: String, _ message: String) -> String {
     "{\"ok\":false,\"code\":\"\(code)\",\"error\":\"\(jsonEscaped(message))\"}"
@@ -400,27 +431,22 @@ private final class ServerLoop {
             return
         }
         connection.input.append(contentsOf: buffer[0..<count])
-        if let newline = connection.input.firstIndex(of: UInt8(ascii: "\n")) {
-            dispatch(connection, Array(connection.input[..<newline]))
-        } else if connection.input.count > limit {
+        // The client closed its side without a line end: what it sent is its request.
+        switch ControlRequestLine.parse(connection.input, ended: count == 0, limit: limit) {
+        case nil:
+            if count == 0 { drop(connection) }
+        case .failure(.tooLong)?:
             report(.rejected(reason: "a control request longer than \(limit) bytes was refused"))
             respond(connection, controlErrorAnswer(code: "too-long", "a request is one line of at most \(limit) bytes"))
-        } else if count == 0 {
-            // The client closed its side without a line end: what it sent is its request.
-            if connection.input.isEmpty { drop(connection) } else { dispatch(connection, connection.input) }
+        case .failure(.malformed)?:
+            report(.rejected(reason: "a malformed control request was refused (not one line of printable text)"))
+            respond(connection, controlErrorAnswer(code: "malformed", "a request is one line of printable text, such as 'status'"))
+        case .success(let text)?:
+            dispatch(connection, text)
         }
     }
 
-    private func dispatch(_ connection: Connection, _ bytes: [UInt8]) {
-        var line = bytes
-        if line.last == UInt8(ascii: "\r") { line.removeLast() }
-        guard let text = String(validating: line, as: UTF8.self),
-            text.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7f })
-        else {
-            report(.rejected(reason: "a malformed control request was refused (not one line of printable text)"))
-            respond(connection, controlErrorAnswer(code: "malformed", "a request is one line of printable text, such as 'status'"))
-            return
-        }
+    private func dispatch(_ connection: Connection, _ text: String) {
         connection.phase = .answering
         let id = connection.id
         let server = self.server
