@@ -268,16 +268,19 @@ extension DaemonStatus {
         started: MonotonicInstant, clock: StatusClock
     ) -> DaemonStatus {
         let statistics = snapshot?.statistics ?? loop.statistics
+        // Names come from the configuration, not from a call; the journal masks them all the same
+        // (a name is not an identifier field), and so does this.
+        let masked: (String) -> String = PANMasker.maskForLog
         let feeds = activity.feeds.keys.sorted().map { name in
             let feed = activity.feeds[name]!
             return Feed(
-                name: name, state: feed.up ? "up" : "down", since: clock.wall(feed.since), sinceSeconds: clock.age(feed.since),
+                name: masked(name), state: feed.up ? "up" : "down", since: clock.wall(feed.since), sinceSeconds: clock.age(feed.since),
                 detail: PANMasker.maskForLog(feed.detail), lastEventAt: activity.lastEvent[name].map(clock.wall),
                 lastEventSecondsAgo: activity.lastEvent[name].map(clock.age))
         }
         let windows = (snapshot?.windows ?? []).map { window in
             Window(
-                policy: window.policy, feed: window.feed, call: LogRecordSanitizer.loggable(window.call, forKey: "call"),
+                policy: masked(window.policy), feed: masked(window.feed), call: LogRecordSanitizer.loggable(window.call, forKey: "call"),
                 agentExtension: window.agentExtension.map { LogRecordSanitizer.loggable($0, forKey: "extension") },
                 window: String(window.sequence), mode: window.mode, openedAt: clock.wall(window.openedAt),
                 ageSeconds: clock.age(window.openedAt), capInSeconds: clock.until(window.capAt), restored: window.restored,
@@ -285,7 +288,7 @@ extension DaemonStatus {
                 attributes: window.attributes, callsCovered: window.callsCovered,
                 actions: window.actions.map { action in
                     Action(
-                        operation: action.operation, address: Self.maskedAddress(action.address), targets: action.targets,
+                        operation: action.operation, address: Self.maskedAddress(action.address), targets: action.targets.map(masked),
                         state: action.state.rawValue,
                         timeToProtectionMs: action.confirmedAt.flatMap { confirmed in
                             action.applyStartedAt.map { StatusClock.rounded(confirmed.since($0).milliseconds) }
@@ -294,8 +297,8 @@ extension DaemonStatus {
         }
         let jobs = (snapshot?.jobs ?? []).map { job in
             Job(
-                policy: job.policy, feed: job.feed, call: LogRecordSanitizer.loggable(job.call, forKey: "call"),
-                operation: job.operation, address: Self.maskedAddress(job.address), target: job.target, phase: job.phase.rawValue,
+                policy: masked(job.policy), feed: masked(job.feed), call: LogRecordSanitizer.loggable(job.call, forKey: "call"),
+                operation: job.operation, address: Self.maskedAddress(job.address), target: masked(job.target), phase: job.phase.rawValue,
                 attempts: job.attempts, ageSeconds: job.activatedAt.map(clock.age), deadlineInSeconds: job.deadline.map(clock.until),
                 enforcing: job.enforcing, lastErrorCode: job.lastErrorCode.map(PANMasker.maskForLog),
                 lastError: job.lastError.map(PANMasker.maskForLog))
@@ -315,7 +318,9 @@ extension DaemonStatus {
         return DaemonStatus(
             version: MutewardenVersion.current, pid: getpid(), state: stopping ? "stopping" : "running",
             startedAt: clock.wall(started), uptimeSeconds: clock.age(started), generatedAt: clock.wall(clock.now),
-            configuration: configuration,
+            configuration: Configuration(
+                files: configuration.files.map(masked), generation: configuration.generation, loadedAt: configuration.loadedAt,
+                digest: configuration.digest),
             engine: Engine(
                 answered: snapshot != nil, queueDepth: queueDepth, eventsProcessed: statistics.eventsProcessed,
                 eventsPerSecondRecent: activity.eventRate(over: .seconds(10), now: clock.now).map(StatusClock.rounded),
