@@ -101,6 +101,23 @@ import Glibc
         }
     }
 
+    /// As under the unit: no `control:` section, and systemd's `$RUNTIME_DIRECTORY` says where.
+    @Test func withoutAControlSectionTheSocketIsInTheRuntimeDirectory() async throws {
+        let (config, state) = try privateDemoConfiguration()
+        let directory = state.deletingLastPathComponent()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let environment = ["RUNTIME_DIRECTORY": directory.path]
+        let daemon = try await BinaryRunner.start(["run", "--config", config.path], environment: environment)
+        try await withPeer(daemon) { daemon in
+            #expect(
+                await waitUntil(timeout: .seconds(30), every: .milliseconds(100)) {
+                    (try? await BinaryRunner.run(["status", "--json"], environment: environment))?.status == 0
+                })
+            #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("control.sock").path))
+            #expect(daemon.stderr.contains("control socket listening on \(directory.path)/control.sock"))
+        }
+    }
+
     @Test func aStoppedDaemonIsReportedWithExitStatus69() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
