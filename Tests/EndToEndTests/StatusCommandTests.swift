@@ -11,10 +11,10 @@ import Glibc
 @Suite struct StatusCommandTests {
     /// config/demo.yaml with its own state directory and control socket, in a directory of its
     /// own; the card value may be replaced to plant a card number in the calls' attributes.
-    private func demo(captureValue: String? = nil) throws -> (config: URL, directory: URL, socket: String) {
+    private func demo(captureValue: String? = nil, socketDirectory: URL? = nil) throws -> (config: URL, directory: URL, socket: String) {
         let (config, state) = try privateDemoConfiguration()
         let directory = state.deletingLastPathComponent()
-        let socket = directory.appendingPathComponent("control.sock").path
+        let socket = (socketDirectory ?? directory).appendingPathComponent("control.sock").path
         var text = try String(contentsOf: config, encoding: .utf8)
         if let captureValue {
             text = text.replacingOccurrences(of: "capture_value: CARD", with: "capture_value: \"\(captureValue)\"")
@@ -174,14 +174,22 @@ import Glibc
     @Test func theControlSocketRefusesAnotherUser() async throws {
         let setpriv = try locateTool("setpriv")
         try #require(getuid() == 0, "the test switches to nobody: it runs as root, as make test does")
-        let (config, directory, socket) = try demo()
+        // Somewhere nobody can reach whatever TMPDIR is (make test's is 0700), with a copy of the
+        // binary nobody can run wherever the checkout is: only the socket's mode, then the
+        // daemon, refuse.
+        let open = URL(fileURLWithPath: "/tmp").appendingPathComponent("mutewarden-status-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: open, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: open) }
+        #expect(chmod(open.path, 0o755) == 0)
+        let binary = open.appendingPathComponent("mutewarden").path
+        try FileManager.default.copyItem(atPath: BinaryRunner.binary.path, toPath: binary)
+        #expect(chmod(binary, 0o755) == 0)
+        let (config, directory, socket) = try demo(socketDirectory: open)
         defer { try? FileManager.default.removeItem(at: directory) }
-        // The directory lets anyone reach the socket's file: only its mode, then the daemon, refuse.
-        chmod(directory.path, 0o755)
         let daemon = try await BinaryRunner.start(["run", "--config", config.path])
         try await withPeer(daemon) { daemon in
             #expect(await waitUntil(timeout: .seconds(30), every: .milliseconds(100)) { (try? await status(socket))?.status == 0 })
-            let asNobody = ["--reuid=65534", "--regid=65534", "--clear-groups", BinaryRunner.binary.path, "status", "--socket", socket]
+            let asNobody = ["--reuid=65534", "--regid=65534", "--clear-groups", binary, "status", "--socket", socket]
 
             // The file mode (0600) stops nobody at connect(2).
             let byMode = try await runProgram(setpriv, asNobody, workingDirectory: URL(fileURLWithPath: "/"))
