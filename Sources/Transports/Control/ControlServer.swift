@@ -70,7 +70,7 @@ public enum ControlServerEvent: Sendable {
 /// One thread of its own runs `poll(2)` over the listening socket, the connections and a wake-up
 /// pipe; every descriptor is non-blocking, so a slow or silent client holds nothing but its
 /// slot, and no Swift cooperative thread ever blocks on it. Answers come from other threads (the
-/// engine's, through ``ControlHandler``): they are handed back through a locked list and the pipe.
+/// engine's, through the ``Handler``): they are handed back through a locked list and the pipe.
 ///
 /// Only root and the daemon's own user may ask: the socket file is 0600 and, in case the file mode
 /// is loosened (a `chmod`, a different umask), every accepted connection's peer uid is checked
@@ -117,8 +117,18 @@ public final class ControlServer: Sendable {
         }
         try clearStale(path)
 
+        var pipeEnds: [Int32] = [-1, -1]
+        guard pipe(&pipeEnds) == 0 else { throw .system(path, call: "pipe", errno: errno) }
+        for end in pipeEnds {
+            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+        }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { throw .system(path, call: "socket", errno: errno) }
+        guard fd >= 0 else {
+            let code = errno
+            for end in pipeEnds { close(end) }
+            throw .system(path, call: "socket", errno: code)
+        }
         // Bound under a temporary name, made 0600, then renamed into place: the socket is never
         // reachable under its real name with the mode the umask gave it, and a stale file is
         // replaced in one step.
@@ -131,6 +141,7 @@ public final class ControlServer: Sendable {
         func fail(_ call: String) -> ControlSocketError {
             let code = errno
             close(fd)
+            for end in pipeEnds { close(end) }
             unlink(temporary)
             return .system(path, call: call, errno: code)
         }
@@ -140,12 +151,6 @@ public final class ControlServer: Sendable {
         guard rename(temporary, path) == 0 else { throw fail("rename") }
         var placed = stat()
         guard stat(path, &placed) == 0 else { throw fail("stat") }
-        var pipeEnds: [Int32] = [-1, -1]
-        guard pipe(&pipeEnds) == 0 else { throw fail("pipe") }
-        for end in pipeEnds {
-            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
-        }
         let server = ControlServer(
             configuration: configuration, listener: fd, wake: (pipeEnds[0], pipeEnds[1]),
             identity: (UInt64(placed.st_dev), UInt64(placed.st_ino)))
@@ -159,7 +164,8 @@ public final class ControlServer: Sendable {
     }
 
     /// Stops serving, closes every connection and removes the socket file if it is still ours.
-    /// Returns once the thread has ended.
+    /// Returns once the thread has ended, which is at once: the wake-up ends its poll, and
+    /// nothing else it does blocks (every descriptor is non-blocking, the handler must not block).
     public func stop() {
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
         wake()
