@@ -1,6 +1,5 @@
 import MutewardenModel
 import Prometheus
-import Synchronization
 
 /// The daemon's metrics, in swift-prometheus's registry, which also writes the text exposition
 /// (docs/operations.md#metrics has every name).
@@ -21,7 +20,8 @@ final class DaemonMetrics: Sendable {
     private let queueDepth: Gauge
     private let actionsInFlight: Gauge
 
-    /// Engine-thread state behind a lock that only a scrape (for `feedUp`) and a reload contend for.
+    /// The metrics made so far, by their label values, and the windows open now. Taken by the
+    /// engine thread for a lookup per batch or record, by a scrape for `feedUp`, by a reload.
     private struct State {
         var names: Set<String> = []
         var events: [String: Counter] = [:]
@@ -30,9 +30,31 @@ final class DaemonMetrics: Sendable {
         var controlFailures: [LabelPair: Counter] = [:]
         var timeToProtection: [LabelPair: DurationHistogram] = [:]
         var feedUp: [String: Gauge] = [:]
-        /// Windows open now, by their sequence number: when each opened, and its policy. Entries
-        /// leave at the window's close; the cap keeps a lost close from growing it without end.
-        var openWindows: [String: (openedAt: MonotonicInstant, policy: String)] = [:]
+        /// Windows open now: when each opened, and its policy's label. Entries leave at the
+        /// window's close; the cap keeps a lost close from growing it without end.
+        var openWindows: [WindowKey: (openedAt: MonotonicInstant, policy: String)] = [:]
+
+        func label(_ name: String?) -> String {
+            guard let name, names.contains(name) else { return DaemonMetrics.other }
+            return name
+        }
+    }
+
+    /// What the records of one window share. The window field alone is a sequence number per
+    /// policy and call (or extension), so two windows may share it; with the call and the extension,
+    /// a confirmation is never matched to another window. An action sent to another call than the
+    /// window's subject (an extension window's covered calls) names that call, and is not matched.
+    private struct WindowKey: Hashable {
+        var policy: String?
+        var feed: String?
+        var window: String
+        var call: String?
+        var agentExtension: String?
+
+        init?(_ fields: AuditFields) {
+            guard let window = fields.window else { return nil }
+            (policy, feed, self.window, call, agentExtension) = (fields.policy, fields.feed, window, fields.call, fields.extension)
+        }
     }
 
     private struct LabelPair: Hashable {
@@ -46,7 +68,7 @@ final class DaemonMetrics: Sendable {
         var result: String
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     static let openWindowsTracked = 1_000_000
     static let other = "other"
@@ -68,7 +90,7 @@ final class DaemonMetrics: Sendable {
             descriptor: Self.descriptor("engine_queue_depth", "Call events handed to the engine and not yet processed."))
         actionsInFlight = registry.makeGauge(
             descriptor: Self.descriptor("actions_in_flight", "Action attempts sent to targets and not yet answered."))
-        state = Mutex(State(names: Set(names)))
+        state = Locked(State(names: Set(names)))
     }
 
     private static func descriptor(_ name: String, unit: String = "", _ help: String) -> MetricNameDescriptor {
@@ -80,35 +102,46 @@ final class DaemonMetrics: Sendable {
         state.withLock { $0.names.formUnion(names) }
     }
 
+    /// The metric for the label values `key` resolves to, made on first use. Made outside the
+    /// lock, so that it never nests with the registry's: the registry hands back the same object
+    /// for the same name and labels, so a race between two makers is harmless.
+    private func cached<Key: Hashable, Metric>(
+        _ table: WritableKeyPath<State, [Key: Metric]>, key: (State) -> Key, make: (Key) -> Metric
+    ) -> Metric {
+        let (resolved, existing) = state.withLock { state in
+            let resolved = key(state)
+            return (resolved, state[keyPath: table][resolved])
+        }
+        if let existing { return existing }
+        let metric = make(resolved)
+        state.withLock { $0[keyPath: table][resolved] = metric }
+        return metric
+    }
+
     // MARK: Engine thread
 
     /// One batch's events: one counter update per run of events from one feed.
     func ingested(_ updates: some Collection<CallUpdate>) {
         guard var feed = updates.first?.feed else { return }
         var run: Int64 = 0
-        state.withLock { state in
-            for update in updates {
-                if update.feed != feed {
-                    events(&state, feed).increment(by: run)
-                    feed = update.feed
-                    run = 0
-                }
-                run += 1
+        for update in updates {
+            if update.feed != feed {
+                events(feed).increment(by: run)
+                feed = update.feed
+                run = 0
             }
-            events(&state, feed).increment(by: run)
+            run += 1
         }
+        events(feed).increment(by: run)
     }
 
-    private func events(_ state: inout State, _ feed: String) -> Counter {
-        if let counter = state.events[feed] { return counter }
-        let label = state.names.contains(feed) ? feed : Self.other
-        let counter = registry.makeCounter(
-            descriptor: Self.descriptor("events", unit: "total", "Call events the engine processed, by feed."),
-            labels: [("feed", label)])
-        // Keyed by the raw name only when it is allowed: other names share one entry, so the table
-        // is as bounded as the labels.
-        state.events[label == Self.other ? Self.other : feed] = counter
-        return counter
+    private func events(_ feed: String) -> Counter {
+        cached(
+            \.events, key: { $0.label(feed) },
+            make: {
+                registry.makeCounter(
+                    descriptor: Self.descriptor("events", unit: "total", "Call events the engine processed, by feed."), labels: [("feed", $0)])
+            })
     }
 
     /// One audit record the engine emitted at `now`.
@@ -117,19 +150,21 @@ final class DaemonMetrics: Sendable {
         switch record.kind {
         case .windowOpened:
             guard fields.result == "opened" else { return }
-            state.withLock { state in
-                let policy = label(state, fields.policy)
-                counter(&state.windowsOpened, LabelPair(first: policy, second: label(state, fields.feed))) {
+            cached(
+                \.windowsOpened, key: { LabelPair(first: $0.label(fields.policy), second: $0.label(fields.feed)) },
+                make: {
                     registry.makeCounter(
                         descriptor: Self.descriptor("windows_opened", unit: "total", "Protection windows opened, by policy and feed."),
                         labels: [("policy", $0.first), ("feed", $0.second)])
-                }.increment()
-                if let window = fields.window, state.openWindows.count < Self.openWindowsTracked {
-                    state.openWindows[window] = (now, policy)
                 }
+            ).increment()
+            guard let window = WindowKey(fields) else { return }
+            state.withLock { state in
+                guard state.openWindows.count < Self.openWindowsTracked else { return }
+                state.openWindows[window] = (now, state.label(fields.policy))
             }
         case .windowClosed:
-            guard let window = fields.window else { return }
+            guard let window = WindowKey(fields) else { return }
             _ = state.withLock { $0.openWindows.removeValue(forKey: window) }
         case .actionAttempt: action(fields, result: fields.result == "sent" ? "sent" : "not-sent")
         case .actionRetry: action(fields, result: "retried")
@@ -144,57 +179,48 @@ final class DaemonMetrics: Sendable {
         case .actionFailed:
             action(fields, result: "failed")
             guard record.severity == .critical else { return }
-            state.withLock { state in
-                counter(&state.controlFailures, LabelPair(first: label(state, fields.policy), second: label(state, fields.target))) {
+            cached(
+                \.controlFailures, key: { LabelPair(first: $0.label(fields.policy), second: $0.label(fields.target)) },
+                make: {
                     registry.makeCounter(
                         descriptor: Self.descriptor(
                             "control_failures", unit: "total",
                             "PCI control failures: a protecting action not confirmed by its deadline (CRIT action.failed)."),
                         labels: [("policy", $0.first), ("target", $0.second)])
-                }.increment()
-            }
+                }
+            ).increment()
         default:
             return
         }
     }
 
     private func action(_ fields: AuditFields, result: String) {
-        state.withLock { state in
-            let operation = fields.action.flatMap { Self.operations.contains($0) ? $0 : nil } ?? Self.other
-            counter(&state.actions, ActionLabels(target: label(state, fields.target), action: operation, result: result)) {
+        let operation = fields.action.flatMap { Self.operations.contains($0) ? $0 : nil } ?? Self.other
+        cached(
+            \.actions, key: { ActionLabels(target: $0.label(fields.target), action: operation, result: result) },
+            make: {
                 registry.makeCounter(
                     descriptor: Self.descriptor("actions", unit: "total", "Action attempts and outcomes, by target, operation and result."),
                     labels: [("target", $0.target), ("action", $0.action), ("result", $0.result)])
-            }.increment()
-        }
+            }
+        ).increment()
     }
 
     /// A protecting action confirmed while its window is open: the time since the window opened.
     private func protected(_ fields: AuditFields, at now: MonotonicInstant) {
-        guard let window = fields.window, let operation = fields.action, Self.applyOperations.contains(operation) else { return }
-        state.withLock { state in
-            guard let opened = state.openWindows[window] else { return }
-            let elapsed = now.since(opened.openedAt)
-            counter(&state.timeToProtection, LabelPair(first: opened.policy, second: label(state, fields.target))) {
+        guard let window = WindowKey(fields), let operation = fields.action, Self.applyOperations.contains(operation),
+            let (opened, target) = state.withLock({ state in state.openWindows[window].map { ($0, state.label(fields.target)) } })
+        else { return }
+        cached(
+            \.timeToProtection, key: { _ in LabelPair(first: opened.policy, second: target) },
+            make: {
                 registry.makeDurationHistogram(
                     descriptor: Self.descriptor(
                         "time_to_protection", unit: "seconds",
                         "From a window's opening to the confirmation of each of its protecting actions, by policy and target."),
                     labels: [("policy", $0.first), ("target", $0.second)], buckets: Self.timeToProtectionBuckets)
-            }.record(elapsed)
-        }
-    }
-
-    private func label(_ state: State, _ name: String?) -> String {
-        guard let name, state.names.contains(name) else { return Self.other }
-        return name
-    }
-
-    private func counter<Key: Hashable, Metric>(_ table: inout [Key: Metric], _ key: Key, make: (Key) -> Metric) -> Metric {
-        if let metric = table[key] { return metric }
-        let metric = make(key)
-        table[key] = metric
-        return metric
+            }
+        ).record(now.since(opened.openedAt))
     }
 
     // MARK: A scrape
@@ -204,16 +230,15 @@ final class DaemonMetrics: Sendable {
         windowsOpen.set(Int64(snapshot.statistics.openWindows))
         queueDepth.set(Int64(max(0, depth)))
         actionsInFlight.set(Int64(max(0, inFlight)))
-        state.withLock { state in
-            for (feed, up) in snapshot.feedsUp {
-                let gauge =
-                    state.feedUp[feed]
-                    ?? registry.makeGauge(
+        for (feed, up) in snapshot.feedsUp {
+            cached(
+                \.feedUp, key: { $0.label(feed) },
+                make: {
+                    registry.makeGauge(
                         descriptor: Self.descriptor("feed_up", "1 while the feed is connected and delivering events, 0 while it is down."),
-                        labels: [("feed", label(state, feed))])
-                state.feedUp[feed] = gauge
-                gauge.set(Int64(up ? 1 : 0))
-            }
+                        labels: [("feed", $0)])
+                }
+            ).set(Int64(up ? 1 : 0))
         }
         return registry.emitToBuffer()
     }
