@@ -361,6 +361,7 @@ let package = Package(
             dependencies: [
                 "MutewardenDaemon", "MutewardenHTTP", "MutewardenLogging", "MutewardenModel", "MutewardenProviderKit",
                 "MutewardenConfig", "MutewardenSimulator", "MutewardenTesting", .product(name: "Logging", package: "swift-log"),
+                "MutewardenIngress",
             ]),
         // The binaries as an operator runs them, and the daemon under mutewarden-loadgen. They run
         // the built executables (swift test builds every product first) and link none of them.

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MutewardenConfig
 import MutewardenDaemon
+import MutewardenIngress
 import MutewardenLogging
 import MutewardenModel
 import MutewardenProviderKit
@@ -183,6 +184,31 @@ import Testing
         }
     }
 
+    /// A metrics port already taken is an error on the record, with the reason, and calls are
+    /// still protected.
+    @Test func aListenerThatCannotBindIsAnErrorNotAStop() async throws {
+        let holder = try IngressServer(
+            configuration: IngressConfiguration(address: "127.0.0.1", port: 0, security: .plain(behindProxy: false)),
+            report: { _, _, _ in })
+        defer { holder.stop() }
+        let feed = ScriptedFeed(script: [
+            CallUpdate(
+                feed: "desk", ids: CallIdentifiers(primary: "c1"), agentExtension: "3001", direction: .inbound, state: .established,
+                attributes: ["PCI_STAGE": "CARD"])
+        ])
+        var configuration = scriptedConfiguration(feed: FeedConfiguration(name: "desk", type: "scripted", settings: feed, location: here))
+        configuration.metrics = .loopback(port: holder.port)
+        let logs = try await withDaemon(configuration, url: false) { daemon, _ in
+            try await eventually("the window to open", timeout: .seconds(30)) { daemon.snapshot.statistics.openWindows == 1 ? true : nil }
+            #expect(daemon.metricsPort == nil)
+        }
+        #expect(
+            logs.contains {
+                $0.contains("metrics listener: cannot listen on http://127.0.0.1:\(holder.port): port \(holder.port) is in use")
+                    && $0.contains("calls are protected as usual")
+            })
+    }
+
     @Test func noListenerUnlessTheConfigurationEnablesIt() async throws {
         let loader = ConfigurationLoader(registry: ProviderRegistry(feeds: [SimulatorSettings.provider], targets: [LogTargetSettings.provider]))
         let demo = try loader.load(path: Self.root.appendingPathComponent("config/demo.yaml").path)
@@ -219,9 +245,10 @@ private func scriptedConfiguration(
 
 /// Runs the daemon around `body`, which gets the scrape URL once the listener serves; then stops
 /// it as systemd would and checks that it stopped cleanly.
+@discardableResult
 private func withDaemon(
     _ configuration: DaemonConfiguration, url wanted: Bool = true, _ body: (Daemon, String) async throws -> Void
-) async throws {
+) async throws -> [String] {
     let handler = InMemoryLogHandler(label: "mutewarden", logLevel: .debug)
     let daemon = try Daemon(configuration: configuration, logger: Logger(label: "mutewarden") { _ in handler })
     let (signals, continuation) = AsyncStream<DaemonSignal>.makeStream()
@@ -243,7 +270,9 @@ private func withDaemon(
     #expect(try await running.value == 0)
     continuation.finish()
     // The records on the way may hold the card number; only masked.
-    for line in handler.store.lines() { #expect(!line.contains("4111111111111111"), "\(line)") }
+    let lines = handler.store.lines()
+    for line in lines { #expect(!line.contains("4111111111111111"), "\(line)") }
+    return lines
 }
 
 /// Up, one event, then down when told: what a feed reports when its platform goes away.
