@@ -27,6 +27,9 @@ public enum IngressBindProbe {
         }
         switch error {
         case 0: return nil
+        case EACCES where port > 0 && port < 1024:
+            return "the system refused to bind the port (EACCES): ports below 1024 need CAP_NET_BIND_SERVICE, which the "
+                + "unit does not grant; choose a port from 1024 up"
         case EPERM, EACCES:
             return "the system refused to bind the port (\(error == EPERM ? "EPERM" : "EACCES")). Under systemd the unit's "
                 + "SocketBindDeny=any forbids every IP port: allow this one with a drop-in "
