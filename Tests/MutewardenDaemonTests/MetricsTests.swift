@@ -209,6 +209,32 @@ import Testing
             })
     }
 
+    /// The listener is the start's: a reload that turns it off says so, and the listener serves on.
+    @Test func aReloadThatChangesMetricsTakesEffectAtTheNextStart() async throws {
+        let feed = ScriptedFeed(script: [])
+        var configuration = scriptedConfiguration(feed: FeedConfiguration(name: "desk", type: "scripted", settings: feed, location: here))
+        configuration.metrics = .loopback(port: try freePort())
+        var withoutMetrics = configuration
+        withoutMetrics.metrics = nil
+        let next = withoutMetrics
+        let handler = InMemoryLogHandler(label: "mutewarden", logLevel: .debug)
+        let daemon = try Daemon(configuration: configuration, logger: Logger(label: "mutewarden") { _ in handler }, reloader: { next })
+        let (signals, continuation) = AsyncStream<DaemonSignal>.makeStream()
+        let running = Task { try await daemon.run(signals: signals) }
+        defer { continuation.yield(.terminate) }
+        let port = try await eventually("the metrics listener", timeout: .seconds(30)) { daemon.metricsPort }
+        continuation.yield(.reload)
+        #expect(
+            await waitUntil(timeout: .seconds(30)) {
+                handler.store.lines().contains {
+                    $0.contains("configuration reloaded") && $0.contains("the metrics listener change takes effect at the next start")
+                }
+            })
+        #expect(try await PrometheusScrape.fetch("http://127.0.0.1:\(port)/metrics").status == 200)
+        continuation.yield(.terminate)
+        #expect(try await running.value == 0)
+    }
+
     @Test func noListenerUnlessTheConfigurationEnablesIt() async throws {
         let loader = ConfigurationLoader(registry: ProviderRegistry(feeds: [SimulatorSettings.provider], targets: [LogTargetSettings.provider]))
         let demo = try loader.load(path: Self.root.appendingPathComponent("config/demo.yaml").path)
