@@ -33,7 +33,7 @@ BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-d
 #   callbacks with RS256 (python3-jwt, python3-cryptography).
 TEST_PACKAGES := systemd util-linux mount python3 python3-websockets libwebsockets-test-server openssl nghttp2-server \
 	ruby ruby-faye ruby-faye-websocket thin curl python3-socketio python3-aiohttp python3-venv \
-	python3-jwt python3-cryptography
+	python3-jwt python3-cryptography python3-prometheus-client
 
 # What the end-to-end benchmark needs besides the build libraries: taskset (util-linux) to pin
 # the daemon and the generator to their own cores, python3 for the sweep, gnuplot for the plots.

@@ -130,6 +130,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "4.0.0"..<"5.0.0"),
         // JWT and JWKS validation of the platforms' signed callbacks.
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
+        // The metrics registry and its Prometheus text exposition (docs/operations.md#metrics); it
+        // brings swift-metrics' CoreMetrics, whose types it implements.
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // MARK: C
@@ -265,6 +268,7 @@ let package = Package(
                 "MutewardenModel", "MutewardenEngine", "MutewardenConfig", "MutewardenLogging", "MutewardenProviderKit",
                 "MutewardenHTTP", "MutewardenIngress", "CMutewardenShims", "CSystemd", "MutewardenControl",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Sources/Runtime/Daemon"),
 
@@ -363,7 +367,7 @@ let package = Package(
             dependencies: [
                 "MutewardenDaemon", "MutewardenHTTP", "MutewardenLogging", "MutewardenModel", "MutewardenProviderKit",
                 "MutewardenConfig", "MutewardenSimulator", "MutewardenTesting", "MutewardenControl",
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"), "MutewardenIngress",
             ]),
         // The binaries as an operator runs them, and the daemon under mutewarden-loadgen. They run
         // the built executables (swift test builds every product first) and link none of them.

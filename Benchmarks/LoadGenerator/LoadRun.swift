@@ -48,6 +48,7 @@ struct LoadRun {
                         // `state:` ends both platforms' configurations.
                         side.daemonConfiguration(logLevel: options.logLevel, stateDirectory: $0)
                             + (options.journalSyncInterval.map { "\n  journal_sync_interval: \($0)" } ?? "")
+                            + (options.metricsPort.map { "\nmetrics:\n  enabled: true\n  port: \($0)" } ?? "")
                     }, cpu: options.daemonCPU,
                     logFile: options.daemonLog)
             } catch {

@@ -35,6 +35,8 @@ struct Options: Sendable {
     var logLevel = "info"
     /// The daemon's `state.journal_sync_interval` (`0s`, its default: every group commit).
     var journalSyncInterval: String?
+    /// Turns the daemon's metrics listener on, on this port (an A/B of the instrumentation's cost).
+    var metricsPort: Int?
     /// Seconds between memory samples of the daemon (the soak's curve).
     var sampleEvery = 1.0
     var quiet = false
@@ -43,7 +45,7 @@ struct Options: Sendable {
         usage: mutewarden-loadgen [--daemon PATH] [--platform genesys|voicenter] [--transport long-polling|websocket]
                                   [--eio 3|4|auto] [--ping-interval MS] [--token-life S] [--rate EVENTS_PER_S] [--calls N] [--capture-percent P]
                                   [--warmup S] [--duration S] [--grace S]
-                                  [--daemon-cpu N] [--daemon-log FILE] [--log-level info] [--journal-sync-interval 0s] [--sample-every S] [--output FILE.json]
+                                  [--daemon-cpu N] [--daemon-log FILE] [--log-level info] [--journal-sync-interval 0s] [--metrics-port N] [--sample-every S] [--output FILE.json]
                                   [--sink | --reflex | --external] [--quiet]
 
         Plays Genesys Web Services on 127.0.0.1 (CometD over long-polling or WebSocket, and the voice
@@ -99,6 +101,7 @@ struct Options: Sendable {
             case "--daemon-log": options.daemonLog = value(argument)
             case "--log-level": options.logLevel = value(argument)
             case "--journal-sync-interval": options.journalSyncInterval = value(argument)
+            case "--metrics-port": options.metricsPort = Int(number(argument))
             case "--sample-every": options.sampleEvery = max(0.1, number(argument))
             case "--output": options.output = value(argument)
             case "--sink": options.sink = true

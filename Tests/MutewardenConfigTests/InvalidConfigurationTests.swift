@@ -23,7 +23,7 @@ let invalidCases: [InvalidCase] = [
     InvalidCase(
         name: "unknown top-level key", yaml: header + "feed:\n  x: {}\n", line: 12, column: 1,
         message:
-            "unknown key 'feed' in the top level; expected one of: feeds, targets, policies, logging, state, ingress, control (did you mean 'feeds'?)"
+            "unknown key 'feed' in the top level; expected one of: feeds, targets, policies, logging, state, ingress, metrics, control (did you mean 'feeds'?)"
     ),
     InvalidCase(
         name: "unknown key in a policy",
@@ -280,7 +280,7 @@ let invalidCases: [InvalidCase] = [
     InvalidCase(
         name: "top level that is not a mapping", yaml: "- feeds\n- policies\n", line: 1, column: 1,
         message:
-            "the top level of a configuration file must be a mapping with any of: feeds, targets, policies, logging, state, ingress, control; found a list"
+            "the top level of a configuration file must be a mapping with any of: feeds, targets, policies, logging, state, ingress, metrics, control; found a list"
     ),
     InvalidCase(
         name: "relative state directory", yaml: "state:\n  directory: var/lib/mutewarden\n", line: 2, column: 14,

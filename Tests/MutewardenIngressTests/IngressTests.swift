@@ -289,3 +289,26 @@ struct IngressSecurityTests {
         #expect(result.status == 7)  // couldn't connect
     }
 }
+
+/// A listener that cannot bind says why, rather than lws's bare failure.
+struct IngressBindFailureTests {
+    @Test func aPortInUseIsNamedAsSuch() throws {
+        let fixture = try IngressFixture()
+        let taken = IngressConfiguration(address: "127.0.0.1", port: fixture.port, security: .plain(behindProxy: false))
+        #expect(IngressBindProbe.problem(address: "127.0.0.1", port: fixture.port) == "port \(fixture.port) is in use by another socket")
+        do {
+            _ = try IngressServer(configuration: taken, report: { _, _, _ in })
+            Issue.record("a second listener bound a port in use")
+        } catch {
+            #expect(
+                "\(error)" == "callback ingress: cannot listen on http://127.0.0.1:\(fixture.port): port \(fixture.port) is in use by another socket")
+        }
+    }
+
+    @Test func anAddressNotOfThisMachineIsNamedAsSuch() {
+        // TEST-NET-1 (RFC 5737): never assigned to a machine.
+        #expect(IngressBindProbe.problem(address: "192.0.2.1", port: 9464) == "192.0.2.1 is not an address of this machine")
+        #expect(IngressBindProbe.problem(address: "127.0.0.1", port: 0) == nil)
+        #expect(IngressBindProbe.problem(address: "not-an-address", port: 9464) == nil)
+    }
+}

@@ -31,17 +31,37 @@ import Testing
 
     @Test func securityExposureIsAtMostTwo() async throws {
         guard Peers.require(Peers.missingForUnit) else { return }
-        let result = try await runProgram(
-            Peers.systemdAnalyze!, ["security", "--offline=true", "--no-pager", Self.unitPath])
+        let score = try await Self.exposure(of: Self.unitPath)
+        #expect(score.map { $0 <= 2.0 } == true, "exposure \(String(describing: score))")
+    }
+
+    /// The drop-in operations.md gives for the callback ingress and the metrics listener (their
+    /// ports allowed past `SocketBindDeny=any`) leaves the rating as it was.
+    @Test func thePortDropInOfTheOperationsGuideKeepsTheExposure() async throws {
+        guard Peers.require(Peers.missingForUnit) else { return }
+        let guide = try String(contentsOf: packageRoot.appendingPathComponent("docs/operations.md"), encoding: .utf8)
+        let dropIn = try #require(guide.components(separatedBy: "```ini\n").dropFirst().first?.components(separatedBy: "```").first)
+        #expect(dropIn.contains("SocketBindAllow=tcp:9464"))
+        let directory = try TemporaryDirectory()
+        let text = try String(contentsOfFile: Self.unitPath, encoding: .utf8)
+        let allowed = text.replacingOccurrences(
+            of: "\n[Install]", with: "\n" + dropIn.replacingOccurrences(of: "[Service]\n", with: "") + "\n[Install]")
+        #expect(allowed != text)
+        let path = directory.path + "/mutewarden.service"
+        try allowed.write(toFile: path, atomically: true, encoding: .utf8)
+        let shipped = try await Self.exposure(of: Self.unitPath)
+        let withDropIn = try await Self.exposure(of: path)
+        #expect(withDropIn != nil && withDropIn == shipped, "\(String(describing: withDropIn)) vs \(String(describing: shipped))")
+    }
+
+    /// "→ Overall exposure level for mutewarden.service: 1.2 OK 🙂"
+    static func exposure(of unit: String) async throws -> Double? {
+        let result = try await runProgram(Peers.systemdAnalyze!, ["security", "--offline=true", "--no-pager", unit])
         #expect(result.status == 0, "\(result.output)")
-        // "→ Overall exposure level for mutewarden.service: 1.2 OK 🙂"
         let line = result.stdout.split(separator: "\n").first { $0.contains("Overall exposure level") }
         let score = line.flatMap { $0.split(separator: ":").last?.split(separator: " ").first }.flatMap { Double($0) }
-        guard let score else {
-            Issue.record("no overall exposure in: \(result.output)")
-            return
-        }
-        #expect(score <= 2.0, "exposure \(score): \(result.stdout)")
+        if score == nil { Issue.record("no overall exposure in: \(result.output)") }
+        return score
     }
 
     @Test func keepsWhatTheDaemonRelieson() throws {

@@ -74,6 +74,39 @@ public struct StateConfiguration: Sendable {
     }
 }
 
+/// The Prometheus metrics listener (`metrics:`): off unless `enabled: true`, on loopback unless
+/// told otherwise (docs/operations.md#metrics).
+public struct MetricsConfiguration: Sendable, Hashable {
+    /// Address, port and TLS, with the ingress's rules (plain HTTP off loopback only behind a proxy).
+    public var listener: IngressConfiguration
+    /// The one path scraped; every other path is answered 404.
+    public var path: String
+
+    public static let defaultPort = 9464
+
+    public init(listener: IngressConfiguration, path: String = "/metrics") {
+        self.listener = listener
+        self.path = path
+    }
+
+    /// Loopback, plain HTTP, and limits sized for one scraper: a scrape is a GET with no body.
+    public static func loopback(port: Int = defaultPort, path: String = "/metrics") -> MetricsConfiguration {
+        MetricsConfiguration(listener: listenerDefaults(address: "127.0.0.1", port: port, security: .plain(behindProxy: false)), path: path)
+    }
+
+    public static func listenerDefaults(address: String, port: Int, security: IngressConfiguration.Security) -> IngressConfiguration {
+        var listener = IngressConfiguration(address: address, port: port, security: security)
+        listener.maximumBodySize = 1
+        listener.maximumHeaderSize = 4096
+        listener.maximumConnections = 16
+        listener.headerTimeout = .seconds(5)
+        listener.bodyTimeout = .seconds(5)
+        listener.authenticationTimeout = .seconds(1)
+        listener.handlerTimeout = .seconds(10)
+        return listener
+    }
+}
+
 /// A whole, validated configuration: the main file and its drop-ins merged.
 public struct DaemonConfiguration: Sendable {
     /// The main file, then the drop-ins, in merge order.
@@ -88,12 +121,16 @@ public struct DaemonConfiguration: Sendable {
     public var ingress: IngressConfiguration?
     /// The control socket `mutewarden status` asks (`control:`).
     public var control = ControlConfiguration()
+    /// The metrics listener (`metrics:` with `enabled: true`); nil when off, the default.
+    public var metrics: MetricsConfiguration?
 
     public init(
         files: [String], feeds: [FeedConfiguration], targets: [TargetConfiguration], engine: EngineConfiguration,
-        logging: LoggingConfiguration, state: StateConfiguration, ingress: IngressConfiguration? = nil
+        logging: LoggingConfiguration, state: StateConfiguration, ingress: IngressConfiguration? = nil,
+        metrics: MetricsConfiguration? = nil
     ) {
         self.ingress = ingress
+        self.metrics = metrics
         self.files = files
         self.feeds = feeds
         self.targets = targets

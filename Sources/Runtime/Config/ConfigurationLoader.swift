@@ -111,7 +111,7 @@ private struct Merger {
     let secrets: SecretResolver
     let sink: DiagnosticSink
 
-    static let topLevelKeys = ["feeds", "targets", "policies", "logging", "state", "ingress", "control"]
+    static let topLevelKeys = ["feeds", "targets", "policies", "logging", "state", "ingress", "metrics", "control"]
 
     /// Where each name was first defined, whether or not its definition was valid: a reference to
     /// a broken feed is reported once, at the feed, not again at every policy that names it.
@@ -124,6 +124,7 @@ private struct Merger {
     var logging = LoggingConfiguration()
     var state = StateConfiguration()
     var ingress: IngressConfiguration?
+    var metrics: MetricsConfiguration?
     var control = ControlConfiguration()
 
     init(registry: ProviderRegistry, secrets: SecretResolver, sink: DiagnosticSink) {
@@ -160,6 +161,7 @@ private struct Merger {
         if let section = top.section("logging") { addLogging(section) }
         if let section = top.section("state") { addState(section) }
         if let section = top.section("ingress") { addIngress(section) }
+        if let section = top.section("metrics") { addMetrics(section) }
         if let section = top.section("control") { addControl(section) }
         top.finish()
     }
@@ -332,6 +334,45 @@ private struct Merger {
         ingress = configuration
     }
 
+    /// The metrics listener: off unless `enabled: true`; loopback and plain HTTP by default; TLS,
+    /// or plain HTTP off loopback only with `behind_proxy: true`, as for the ingress. A later file
+    /// replaces the whole section.
+    private mutating func addMetrics(_ section: ConfigSection) {
+        let enabled = section.bool("enabled") ?? false
+        let address = section.string("address") ?? "127.0.0.1"
+        let port = section.int("port", in: 1...65535) ?? MetricsConfiguration.defaultPort
+        let behindProxy = section.bool("behind_proxy") ?? false
+        var security = IngressConfiguration.Security.plain(behindProxy: behindProxy)
+        if let node = section.node("tls"), case .scalar = node, node.bool == false {
+            _ = section.bool("tls")
+        } else if let tls = section.section("tls") {
+            let certificate = tls.requiredString("certificate")
+            let key = tls.requiredString("key")
+            if let certificate, let key { security = .tls(certificate: certificate, key: key) }
+            if behindProxy {
+                section.error("'behind_proxy' in \(section.context) is for plain HTTP; remove it or set 'tls: false'", key: "behind_proxy")
+            }
+        }
+        var path = "/metrics"
+        if let value = section.string("path") {
+            if !value.hasPrefix("/") || value.count > 256 || value == "/healthz"
+                || !value.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value < 0x7F && $0 != "?" && $0 != "#" })
+            {
+                section.error(
+                    "'path' in \(section.context) must start with '/', hold only printable ASCII without '?' or '#', "
+                        + "be at most 256 characters and not be /healthz (which the listener answers itself)", key: "path")
+            } else {
+                path = value
+            }
+        }
+        let configuration = MetricsConfiguration(
+            listener: MetricsConfiguration.listenerDefaults(address: address, port: port, security: security), path: path)
+        for problem in configuration.listener.problems {
+            section.error("\(section.context): \(problem)", key: problem.hasPrefix("plain HTTP") ? "address" : nil)
+        }
+        metrics = enabled ? configuration : nil
+    }
+
     /// The control socket: an absolute path that fits a Unix socket address, or `enabled: false`.
     private mutating func addControl(_ section: ConfigSection) {
         if let enabled = section.bool("enabled") { control.enabled = enabled }
@@ -382,7 +423,8 @@ private struct Merger {
             targets: targets.map { TargetDescriptor(name: $0.name, confirmsByEvent: $0.settings.confirmsByEvent) },
             limits: state.limits)
         var configuration = DaemonConfiguration(
-            files: files, feeds: feeds, targets: targets, engine: engine, logging: logging, state: state, ingress: ingress)
+            files: files, feeds: feeds, targets: targets, engine: engine, logging: logging, state: state, ingress: ingress,
+            metrics: metrics)
         configuration.control = control
         return configuration
     }

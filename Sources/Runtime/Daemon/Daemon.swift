@@ -51,6 +51,12 @@ public final class Daemon: Sendable {
     private let redactor: Locked<AttributeRedactor>
     /// `mutewarden status`: the control socket and its answers (see ``Options/controlSocket``).
     private let control: DaemonControl
+    /// Counters fed by the engine loop, and the listener that serves them: both only when the
+    /// configuration at start enables `metrics:` (docs/operations.md#metrics).
+    private let metrics: DaemonMetrics?
+    private let metricsListener = Locked<MetricsListener?>(nil)
+    private let health: @Sendable () -> IngressHealth
+    private let report: @Sendable (AuditSeverity, String, AuditFields) -> Void
 
     /// Builds every feed and target and prepares the state directory. Throws when a provider
     /// cannot be built.
@@ -76,13 +82,14 @@ public final class Daemon: Sendable {
         }
         // `/healthz` reads the engine loop, which is made after the providers that start the ingress.
         let engineForHealth = Locked<EngineLoop?>(nil)
-        let ingress = IngressHost(
-            configuration: configuration.ingress,
-            health: {
-                guard let loop = engineForHealth.withLock({ $0 }) else { return IngressHealth(checks: [(name: "engine", ok: false)]) }
-                let feeds = loop.snapshot.feedsUp.sorted { $0.key < $1.key }.map { (name: "feed \($0.key)", ok: $0.value) }
-                return IngressHealth(checks: [(name: "engine", ok: loop.isAlive)] + feeds)
-            }, report: report)
+        let health: @Sendable () -> IngressHealth = {
+            guard let loop = engineForHealth.withLock({ $0 }) else { return IngressHealth(checks: [(name: "engine", ok: false)]) }
+            let feeds = loop.snapshot.feedsUp.sorted { $0.key < $1.key }.map { (name: "feed \($0.key)", ok: $0.value) }
+            return IngressHealth(checks: [(name: "engine", ok: loop.isAlive)] + feeds)
+        }
+        self.health = health
+        self.report = report
+        let ingress = IngressHost(configuration: configuration.ingress, health: health, report: report)
         self.ingress = ingress
         context = ProviderContext(report: report, ingress: ingress)
         // One HTTP transport for every provider, run by the engine thread (see EngineLoop).
@@ -130,9 +137,11 @@ public final class Daemon: Sendable {
                         [.result: "save-failed", .error: message]))
             }
         }
+        let metrics = configuration.metrics.map { _ in DaemonMetrics(names: Self.metricNames(configuration)) }
+        self.metrics = metrics
         loop = EngineLoop(
             targets: targets, feeds: configuration.feeds.map(\.name), http: httpHost, clock: clock, audit: audit,
-            logger: logger, notifier: notifier, stateWriter: writer, journal: journal)
+            logger: logger, notifier: notifier, stateWriter: writer, journal: journal, metrics: metrics)
         sink = EngineSink(loop: loop)
         control = DaemonControl(loop: loop, clock: clock, files: { lockedConfiguration.withLock { $0.files } }, report: report)
         engineForHealth.withLock { $0 = loop }
@@ -144,6 +153,30 @@ public final class Daemon: Sendable {
     /// What `mutewarden status` shows, as the control socket answers it.
     public func status() async -> DaemonStatus {
         await withCheckedContinuation { continuation in control.status { continuation.resume(returning: $0) } }
+    }
+
+    /// The port the metrics listener serves, once it runs (the kernel's choice for port 0).
+    public var metricsPort: Int? { metricsListener.withLock { $0?.port } }
+
+    /// The names metrics may carry as label values: the configuration's feeds, targets and policies.
+    private static func metricNames(_ configuration: DaemonConfiguration) -> [String] {
+        configuration.feeds.map(\.name) + configuration.targets.map(\.name) + configuration.engine.policies.map(\.name)
+    }
+
+    /// Starts the metrics listener, if configured. A listener that cannot start is an error on the
+    /// record, not a reason to stop protecting calls.
+    private func startMetricsListener(_ configuration: MetricsConfiguration?) {
+        guard let configuration, let metrics else { return }
+        let loop = self.loop
+        do {
+            let listener = try MetricsListener(configuration: configuration, health: health, report: report) {
+                metrics.exposition(snapshot: loop.snapshot, queueDepth: loop.queueDepth, actionsInFlight: loop.attemptsInFlightCount)
+            }
+            metricsListener.withLock { $0 = listener }
+            report(.notice, "metrics listener serving \(listener.summary) (port \(listener.port))", [.result: "listening"])
+        } catch {
+            report(.error, "\(error); metrics are not served, calls are protected as usual", [.result: "failed", .error: "\(error)"])
+        }
     }
 
     /// Runs until a terminate signal arrives or `duration` (if any) has passed, reloading on
@@ -165,6 +198,7 @@ public final class Daemon: Sendable {
                     + (current.engine.policies.count == 1 ? "y" : "ies") + " from \(current.files.joined(separator: ", "))",
                 [.result: "started"]))
 
+        startMetricsListener(current.metrics)
         var feedTasks: [String: Task<Void, Never>] = [:]
         for (name, feed) in providers.withLock({ $0.feeds }) { feedTasks[name] = startFeed(feed.object) }
         if let path = options.controlSocket { control.open(path: path) }
@@ -189,6 +223,10 @@ public final class Daemon: Sendable {
         loop.post(.beginShutdown)
         await drainActions()
         loop.stop()
+        metricsListener.withLock { listener in
+            defer { listener = nil }
+            return listener
+        }?.stop()
 
         // Each window left in place goes on the record: an auditor must be able to see which
         // agents stay muted and which recordings stay paused while the daemon is down.
@@ -383,6 +421,10 @@ public final class Daemon: Sendable {
         if next.state.directory != previous.state.directory {
             notes.append("the state directory change takes effect at the next start")
         }
+        if next.metrics != previous.metrics {
+            notes.append("the metrics listener change takes effect at the next start")
+        }
+        metrics?.allow(names: Self.metricNames(next))
         if next.state.journalSyncInterval != previous.state.journalSyncInterval {
             notes.append("the journal sync interval change takes effect at the next start")
         }

@@ -154,13 +154,16 @@ final class EngineLoop: Sendable {
     /// For `mutewarden status`: each feed's state since when and its last event, the last control
     /// failures, and the events count once a second (see ``LoopActivity``).
     let activity: Locked<LoopActivity>
+    /// Fed from what the engine ingests and says; nil when the metrics listener is off.
+    let metrics: DaemonMetrics?
 
     init(
         targets: [String: any ActionTarget], feeds: [String], http: HTTPTransportHost, clock: any MonotonicClock,
         audit: AuditLogger, logger: Logger, notifier: SystemdNotifier, stateWriter: StateWriter?,
-        journal: WindowJournalWriter? = nil
+        journal: WindowJournalWriter? = nil, metrics: DaemonMetrics? = nil
     ) {
         self.journal = journal
+        self.metrics = metrics
         targetTable = Locked(targets)
         self.http = http
         inbox = EngineInbox(wake: { [http] in http.wake() })
@@ -187,6 +190,9 @@ final class EngineLoop: Sendable {
 
     @discardableResult
     func post(_ input: EngineInput) -> Bool { inbox.post(input) }
+
+    /// Call updates posted and not yet ingested: the engine's queue, for metrics and `status`.
+    var queueDepth: Int { inbox.backlogCount }
 
     /// See ``EngineInbox/awaitCapacity()``.
     func awaitCapacity() async { await inbox.awaitCapacity() }
@@ -280,7 +286,7 @@ final class EngineLoop: Sendable {
             for input in inputs { handle(input, engine: engine, now: now, records: &records) }
             inputs.removeAll(keepingCapacity: true)
             engine.advance(to: now)
-            startSends(engine.takeEffects(), deferring: &records)
+            startSends(engine.takeEffects(), at: now, deferring: &records)
             // Feeds that waited for their events' sends now prepare their next long poll.
             resumeSendWaiters()
             executor.runJobs()
@@ -371,9 +377,6 @@ final class EngineLoop: Sendable {
         }
     }
 
-    /// Call updates posted and not yet ingested.
-    var queueDepth: Int { inbox.backlogCount }
-
     /// Replaces targets after a reload. Targets removed from the configuration stay reachable:
     /// a window kept by the reload may still need one to undo what it applied.
     func replaceTargets(_ replacements: [String: any ActionTarget]) {
@@ -389,19 +392,21 @@ final class EngineLoop: Sendable {
             engine.ingest(update, at: now)
             inbox.ingested(1)
             activity.withLock { $0.lastEvent[update.feed] = now }
+            metrics?.ingested(CollectionOfOne(update))
         case .updates(let updates):
             // A window that opens early in a long-poll answer sends before the rest of the answer
             // is ingested; every send of the batch still leaves before any of its records.
             var feedSeen: String?
             for update in updates {
                 engine.ingest(update, at: now)
-                if engine.hasEffects { startSends(engine.takeEffects(), deferring: &records) }
+                if engine.hasEffects { startSends(engine.takeEffects(), at: now, deferring: &records) }
                 if update.feed != feedSeen {
                     feedSeen = update.feed
                     activity.withLock { $0.lastEvent[update.feed] = now }
                 }
             }
             inbox.ingested(updates.count)
+            metrics?.ingested(updates)
         case .attemptFinished(let ticket, let result):
             engine.attemptFinished(ticket, result: result, at: now)
         case .beginShutdown:
@@ -434,13 +439,14 @@ final class EngineLoop: Sendable {
             }
         }
         // Sends go out as soon as they exist, so that an action never waits behind a batch.
-        if engine.hasEffects { startSends(engine.takeEffects(), deferring: &records) }
+        if engine.hasEffects { startSends(engine.takeEffects(), at: now, deferring: &records) }
         if case .beginShutdown = input { publish(engine) }
     }
 
     /// Starts `effects`' sends now and appends their audit records to `records`, in order: writing
     /// a record is a sanitize-format-write(2) on this thread, and a request should not wait behind it.
-    private func startSends(_ effects: [EngineEffect], deferring records: inout [AuditRecord]) {
+    private func startSends(_ effects: [EngineEffect], at now: MonotonicInstant, deferring records: inout [AuditRecord]) {
+        let firstRecord = records.count
         var sent = false
         for effect in effects {
             switch effect {
@@ -451,11 +457,16 @@ final class EngineLoop: Sendable {
                 records.append(record)
             }
         }
-        guard sent else { return }
-        // The attempts build their requests and queue them now; the step hands them to libcurl,
-        // which writes them to their connections before any record is written.
-        executor.runJobs()
-        http.step()
+        if sent {
+            // The attempts build their requests and queue them now; the step hands them to libcurl,
+            // which writes them to their connections before any record is written.
+            executor.runJobs()
+            http.step()
+        }
+        // Metrics after the sends, like the records they are read from.
+        if let metrics, records.count > firstRecord {
+            for record in records[firstRecord...] { metrics.observe(record, at: now) }
+        }
     }
 
     /// Writes `records` in order, but stops early once another thread has handed this one work

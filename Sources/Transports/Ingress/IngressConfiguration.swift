@@ -34,6 +34,8 @@ public struct IngressConfiguration: Sendable, Hashable {
     public var maximumConnections: Int = 256
     /// At most one refusal record per reason in this interval; the others are counted into the next.
     public var refusalRecordInterval: Duration = .seconds(60)
+    /// What the listener is called in records and errors: the daemon runs a second one for metrics.
+    public var label = "callback ingress"
 
     public init(address: String, port: Int, security: Security) {
         self.address = address

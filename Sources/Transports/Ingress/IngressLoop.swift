@@ -80,7 +80,8 @@ final class IngressLoop {
 
     private init(_ environment: Environment) {
         self.environment = environment
-        recorder = RefusalRecorder(interval: environment.configuration.refusalRecordInterval, report: environment.report)
+        recorder = RefusalRecorder(
+            interval: environment.configuration.refusalRecordInterval, label: environment.configuration.label, report: environment.report)
         writeBuffer = .allocate(byteCount: 16 * 1024, alignment: 16)
     }
 
@@ -117,13 +118,13 @@ final class IngressLoop {
         guard let context else {
             mw_ws_protocols_free(protocols)
             environment.inbox.release()
-            return started(
-                .failure(
-                    IngressError(
-                        "ingress: cannot listen on \(configuration.summary)"
-                            + (configuration.isTLS
-                                ? " (is the address in use, or the certificate or key unreadable or mismatched?)"
-                                : " (is the address in use, or not one of this machine's?)"))))
+            // lws says only that it failed: binding the same address again says why.
+            let why =
+                IngressBindProbe.problem(address: configuration.address, port: configuration.port)
+                ?? (configuration.isTLS
+                    ? "is the address in use, or the certificate or key unreadable or mismatched?"
+                    : "is the address in use, or not one of this machine's?")
+            return started(.failure(IngressError("\(configuration.label): cannot listen on \(configuration.summary): \(why)")))
         }
         loop.context = context
         let port = Int(mw_ingress_listen_port(context))
@@ -133,7 +134,8 @@ final class IngressLoop {
         loop.drainInbox()
         while loop.running {
             if lws_service(context, 0) < 0 {
-                environment.report(.error, "the callback ingress's service loop failed; callbacks are no longer received", [.result: "failed"])
+                environment.report(
+                    .error, "the \(configuration.label)'s service loop failed; it no longer answers requests", [.result: "failed"])
                 break
             }
         }

@@ -63,8 +63,11 @@ final class RefusalRecorder {
     private let report: @Sendable (AuditSeverity, String, AuditFields) -> Void
     private var entries: [String: Entry] = [:]
 
-    init(interval: Duration, report: @escaping @Sendable (AuditSeverity, String, AuditFields) -> Void) {
+    private let label: String
+
+    init(interval: Duration, label: String = "callback ingress", report: @escaping @Sendable (AuditSeverity, String, AuditFields) -> Void) {
         self.interval = interval
+        self.label = label
         self.report = report
     }
 
@@ -84,7 +87,7 @@ final class RefusalRecorder {
         if entries.count > 256, let oldest = entries.min(by: { $0.value.last < $1.value.last })?.key {
             entries[oldest] = nil
         }
-        var message = "callback ingress refused a request from \(peer) for \(Self.printable(path)) with HTTP \(status): \(reason)"
+        var message = "\(label) refused a request from \(peer) for \(Self.printable(path)) with HTTP \(status): \(reason)"
         if let detail { message += " (\(detail))" }
         if suppressed > 0 { message += "; \(suppressed) more refused for this reason since the last record" }
         var fields: AuditFields = [.result: "refused", .reason: reason, .peer: peer, .errorCode: String(status)]
