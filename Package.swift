@@ -244,6 +244,8 @@ let package = Package(
             name: "MutewardenConfig",
             dependencies: [
                 "MutewardenModel", "MutewardenProviderKit", "MutewardenIngress", .product(name: "Yams", package: "Yams"),
+                // The configuration's digest in `config.loaded`.
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Sources/Runtime/Config"),
         // swift-log handlers (stderr, journald), audit records and PAN masking.
