@@ -297,7 +297,7 @@ public final class Daemon: Sendable {
             next = try reloader()
         } catch {
             for diagnostic in error.diagnostics {
-                audit.emit(AuditRecord(.configurationRejected, .error, "\(diagnostic)", [.result: "rejected"]))
+                audit.emit(AuditRecord(.configurationRejected, .error, "\(diagnostic)", [.result: "rejected", .error: "\(diagnostic)"]))
             }
             audit.emit(
                 AuditRecord(
