@@ -118,6 +118,7 @@ let package = Package(
         .library(name: "MutewardenProviderKit", targets: ["MutewardenProviderKit"]),
         .library(name: "MutewardenCallbackAuth", targets: ["MutewardenCallbackAuth"]),
         .library(name: "MutewardenAzure", targets: ["MutewardenAzure"]),
+        .library(name: "MutewardenReport", targets: ["MutewardenReport"]),
         // Test utilities, as swift-nio ships NIOTestUtils: peers, waits, sinks, log capture.
         .library(name: "MutewardenTesting", targets: ["MutewardenTesting"]),
     ] + providers.map { .library(name: "Mutewarden\($0.name)", targets: ["Mutewarden\($0.name)"]) },
@@ -264,12 +265,19 @@ let package = Package(
             ],
             path: "Sources/Runtime/Daemon"),
 
+        // `mutewarden report`: the daemon's audit records read back (sd-journal, or a
+        // `journalctl -o json` export) and turned into the evidence for a period, as text, JSON
+        // or one HTML page. The aggregator is pure; the readers are its only I/O.
+        .target(
+            name: "MutewardenReport", dependencies: ["MutewardenModel", "MutewardenLogging", "MutewardenJSON", "CSystemd"],
+            path: "Sources/Runtime/Report"),
+
         // MARK: CLI
         .executableTarget(
             name: "mutewarden",
             dependencies: [
                 "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging", "MutewardenProviderKit", "CMutewardenShims",
-                "CMutewardenStartup", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CMutewardenStartup", "MutewardenReport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ] + providers.map { .target(name: "Mutewarden\($0.name)") },
             path: "Sources/CLI/mutewarden"),
@@ -360,6 +368,12 @@ let package = Package(
                 "MutewardenDaemon", "MutewardenHTTP", "MutewardenLogging", "MutewardenModel", "MutewardenProviderKit",
                 "MutewardenConfig", "MutewardenSimulator", "MutewardenTesting", .product(name: "Logging", package: "swift-log"),
             ]),
+        // The report's aggregator and renderers without I/O, the export reader on made-up lines,
+        // and the HTML page in headless Chromium (DevTools protocol over python3 websockets).
+        .testTarget(
+            name: "MutewardenReportTests",
+            dependencies: ["MutewardenReport", "MutewardenModel", "MutewardenLogging", "MutewardenTesting"],
+            exclude: ["Peers"]),
         // The binaries as an operator runs them, and the daemon under mutewarden-loadgen. They run
         // the built executables (swift test builds every product first) and link none of them.
         .testTarget(name: "EndToEndTests", dependencies: ["MutewardenTesting"]),
@@ -369,6 +383,8 @@ let package = Package(
             name: "SystemdTests",
             dependencies: [
                 "MutewardenLogging", "MutewardenModel", "MutewardenTesting", .product(name: "Logging", package: "swift-log"),
+                // The report over the private journal (ReportJournalTests), and the digest it checks.
+                "MutewardenReport", .product(name: "Crypto", package: "swift-crypto"),
             ]),
     ] + providers.flatMap(providerTargets),
     swiftLanguageModes: [.v6]
