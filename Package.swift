@@ -43,6 +43,8 @@ let providers: [ProviderSpec] = [
             "MutewardenJSON", "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging", "MutewardenTesting",
             // The cross-platform tests: a GWS feed driving a Verba recorder.
             "MutewardenVerba", .product(name: "Logging", package: "swift-log"),
+            // The report over a Genesys run in the private journald (GenesysReportTests).
+            "MutewardenReport", .product(name: "Crypto", package: "swift-crypto"),
         ]),
     ProviderSpec(
         name: "ACS", dependencies: ["MutewardenJSON", "MutewardenHTTP", "MutewardenIngress", "MutewardenCallbackAuth", "MutewardenAzure"],
