@@ -59,6 +59,42 @@ enum ExportLines {
         #expect(report.verdict.protected == 1)
     }
 
+    /// The plain scan (ASCII strings) and the full JSON parser it falls back to read a line alike.
+    @Test func escapesAndNonASCIIValuesReadAsTheJSONParserReadsThem() throws {
+        let base = ExportLines.line(
+            .actionFailed, at: 5, priority: 2, window.merging(["MW_TARGET": "t", "MW_ACTION": "mute", "MW_ERROR": "PLACEHOLDER"]) { $1 })
+        let cases: [(String, String)] = [
+            (#"plain error"#, "plain error"),
+            (#"a \"quoted\" error"#, #"a "quoted" error"#),
+            (#"caf\u00e9 closed"#, "café closed"),
+            ("délai dépassé", "délai dépassé"),
+        ]
+        for (encoded, decoded) in cases {
+            for line in [
+                base.replacingOccurrences(of: "PLACEHOLDER", with: encoded),
+                // An escape in a value the report does not use keeps the plain scan.
+                base.replacingOccurrences(of: "PLACEHOLDER", with: encoded).replacingOccurrences(
+                    of: #""MESSAGE":"a message""#, with: #""MESSAGE":"a \"message\"\n""#),
+            ] {
+                var parser = ExportLineParser()
+                let result = Array(line.utf8).withUnsafeBufferPointer { parser.parse($0) }
+                guard case .record(let record) = result else {
+                    Issue.record("not a record: \(line)")
+                    continue
+                }
+                #expect(record.fields.error == decoded)
+                #expect(record.kind == .actionFailed)
+                #expect(record.priority == 2)
+                #expect(record.time == Script.base + 5000)
+            }
+        }
+        // Malformed after a good start: the plain scan must not take it.
+        for line in [#"{"SYSLOG_IDENTIFIER":"mutewarden""#, #"{"a":"b",}"#, #"{"a":"b"} x"#, #"{"a" "b"}"#] {
+            var parser = ExportLineParser()
+            #expect(Array(line.utf8).withUnsafeBufferPointer { parser.parse($0) } == .malformed, "\(line)")
+        }
+    }
+
     @Test func survivesArbitraryBytes() {
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<200 {

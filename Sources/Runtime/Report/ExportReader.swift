@@ -89,18 +89,104 @@ public struct ExportLineParser: Sendable {
         if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t") }) {
             return .other
         }
-        guard line.count <= ExportReader.maximumLineBytes, let value = try? JSONValue.parse(line, maximumDepth: 4),
-            case .object(let members) = value
-        else { return .malformed }
+        guard line.count <= ExportReader.maximumLineBytes else { return .malformed }
         builder.reset()
-        for (name, value) in members {
-            builder.add(name: name[...].utf8) { Self.text(of: value) }
+        if !scanPlain(line) {
+            // Anything the plain scan does not take (an escape, a byte above ASCII, a value that
+            // is not a string) goes through the full JSON parser, which also judges what is
+            // malformed.
+            guard let value = try? JSONValue.parse(line, maximumDepth: 4), case .object(let members) = value else {
+                return .malformed
+            }
+            builder.reset()
+            for (name, value) in members {
+                builder.add(name: name[...].utf8) { Self.text(of: value) }
+            }
         }
         switch builder.finish() {
         case .success(let record): return .record(record)
         case .failure(.noTime): return .malformed
         case .failure: return .other
         }
+    }
+
+    /// The common line, read without building a JSON value: an object whose keys and values are
+    /// all strings of printable ASCII, as journalctl writes the daemon's records. Values of the
+    /// fields the report does not use are only stepped over (their escapes included); a line
+    /// with anything else returns false, untouched by the builder but for what it took so far,
+    /// which the caller resets.
+    private mutating func scanPlain(_ line: UnsafeBufferPointer<UInt8>) -> Bool {
+        let quote = UInt8(ascii: "\"")
+        let backslash = UInt8(ascii: "\\")
+        var index = 0
+        let end = line.count
+        func skipSpace() {
+            while index < end, line[index] == 0x20 || line[index] == 0x09 || line[index] == 0x0D { index += 1 }
+        }
+        /// The bounds of a string's content starting at its opening quote, and whether it held an
+        /// escape; nil for anything not a plain string.
+        func string() -> (start: Int, end: Int, escaped: Bool)? {
+            guard index < end, line[index] == quote else { return nil }
+            index += 1
+            let start = index
+            var escaped = false
+            while index < end {
+                let byte = line[index]
+                if byte == quote {
+                    index += 1
+                    return (start, index - 1, escaped)
+                }
+                if byte < 0x20 || byte >= 0x80 { return nil }
+                if byte == backslash {
+                    guard index + 1 < end else { return nil }
+                    switch line[index + 1] {
+                    case quote, backslash, UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"),
+                        UInt8(ascii: "r"), UInt8(ascii: "t"):
+                        index += 2
+                    default: return nil
+                    }
+                    escaped = true
+                    continue
+                }
+                index += 1
+            }
+            return nil
+        }
+        skipSpace()
+        guard index < end, line[index] == UInt8(ascii: "{") else { return false }
+        index += 1
+        skipSpace()
+        if index < end, line[index] == UInt8(ascii: "}") {
+            index += 1
+        } else {
+            while true {
+                skipSpace()
+                guard let key = string(), !key.escaped else { return false }
+                skipSpace()
+                guard index < end, line[index] == UInt8(ascii: ":") else { return false }
+                index += 1
+                skipSpace()
+                guard let value = string() else { return false }
+                let name = UnsafeBufferPointer(rebasing: line[key.start..<key.end])
+                if RecordBuilder.isUsed(name) {
+                    guard !value.escaped else { return false }
+                    builder.add(name: name) {
+                        String(decoding: UnsafeBufferPointer(rebasing: line[value.start..<value.end]), as: UTF8.self)
+                    }
+                }
+                skipSpace()
+                guard index < end else { return false }
+                if line[index] == UInt8(ascii: ",") {
+                    index += 1
+                    continue
+                }
+                guard line[index] == UInt8(ascii: "}") else { return false }
+                index += 1
+                break
+            }
+        }
+        skipSpace()
+        return index == end
     }
 
     mutating func take(_ line: UnsafeBufferPointer<UInt8>?, into aggregator: inout ReportAggregator, period: ReportPeriod) {

@@ -65,7 +65,7 @@ struct RecordBuilder {
     }
 
     /// Takes one field; names the report does not use cost one comparison of their first bytes.
-    mutating func add(name: Substring.UTF8View, value: () -> String) {
+    mutating func add<Name: Collection<UInt8>>(name: Name, value: () -> String) {
         guard let first = name.first else { return }
         switch first {
         case UInt8(ascii: "M"):
@@ -92,6 +92,20 @@ struct RecordBuilder {
                 receivedTime = Int64(value())
             }
         default: return
+        }
+    }
+
+    /// Whether ``add(name:value:)`` uses a field of this name: the plain scan of an export line
+    /// decodes only those values.
+    static func isUsed<Name: Collection<UInt8>>(_ name: Name) -> Bool {
+        guard let first = name.first else { return false }
+        switch first {
+        case UInt8(ascii: "M"): return name.starts(with: "MW_".utf8) || name.elementsEqual("MESSAGE_ID".utf8)
+        case UInt8(ascii: "P"): return name.elementsEqual("PRIORITY".utf8)
+        case UInt8(ascii: "S"): return name.elementsEqual("SYSLOG_IDENTIFIER".utf8)
+        case UInt8(ascii: "_"):
+            return name.elementsEqual("_SOURCE_REALTIME_TIMESTAMP".utf8) || name.elementsEqual("__REALTIME_TIMESTAMP".utf8)
+        default: return false
         }
     }
 
