@@ -1,6 +1,5 @@
 import Foundation
 import MutewardenLogging
-import MutewardenTesting
 import Synchronization
 import Testing
 
