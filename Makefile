@@ -146,7 +146,7 @@ bench-journal: test-deps ## journal backend throughput into a private journald (
 # the same records. The files go in Benchmarks/.build/report-month/ and are made once.
 REPORT_BENCH_RECORDS ?= 1000000
 REPORT_BENCH_DIR := Benchmarks/.build/report-month
-bench-report: deps ## mutewarden report over a million audit records, one core (release build)
+bench-report: bench-deps ## mutewarden report over a million audit records, one core (release build)
 	$(BENCH_BUILD) --product mutewarden-report-bench
 	mkdir -p $(REPORT_BENCH_DIR)
 	[ -s $(REPORT_BENCH_DIR)/month.json ] || $(BENCH_BIN)/mutewarden-report-bench generate --records $(REPORT_BENCH_RECORDS) \
