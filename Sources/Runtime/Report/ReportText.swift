@@ -49,7 +49,9 @@ public enum ReportTextRenderer {
             let histogram = report.histogram.map { bucket in
                 (bucket.upTo.map { "<=\(Int($0))" } ?? ">\(Int(ReportAggregator.histogramBounds.last!))") + ": \(bucket.count)"
             }
-            line("histogram (ms): " + histogram.joined(separator: "  "))
+            line("histogram, all targets (ms):")
+            line("  " + histogram.prefix(5).joined(separator: "  "))
+            line("  " + histogram.dropFirst(5).joined(separator: "  "))
         }
 
         heading("Control failures and unconfirmed windows (10.7, 12.10)")
@@ -88,9 +90,9 @@ public enum ReportTextRenderer {
 
         heading("Configuration and daemon (10.2.1, 10.2.2)")
         for event in report.configurations.prefix(listLimit) {
-            line(
-                "\(ReportTime.iso(event.time)) config \(event.result)" + (event.digest.map { " " + $0 } ?? "")
-                    + (event.error.map { ": " + $0 } ?? ""))
+            line("\(ReportTime.iso(event.time)) config \(event.result)" + (event.error.map { ": " + $0 } ?? ""))
+            // A digest is 71 characters: on a line of its own, so that it is never cut.
+            if let digest = event.digest { line("  " + digest) }
         }
         more(report.configurations.count, &out)
         for event in report.daemon.prefix(listLimit * 2) { line("\(ReportTime.iso(event.time)) daemon \(event.event)") }
