@@ -190,6 +190,30 @@ import Glibc
         #expect(!text.output.contains(Self.pan))
     }
 
+    /// The command's errors, with sysexits statuses and one clear line each.
+    @Test func theCommandsErrorsAreClearWithSysexitsStatuses() async throws {
+        let work = try TemporaryDirectory("mutewarden-report-errors")
+        let export = work.appending("empty.json")
+        try "".write(toFile: export, atomically: true, encoding: .utf8)
+        let cases: [([String], Int32, String)] = [
+            (["--since", "2026-13-01"], 64, "--since expects a UTC time"),
+            (["--since", "2026-11-02", "--until", "2026-11-01"], 64, "--until must be after --since"),
+            (["--since", "2026-11-01", "--from", export, "--directory", work.path], 64, "give one of them"),
+            (["--since", "2026-11-01", "--format", "pdf"], 64, "pdf"),
+            (["--since", "2026-11-01", "--from", work.appending("missing.json")], 66, "cannot open"),
+            (["--since", "2026-11-01", "--directory", work.appending("missing")], 66, "cannot open the journal"),
+            (["--since", "2026-11-01", "--from", export, "--output", work.appending("no/such/dir/report.txt")], 73, "cannot write"),
+        ]
+        for (arguments, status, message) in cases {
+            let result = try await runProgram(Self.binary, ["report"] + arguments)
+            #expect(result.status == status, "\(arguments): \(result.output)")
+            #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
+        }
+        let empty = try await runProgram(Self.binary, ["report", "--since", "2026-11-01", "--until", "2026-12-01", "--from", export])
+        #expect(empty.status == 0)
+        #expect(empty.stdout.contains("VERDICT: PASS: every capture protected or alarmed: 0 capture(s)"))
+    }
+
     static func withoutSource(_ json: String) throws -> NSDictionary {
         let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
         return object.filter { $0.key != "source" && $0.key != "generated" } as NSDictionary
