@@ -46,6 +46,9 @@ let package = Package(
         fuzzTarget("acs", ["MutewardenACS", "MutewardenJSON", "MutewardenModel"]),
         // PAN masking: never crashes, and what it returns holds no PAN.
         fuzzTarget("masking", ["MutewardenLogging"]),
+        // `mutewarden report --from`: export lines through the record parser, the aggregator and
+        // the renderers.
+        fuzzTarget("report", ["MutewardenReport"]),
     ],
     swiftLanguageModes: [.v6]
 )
