@@ -22,6 +22,8 @@ func aDocumentHoldsWhatTheTreeParserBuilds(_ text: String) throws {
 @Test(arguments: [
     "", "{", "{\"a\" 1}", "{\"a\":1,}", "[1 2]", "[1,]", "01", "1.", "-", "tru", "nul1", "\"abc", "\"a\u{01}b\"", "\"\\x\"",
     "\"\\u12zz\"", "\"\\ud800\"", "{} {}", "1e999", "[1E400]", "\"0123456789\n\"", "[\"abc", "{\"a\\", "[\"é",
+    // Refused prefixes with more values than half their bytes (found by fuzz-json-document).
+    "[[[[x", "[[[[", "{\"a\":[[[[1",
 ])
 func aDocumentIsRefusedAsByTheTreeParser(_ text: String) {
     var treeError: JSONError?

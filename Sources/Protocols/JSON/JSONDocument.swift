@@ -45,21 +45,28 @@ public final class JSONDocument: Sendable {
     /// Validates one JSON document (RFC 8259) and indexes its values. The bytes are copied, so
     /// the document outlives them. `maximumDepth` bounds nesting as the tree parser's does.
     public static func parse(_ bytes: some Collection<UInt8>, maximumDepth: Int = 64) throws(JSONError) -> JSONDocument {
-        let owned = Array(bytes)
+        try parse(owning: Array(bytes), maximumDepth: maximumDepth)
+    }
+
+    private static func parse(owning owned: [UInt8], maximumDepth: Int) throws(JSONError) -> JSONDocument {
         guard owned.count <= maximumByteCount else {
             throw JSONError(message: "a document larger than \(maximumByteCount) bytes", offset: 0)
         }
         let tape = try owned.withUnsafeBufferPointer { pointer in
             Result { () throws(JSONError) in
                 var parser = JSONParser(bytes: pointer, maximumDepth: maximumDepth)
-                var tape: [Entry] = []
-                // About one value per eight bytes in platform messages: one allocation, mostly.
-                tape.reserveCapacity(pointer.count / 8 + 4)
+                var tape = TapeWriter(byteCount: pointer.count)
+                defer { tape.deallocate() }
                 try parser.parseTapeDocument(into: &tape)
-                return tape
+                return tape.entries
             }
         }.get()
         return JSONDocument(bytes: owned, tape: tape)
+    }
+
+    /// From bytes that stay where they are while it runs, as a decoder's slice of a frame.
+    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>, maximumDepth: Int = 64) throws(JSONError) -> JSONDocument {
+        try parse(owning: Array(bytes), maximumDepth: maximumDepth)
     }
 
     public static func parse(_ text: String, maximumDepth: Int = 64) throws(JSONError) -> JSONDocument {
@@ -106,22 +113,60 @@ public final class JSONDocument: Sendable {
         }
     }
 
-    /// Whether the string at `index` equals `text` (whose UTF-8 is `utf8`), as `String`'s `==`
-    /// says, without making a `String` when both are plain ASCII: then canonical equivalence is
-    /// byte equality. Any other pair is compared as strings (U+212A KELVIN SIGN equals "K").
-    func string(at index: Int, equals text: String, utf8: UnsafeBufferPointer<UInt8>, isASCII: Bool) -> Bool {
-        let entry = tape[index]
-        guard isASCII, entry.flags == 0 else { return string(at: index) == text }
-        let start = Int(entry.start)
-        guard Int(entry.end) - start == utf8.count else { return false }
-        return bytes.withUnsafeBufferPointer { pointer in
-            UnsafeBufferPointer(rebasing: pointer[start..<(start + utf8.count)]).elementsEqual(utf8)
+    /// Whether the string at `index` equals `text`, as `String`'s `==` says, without making a
+    /// `String` when both are plain ASCII: then canonical equivalence is byte equality. Any
+    /// other pair is compared as strings (U+212A KELVIN SIGN equals "K").
+    func string(at index: Int, equals text: String) -> Bool {
+        var copy = text
+        return copy.withUTF8 { utf8 in
+            if utf8.allSatisfy({ $0 < 0x80 }), tape[index].flags == 0 {
+                return bytes.withUnsafeBufferPointer { bytes in Self.plain(tape[index], in: bytes, equals: utf8) }
+            }
+            return string(at: index) == text
         }
     }
 
-    func string(at index: Int, equals text: String) -> Bool {
-        var copy = text
-        return copy.withUTF8 { utf8 in string(at: index, equals: text, utf8: utf8, isASCII: utf8.allSatisfy { $0 < 0x80 }) }
+    /// Whether a plain (unescaped) string entry's bytes are `other`'s. Entries' offsets lie
+    /// within the bytes they were parsed from, which `bytes` must be.
+    @inline(__always)
+    private static func plain(_ entry: Entry, in bytes: UnsafeBufferPointer<UInt8>, equals other: UnsafeBufferPointer<UInt8>) -> Bool {
+        let start = Int(entry.start)
+        let count = other.count
+        guard Int(entry.end) &- start == count else { return false }
+        var offset = 0
+        while offset < count {
+            guard bytes[start &+ offset] == other[offset] else { return false }
+            offset &+= 1
+        }
+        return true
+    }
+
+    /// The tape index of the value of the first member named `key` of the object at `object`;
+    /// nil if there is none. One pass over the members, each name compared in place when both
+    /// it and `key` are plain ASCII.
+    func member(of object: Int, named key: String) -> Int? {
+        var copy = key
+        return copy.withUTF8 { utf8 in
+            let isASCII = utf8.allSatisfy { $0 < 0x80 }
+            return tape.withUnsafeBufferPointer { tape in
+                bytes.withUnsafeBufferPointer { bytes in
+                    let end = Int(tape[object].end)
+                    var member = object &+ 1
+                    // Members are name/value pairs up to the object's end, as the parser wrote them.
+                    while member &+ 1 < end {
+                        let name = tape[member]
+                        if isASCII && name.flags == 0 {
+                            if Self.plain(name, in: bytes, equals: utf8) { return member &+ 1 }
+                        } else if string(at: member) == key {
+                            return member &+ 1
+                        }
+                        let value = tape[member &+ 1]
+                        member = value.kind == .array || value.kind == .object ? Int(value.end) : member &+ 2
+                    }
+                    return nil
+                }
+            }
+        }
     }
 
     /// The number at `index` (a number entry).
@@ -137,8 +182,57 @@ public final class JSONDocument: Sendable {
 
 // MARK: - The validating pass
 
+/// The tape while it is written: appends without the uniqueness and capacity checks of an
+/// `Array`'s, into storage that grows by doubling. Every value starts at a byte of its own (a
+/// bracket, a quote, a digit or a letter), so a document, or the prefix of one that is refused,
+/// never has more entries than bytes: that is the bound growth stops at. (A valid document has
+/// at most half as many: every value but the root is separated from the one before by a comma or
+/// a colon, and a container takes two bytes.) Every write is checked against the capacity all
+/// the same; one past the bound fails the parse instead of writing.
+struct TapeWriter {
+    private var base: UnsafeMutablePointer<JSONDocument.Entry>
+    private var capacity: Int
+    private let limit: Int
+    private(set) var count = 0
+
+    init(byteCount: Int) {
+        limit = max(byteCount, 1)
+        // About one value per eight bytes in platform messages: one allocation, mostly.
+        capacity = min(limit, byteCount / 8 + 16)
+        base = .allocate(capacity: capacity)
+    }
+
+    @inline(__always)
+    mutating func append(_ entry: JSONDocument.Entry) -> Bool {
+        if count == capacity {
+            guard capacity < limit else { return false }
+            let grown = min(limit, capacity * 2)
+            let storage = UnsafeMutablePointer<JSONDocument.Entry>.allocate(capacity: grown)
+            storage.moveInitialize(from: base, count: count)
+            base.deallocate()
+            base = storage
+            capacity = grown
+        }
+        (base + count).initialize(to: entry)
+        count += 1
+        return true
+    }
+
+    /// Sets the value count and the end of the container entry at `index` once its values are written.
+    @inline(__always)
+    mutating func close(_ index: Int, count values: UInt32, end: UInt32) {
+        guard index >= 0, index < count else { return }
+        base[index].start = values
+        base[index].end = end
+    }
+
+    var entries: [JSONDocument.Entry] { Array(UnsafeBufferPointer(start: base, count: count)) }
+
+    func deallocate() { base.deallocate() }
+}
+
 extension JSONParser {
-    mutating func parseTapeDocument(into tape: inout [JSONDocument.Entry]) throws(JSONError) {
+    mutating func parseTapeDocument(into tape: inout TapeWriter) throws(JSONError) {
         skipWhitespace()
         try parseTapeValue(into: &tape)
         skipWhitespace()
@@ -150,7 +244,12 @@ extension JSONParser {
     @inline(__always)
     private static func stored(_ value: Int) -> UInt32 { UInt32(truncatingIfNeeded: value) }
 
-    private mutating func parseTapeValue(into tape: inout [JSONDocument.Entry]) throws(JSONError) {
+    @inline(__always)
+    private func push(_ entry: JSONDocument.Entry, to tape: inout TapeWriter) throws(JSONError) {
+        guard tape.append(entry) else { throw fail("more values than the document has bytes for") }
+    }
+
+    private mutating func parseTapeValue(into tape: inout TapeWriter) throws(JSONError) {
         guard position < bytes.count else { throw fail("unexpected end of document") }
         switch bytes[position] {
         case UInt8(ascii: "{"): try parseTapeObject(into: &tape)
@@ -158,13 +257,13 @@ extension JSONParser {
         case UInt8(ascii: "\""): try parseTapeString(into: &tape)
         case UInt8(ascii: "t"):
             _ = try parseLiteral("true", .null)
-            tape.append(.init(kind: .true, flags: 0, start: 0, end: 0))
+            try push(.init(kind: .true, flags: 0, start: 0, end: 0), to: &tape)
         case UInt8(ascii: "f"):
             _ = try parseLiteral("false", .null)
-            tape.append(.init(kind: .false, flags: 0, start: 0, end: 0))
+            try push(.init(kind: .false, flags: 0, start: 0, end: 0), to: &tape)
         case UInt8(ascii: "n"):
             _ = try parseLiteral("null", .null)
-            tape.append(.init(kind: .null, flags: 0, start: 0, end: 0))
+            try push(.init(kind: .null, flags: 0, start: 0, end: 0), to: &tape)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             let (start, integral) = try scanNumber()
             if !Self.isShortIntegral(position - start, integral: integral) {
@@ -172,22 +271,22 @@ extension JSONParser {
                 // the same documents are refused as by the tree parser.
                 _ = try Self.numberValue(UnsafeBufferPointer(rebasing: bytes[start..<position]), integral: integral, at: position)
             }
-            tape.append(.init(kind: .number, flags: integral ? 1 : 0, start: Self.stored(start), end: Self.stored(position)))
+            try push(.init(kind: .number, flags: integral ? 1 : 0, start: Self.stored(start), end: Self.stored(position)), to: &tape)
         default: throw fail("unexpected character")
         }
     }
 
-    private mutating func parseTapeObject(into tape: inout [JSONDocument.Entry]) throws(JSONError) {
+    private mutating func parseTapeObject(into tape: inout TapeWriter) throws(JSONError) {
         try enter()
         defer { depth -= 1 }
         position += 1
         let at = tape.count
-        tape.append(.init(kind: .object, flags: 0, start: 0, end: 0))
+        try push(.init(kind: .object, flags: 0, start: 0, end: 0), to: &tape)
         var count = 0
         skipWhitespace()
         if position < bytes.count, bytes[position] == UInt8(ascii: "}") {
             position += 1
-            tape[at].end = Self.stored(tape.count)
+            tape.close(at, count: 0, end: Self.stored(tape.count))
             return
         }
         while true {
@@ -208,23 +307,22 @@ extension JSONParser {
             }
             guard bytes[position] == UInt8(ascii: "}") else { throw fail("expected ',' or '}'") }
             position += 1
-            tape[at].start = Self.stored(count)
-            tape[at].end = Self.stored(tape.count)
+            tape.close(at, count: Self.stored(count), end: Self.stored(tape.count))
             return
         }
     }
 
-    private mutating func parseTapeArray(into tape: inout [JSONDocument.Entry]) throws(JSONError) {
+    private mutating func parseTapeArray(into tape: inout TapeWriter) throws(JSONError) {
         try enter()
         defer { depth -= 1 }
         position += 1
         let at = tape.count
-        tape.append(.init(kind: .array, flags: 0, start: 0, end: 0))
+        try push(.init(kind: .array, flags: 0, start: 0, end: 0), to: &tape)
         var count = 0
         skipWhitespace()
         if position < bytes.count, bytes[position] == UInt8(ascii: "]") {
             position += 1
-            tape[at].end = Self.stored(tape.count)
+            tape.close(at, count: 0, end: Self.stored(tape.count))
             return
         }
         while true {
@@ -239,15 +337,14 @@ extension JSONParser {
             }
             guard bytes[position] == UInt8(ascii: "]") else { throw fail("expected ',' or ']'") }
             position += 1
-            tape[at].start = Self.stored(count)
-            tape[at].end = Self.stored(tape.count)
+            tape.close(at, count: Self.stored(count), end: Self.stored(tape.count))
             return
         }
     }
 
     /// A string, validated as `parseString()` validates it; made into a `String` only when it
     /// holds escapes (to check them, which is rare in platform messages).
-    private mutating func parseTapeString(into tape: inout [JSONDocument.Entry]) throws(JSONError) {
+    private mutating func parseTapeString(into tape: inout TapeWriter) throws(JSONError) {
         let quote = position
         let start = position + 1
         var index = start
@@ -264,10 +361,10 @@ extension JSONParser {
                         throw fail("invalid UTF-8 in a string")
                     }
                 }
-                tape.append(
+                try push(
                     .init(
                         kind: .string, flags: ascii ? 0 : JSONDocument.Entry.nonASCII, start: Self.stored(start),
-                        end: Self.stored(index)))
+                        end: Self.stored(index)), to: &tape)
                 return
             }
             if byte == UInt8(ascii: "\\") { break }
@@ -281,8 +378,9 @@ extension JSONParser {
         // An escape, or no closing quote: the tree parser's reader decides, with its errors.
         position = quote
         _ = try parseString()
-        tape.append(
-            .init(kind: .string, flags: JSONDocument.Entry.escaped, start: Self.stored(start), end: Self.stored(position - 1)))
+        try push(
+            .init(kind: .string, flags: JSONDocument.Entry.escaped, start: Self.stored(start), end: Self.stored(position - 1)),
+            to: &tape)
     }
 }
 
@@ -309,20 +407,8 @@ public struct JSONNode: Sendable {
     /// The member named `key` of an object (the first, if the name repeats); nil for anything
     /// else or a missing key.
     public subscript(_ key: String) -> JSONNode? {
-        let entry = entry
-        guard entry.kind == .object else { return nil }
-        let end = Int(entry.end)
-        var copy = key
-        let found = copy.withUTF8 { utf8 in
-            let isASCII = utf8.allSatisfy { $0 < 0x80 }
-            var member = index + 1
-            while member < end {
-                if document.string(at: member, equals: key, utf8: utf8, isASCII: isASCII) { return member + 1 }
-                member = document.next(after: member + 1)
-            }
-            return -1
-        }
-        return found < 0 ? nil : JSONNode(document: document, index: found)
+        guard entry.kind == .object, let member = document.member(of: index, named: key) else { return nil }
+        return JSONNode(document: document, index: member)
     }
 
     public var string: String? { entry.kind == .string ? document.string(at: index) : nil }
@@ -361,6 +447,15 @@ public struct JSONNode: Sendable {
     public var count: Int? {
         let entry = entry
         return entry.kind == .array || entry.kind == .object ? Int(entry.start) : nil
+    }
+
+    /// The array's value at `position` (counted from 0); nil past its end or for anything else.
+    public func element(at position: Int) -> JSONNode? {
+        let entry = entry
+        guard entry.kind == .array, position >= 0, position < Int(entry.start) else { return nil }
+        var element = index + 1
+        for _ in 0..<position { element = document.next(after: element) }
+        return JSONNode(document: document, index: element)
     }
 
     /// An array's values, in order; nil for anything else.
