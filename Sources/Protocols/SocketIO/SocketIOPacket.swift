@@ -260,7 +260,7 @@ extension SocketIOPacket {
         let packet = UnsafeBufferPointer(rebasing: bytes[1...])
         guard let head = try? decodeHead(packet), head.type == 2, head.namespace == namespace, head.payloadStart < packet.count,
             let document = try? JSONDocument.parse(UnsafeBufferPointer(rebasing: packet[head.payloadStart...])),
-            let name = document.root.elements?.first(where: { _ in true })?.string
+            let name = document.root.element(at: 0)?.string
         else { return nil }
         return SocketIOEvent(name: name, packet: document, ackID: head.ackID)
     }

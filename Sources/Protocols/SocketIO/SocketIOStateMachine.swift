@@ -116,8 +116,7 @@ public struct SocketIOEvent: Sendable, Hashable {
     public var payloadNode: JSONNode {
         switch storage {
         case .values(let values): JSONDocument(values.first ?? .null).root
-        case .packet(let document):
-            document.root.elements.flatMap { elements in elements.dropFirst().first(where: { _ in true }) } ?? JSONDocument.null.root
+        case .packet(let document): document.root.element(at: 1) ?? JSONDocument.null.root
         }
     }
 

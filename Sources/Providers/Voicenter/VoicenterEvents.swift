@@ -246,14 +246,18 @@ public enum VoicenterEvents {
 
     /// The call's id under any of the spellings Voicenter's own code uses.
     static func callID<JSON: JSONReadable>(_ call: JSON) -> String? {
-        for key in ["ivrid", "ivrUniqueId", "ivruniqueid", "ivrUniqueID"] {
+        for key in callIDKeys {
             if let id = identifier(call[key], limit: 256, numbers: false) { return id }
         }
         return nil
     }
 
+    // Made once: a literal in the loop would be a new array at every call.
+    private static let callIDKeys = ["ivrid", "ivrUniqueId", "ivruniqueid", "ivrUniqueID"]
+    private static let topLevelIDKeys = ["ivruniqueid", "ivrUniqueId", "ivrUniqueID", "ivrid"]
+
     static func topLevelID<JSON: JSONReadable>(_ payload: JSON) -> String? {
-        for key in ["ivruniqueid", "ivrUniqueId", "ivrUniqueID", "ivrid"] {
+        for key in topLevelIDKeys {
             if let id = identifier(payload[key], limit: 256, numbers: false) { return id }
         }
         return nil
@@ -286,8 +290,7 @@ public enum VoicenterEvents {
         guard let value else { return nil }
         if value.isNull { return [:] }
         if let members = value.members {
-            var attributes: [String: String] = [:]
-            attributes.reserveCapacity(members.underestimatedCount)
+            var attributes = [String: String](minimumCapacity: members.underestimatedCount)
             for (key, value) in members { attributes[key] = text(value) }
             return attributes
         }
