@@ -197,7 +197,8 @@ struct TapeWriter {
 
     init(byteCount: Int) {
         limit = max(byteCount, 1)
-        // About one value per eight bytes in platform messages: one allocation, mostly.
+        // Room for the values of a typical platform message, whose values are short: mostly one
+        // allocation, and growth past it is by doubling.
         capacity = min(limit, byteCount / 8 + 16)
         base = .allocate(capacity: capacity)
     }
