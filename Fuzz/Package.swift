@@ -19,6 +19,9 @@ let package = Package(
         .target(name: "FuzzDriver"),
         // The JSON parser every platform message goes through, and its writer.
         fuzzTarget("json", ["MutewardenJSON"]),
+        // The parsed-but-not-built document against the tree parser: the same accept/reject,
+        // errors and values.
+        fuzzTarget("json-document", ["MutewardenJSON"]),
         // Bayeux replies: advice (the 1e300 trap), error strings, message shapes.
         fuzzTarget("bayeux", ["MutewardenBayeux", "MutewardenJSON"]),
         // GWS call notifications and call listings into normalized updates.
