@@ -6,7 +6,7 @@
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: help demo test tsan lint format fuzz fuzz-build fuzz-smoke bench bench-compare bench-soak bench-engine bench-ops bench-journal bench-websocket bench-http bench-ingress bench-gws bench-socketio bench-jwt build deps bench-deps test-deps check-warnings check-hazards
+.PHONY: help demo test tsan lint format fuzz fuzz-build fuzz-smoke bench bench-compare bench-soak bench-engine bench-ops bench-journal bench-report bench-websocket bench-http bench-ingress bench-gws bench-socketio bench-jwt build deps bench-deps test-deps check-warnings check-hazards
 # `make` alone runs the demo, as it always has; `help` is not the default.
 .DEFAULT_GOAL := demo
 
@@ -31,13 +31,17 @@ BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libwebsockets-dev libsystemd-d
 #   signing keys that signs the notifications it posts with python3-jwt on python3-cryptography.
 # - the ACS peer tests (Tests/Providers/ACS/PeerTests) run a python3 fake of Call Automation that signs its
 #   callbacks with RS256 (python3-jwt, python3-cryptography).
+# - the report tests (Tests/MutewardenReportTests) open the HTML report in headless chromium, driven over
+#   the DevTools protocol with python3-websockets, and validate the JSON report against
+#   docs/report.schema.json with python3-jsonschema.
 TEST_PACKAGES := systemd util-linux mount python3 python3-websockets libwebsockets-test-server openssl nghttp2-server \
 	ruby ruby-faye ruby-faye-websocket thin curl python3-socketio python3-aiohttp python3-venv \
-	python3-jwt python3-cryptography python3-prometheus-client
+	python3-jwt python3-cryptography python3-prometheus-client chromium python3-jsonschema
 
 # What the end-to-end benchmark needs besides the build libraries: taskset (util-linux) to pin
-# the daemon and the generator to their own cores, python3 for the sweep, gnuplot for the plots.
-BENCH_PACKAGES := util-linux python3 gnuplot-nox
+# the daemon and the generator to their own cores, python3 for the sweep, gnuplot for the plots,
+# systemd-journal-remote to build a journal directory for `make bench-report`.
+BENCH_PACKAGES := util-linux python3 gnuplot-nox systemd-journal-remote
 
 DEMO_FOR ?= 20s
 
@@ -136,6 +140,25 @@ bench-journal: test-deps ## journal backend throughput into a private journald (
 	$(BENCH_BIN)/mutewarden-journal-bench --sink line --records 200000 --rounds 3
 	@echo "== into systemd-journald"
 	bench/journal.sh $(BENCH_BIN)/mutewarden-journal-bench --records 100000 --rounds 3
+
+# `mutewarden report` over a month of a busy site's audit records, on one core (taskset -c 0): from a
+# `journalctl -o json` export, and from a journal directory that systemd-journal-remote builds from
+# the same records. The files go in Benchmarks/.build/report-month/ and are made once.
+REPORT_BENCH_RECORDS ?= 1000000
+REPORT_BENCH_DIR := Benchmarks/.build/report-month
+bench-report: bench-deps ## mutewarden report over a million audit records, one core (release build)
+	$(BENCH_BUILD) --product mutewarden-report-bench
+	mkdir -p $(REPORT_BENCH_DIR)
+	[ -s $(REPORT_BENCH_DIR)/month.json ] || $(BENCH_BIN)/mutewarden-report-bench generate --records $(REPORT_BENCH_RECORDS) \
+		--json $(REPORT_BENCH_DIR)/month.json --export $(REPORT_BENCH_DIR)/month.export
+	@echo "== from the export (--from)"
+	taskset -c 0 $(BENCH_BIN)/mutewarden-report-bench read --from $(REPORT_BENCH_DIR)/month.json --rounds 3
+	@if [ -x /lib/systemd/systemd-journal-remote ]; then \
+		if [ ! -d $(REPORT_BENCH_DIR)/journal ]; then mkdir -p $(REPORT_BENCH_DIR)/journal && \
+			/lib/systemd/systemd-journal-remote --output=$(REPORT_BENCH_DIR)/journal/month.journal $(REPORT_BENCH_DIR)/month.export; fi; \
+		echo "== from the journal directory (sd-journal)"; \
+		taskset -c 0 $(BENCH_BIN)/mutewarden-report-bench read --directory $(REPORT_BENCH_DIR)/journal --rounds 3; \
+	else echo "systemd-journal-remote is not installed (BENCH_PACKAGES): the journal directory is not measured"; fi
 
 # WebSocket client throughput from a local flooding server (release build).
 bench-websocket: test-deps ## WebSocket client throughput from a local flooding server (release build)

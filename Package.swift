@@ -43,6 +43,8 @@ let providers: [ProviderSpec] = [
             "MutewardenJSON", "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging", "MutewardenTesting",
             // The cross-platform tests: a GWS feed driving a Verba recorder.
             "MutewardenVerba", .product(name: "Logging", package: "swift-log"),
+            // The report over a Genesys run in the private journald (GenesysReportTests).
+            "MutewardenReport", .product(name: "Crypto", package: "swift-crypto"),
         ]),
     ProviderSpec(
         name: "ACS", dependencies: ["MutewardenJSON", "MutewardenHTTP", "MutewardenIngress", "MutewardenCallbackAuth", "MutewardenAzure"],
@@ -119,6 +121,7 @@ let package = Package(
         .library(name: "MutewardenProviderKit", targets: ["MutewardenProviderKit"]),
         .library(name: "MutewardenCallbackAuth", targets: ["MutewardenCallbackAuth"]),
         .library(name: "MutewardenAzure", targets: ["MutewardenAzure"]),
+        .library(name: "MutewardenReport", targets: ["MutewardenReport"]),
         // Test utilities, as swift-nio ships NIOTestUtils: peers, waits, sinks, log capture.
         .library(name: "MutewardenTesting", targets: ["MutewardenTesting"]),
     ] + providers.map { .library(name: "Mutewarden\($0.name)", targets: ["Mutewarden\($0.name)"]) },
@@ -253,6 +256,8 @@ let package = Package(
             name: "MutewardenConfig",
             dependencies: [
                 "MutewardenModel", "MutewardenProviderKit", "MutewardenIngress", .product(name: "Yams", package: "Yams"),
+                // The configuration's digest in `config.loaded`.
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Sources/Runtime/Config"),
         // swift-log handlers (stderr, journald), audit records and PAN masking.
@@ -272,12 +277,20 @@ let package = Package(
             ],
             path: "Sources/Runtime/Daemon"),
 
+        // `mutewarden report`: the daemon's audit records read back (sd-journal, or a
+        // `journalctl -o json` export) and turned into the evidence for a period, as text, JSON
+        // or one HTML page. The aggregator is pure; the readers are its only I/O.
+        .target(
+            name: "MutewardenReport", dependencies: ["MutewardenModel", "MutewardenLogging", "MutewardenJSON", "CSystemd"],
+            path: "Sources/Runtime/Report"),
+
         // MARK: CLI
         .executableTarget(
             name: "mutewarden",
             dependencies: [
                 "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging", "MutewardenProviderKit", "CMutewardenShims",
-                "CMutewardenStartup", "MutewardenControl", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CMutewardenStartup", "MutewardenReport", "MutewardenControl",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ] + providers.map { .target(name: "Mutewarden\($0.name)") },
             path: "Sources/CLI/mutewarden"),
@@ -369,6 +382,12 @@ let package = Package(
                 "MutewardenConfig", "MutewardenSimulator", "MutewardenTesting", "MutewardenControl",
                 .product(name: "Logging", package: "swift-log"), "MutewardenIngress",
             ]),
+        // The report's aggregator and renderers without I/O, the export reader on made-up lines,
+        // and the HTML page in headless Chromium (DevTools protocol over python3 websockets).
+        .testTarget(
+            name: "MutewardenReportTests",
+            dependencies: ["MutewardenReport", "MutewardenModel", "MutewardenLogging", "MutewardenTesting"],
+            exclude: ["Peers"]),
         // The binaries as an operator runs them, and the daemon under mutewarden-loadgen. They run
         // the built executables (swift test builds every product first) and link none of them.
         .testTarget(name: "EndToEndTests", dependencies: ["MutewardenTesting"]),
@@ -378,6 +397,8 @@ let package = Package(
             name: "SystemdTests",
             dependencies: [
                 "MutewardenLogging", "MutewardenModel", "MutewardenTesting", .product(name: "Logging", package: "swift-log"),
+                // The report over the private journal (ReportJournalTests), and the digest it checks.
+                "MutewardenReport", .product(name: "Crypto", package: "swift-crypto"),
             ]),
     ] + providers.flatMap(providerTargets),
     swiftLanguageModes: [.v6]

@@ -54,6 +54,16 @@ let package = Package(
                 .product(name: "MutewardenModel", package: "mutewarden"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // `mutewarden report` over a month of audit records: a generator of the records (as a
+        // `journalctl -o json` export and in journald's export format), and the report's reader,
+        // aggregator and renderers timed over them (make bench-report).
+        .executableTarget(
+            name: "mutewarden-report-bench",
+            dependencies: [
+                .product(name: "MutewardenReport", package: "mutewarden"),
+                .product(name: "MutewardenLogging", package: "mutewarden"),
+                .product(name: "MutewardenModel", package: "mutewarden"),
+            ]),
         // WebSocket client throughput against a local flooding server.
         .executableTarget(
             name: "mutewarden-ws-bench",

@@ -19,6 +19,9 @@ let package = Package(
         .target(name: "FuzzDriver"),
         // The JSON parser every platform message goes through, and its writer.
         fuzzTarget("json", ["MutewardenJSON"]),
+        // The parsed-but-not-built document against the tree parser: the same accept/reject,
+        // errors and values.
+        fuzzTarget("json-document", ["MutewardenJSON"]),
         // Bayeux replies: advice (the 1e300 trap), error strings, message shapes.
         fuzzTarget("bayeux", ["MutewardenBayeux", "MutewardenJSON"]),
         // GWS call notifications and call listings into normalized updates.
@@ -46,6 +49,9 @@ let package = Package(
         fuzzTarget("acs", ["MutewardenACS", "MutewardenJSON", "MutewardenModel"]),
         // PAN masking: never crashes, and what it returns holds no PAN.
         fuzzTarget("masking", ["MutewardenLogging"]),
+        // `mutewarden report --from`: export lines through the record parser, the aggregator and
+        // the renderers.
+        fuzzTarget("report", ["MutewardenReport"]),
         // The control socket's request line (local clients only, but a parser all the same).
         fuzzTarget("control", ["MutewardenControl"]),
     ],

@@ -93,6 +93,6 @@ import Testing
     }
 
     @Test func identifierFieldsAreTheDocumentedOnes() {
-        #expect(LogRecordSanitizer.identifierKeys == ["call", "idempotency_key", "window"])
+        #expect(LogRecordSanitizer.identifierKeys == ["call", "idempotency_key", "window", "digest"])
     }
 }

@@ -7,7 +7,8 @@ import MutewardenSocketIO
 /// of each Engine.IO version, with the time moved on between frames by the bytes themselves.
 ///
 /// Checks: nothing traps; a decoded packet survives its encoding and a second decoding
-/// unchanged; after the session's `close` action nothing else happens, and it ends as that
+/// unchanged; the event path that leaves arguments unbuilt (`SocketIOPacket.decodeEvent`) reads
+/// exactly the events the decoder reads, the same; after the session's `close` action nothing else happens, and it ends as that
 /// action said; a tick never leaves a deadline already due behind it.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -16,6 +17,20 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let text = packet.encoded
         guard let again = try? EngineIOPacket.decode(text) else { fatalError("an encoded packet does not decode: \(text.prefix(200))") }
         if again != packet { fatalError("a round trip changed the packet: \(text.prefix(200))") }
+    }
+    // The state machine's path for events, which leaves their arguments unbuilt, answers only
+    // for frames the full decoder makes the same event of, and for every such frame.
+    let decoded = try? EngineIOPacket.decode(bytes)
+    for namespace in ["/", "/ns"] {
+        let event = SocketIOPacket.decodeEvent(frame: bytes, namespace: namespace)
+        if case .message(.event(namespace, let name, let arguments, let ackID))? = decoded, bytes.count > 2 {
+            guard let event else { fatalError("the event path refuses an event the decoder reads") }
+            precondition(event == SocketIOEvent(name: name, arguments: arguments, ackID: ackID), "the event path reads another event")
+            precondition(event.payload == (arguments.first ?? .null), "the event path reads another payload")
+            precondition(event.payloadNode.value == (arguments.first ?? .null), "the unbuilt payload differs")
+        } else {
+            precondition(event == nil, "the event path reads a frame the decoder does not make that event of")
+        }
     }
     let frames = bytes.split(separator: 0x1E, omittingEmptySubsequences: false)
     for version in [EngineIOVersion.v3, .v4] {

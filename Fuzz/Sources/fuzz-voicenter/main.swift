@@ -5,7 +5,8 @@ import MutewardenVoicenter
 
 /// Voicenter's platform input: real-time payloads, a session of them, a login answer, a
 /// MuteUnmuteCalls answer. Mapped or refused, never a trap; and what the feed's logic hands on
-/// holds together.
+/// holds together. Payloads are mapped both from a built `JSONValue` and read in place from a
+/// `JSONDocument`, which must agree.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = UnsafeBufferPointer(start: data, count: size)
@@ -14,8 +15,15 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     _ = VoicenterTime.expiry(.string(String(decoding: bytes, as: UTF8.self)))
     guard let value = try? JSONValue.parse(bytes) else { return 0 }
     _ = try? VoicenterLoginAnswer.parse(value, obtainedAt: 1_717_000_000_000_000_000)
-    _ = try? VoicenterEvents.snapshot(value, feed: "vc", field: .extenUser)
-    _ = try? VoicenterEvents.extensionEvent(value, feed: "vc", field: .number)
+    // The feed reads payloads in place (a JSONDocument's node); the tree is the reference: both
+    // must map to the same result.
+    guard let node = try? JSONDocument.parse(bytes).root else { fatalError("the document refuses what the tree parser reads") }
+    let snapshot = Result { () throws(VoicenterEvents.Malformed) in try VoicenterEvents.snapshot(value, feed: "vc", field: .extenUser) }
+    let snapshotInPlace = Result { () throws(VoicenterEvents.Malformed) in try VoicenterEvents.snapshot(node, feed: "vc", field: .extenUser) }
+    precondition(snapshot == snapshotInPlace, "the snapshot read in place differs")
+    let event = Result { () throws(VoicenterEvents.Malformed) in try VoicenterEvents.extensionEvent(value, feed: "vc", field: .number) }
+    let eventInPlace = Result { () throws(VoicenterEvents.Malformed) in try VoicenterEvents.extensionEvent(node, feed: "vc", field: .number) }
+    precondition(event == eventInPlace, "the extension event read in place differs")
 
     var core = VoicenterFeedCore(configuration: .init(feed: "vc", snapshotWait: .seconds(1), resyncInterval: .seconds(10)))
     var now = MonotonicInstant.zero
@@ -26,10 +34,16 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             guard let name = pair.array?.first?.string, let data = pair.array?.dropFirst().first else { return nil }
             return (name, data)
         } ?? []
+    // The same session through a second core, each payload read in place: the same outputs.
+    var inPlace = VoicenterFeedCore(configuration: core.configuration)
+    _ = inPlace.connected(at: now)
     for (name, payload) in events.isEmpty ? [("AllExtensionsStatus", value), ("ExtensionEvent", value), ("keepaliveResponse", value)] : events {
         now = now + .milliseconds(700)
-        check(core.received(name, payload, at: now))
+        let outputs = core.received(name, payload, at: now)
+        check(outputs)
+        precondition(inPlace.received(name, JSONDocument(payload).root, at: now) == outputs, "the feed's outputs read in place differ")
         check(core.tick(at: now))
+        _ = inPlace.tick(at: now)
     }
     check(core.tick(at: now + .seconds(300)))
     return 0

@@ -27,7 +27,7 @@ struct Mutewarden: AsyncParsableCommand {
         abstract: "Keeps card numbers out of call recordings: follows call events and mutes calls or pauses "
             + "recordings while card data is taken, as PCI policies say.",
         version: MutewardenVersion.current,
-        subcommands: [Run.self, CheckConfig.self, Status.self, Version.self],
+        subcommands: [Run.self, CheckConfig.self, Status.self, ReportCommand.self, Version.self],
         defaultSubcommand: nil)
 }
 

@@ -248,6 +248,11 @@ public final class Engine {
         return current
     }
 
+    /// The calls tracked on `feed`: what a feed that goes down may leave unseen.
+    public func trackedCalls(onFeed feed: String) -> Int {
+        calls.keys.reduce(0) { $0 + ($1.feed == feed ? 1 : 0) }
+    }
+
     /// The earliest instant at which ``advance(to:)`` has work: a deadline, a retry, a cap, a sweep.
     public var nextWakeup: MonotonicInstant? {
         switch (timers.nextDue, nextIdleSweep) {

@@ -52,6 +52,13 @@ public enum AuditField: String, Sendable, Hashable, CaseIterable {
     /// The network address of a peer that called the daemon (the callback ingress): who was
     /// refused. Never a credential.
     case peer
+    /// `config.loaded`: the SHA-256 of the configuration's files, as `sha256:<hex>` (what
+    /// `cat` of the files in merge order piped to `sha256sum` prints), so a report can tie the
+    /// configuration in force to a change ticket.
+    case digest
+    /// `feed.down`: the calls the feed had live when it went down, which may go unseen until it
+    /// is back; `feed.up` after a resync: the calls the platform listed.
+    case calls
 
     /// Whether the field holds only an identifier that a platform or the daemon generated: the
     /// call id, the window's sequence number, the idempotency key (a hash printed as a UUID).
@@ -63,7 +70,7 @@ public enum AuditField: String, Sendable, Hashable, CaseIterable {
     /// agent's extension is typed by people and short enough never to need it.
     public var isIdentifier: Bool {
         switch self {
-        case .call, .window, .idempotencyKey: true
+        case .call, .window, .idempotencyKey, .digest: true
         default: false
         }
     }
@@ -90,6 +97,8 @@ public struct AuditFields: Sendable, Hashable, Sequence, ExpressibleByDictionary
     public var mode: String?
     public var attributes: String?
     public var peer: String?
+    public var digest: String?
+    public var calls: String?
 
     public init() {}
 
@@ -117,6 +126,8 @@ public struct AuditFields: Sendable, Hashable, Sequence, ExpressibleByDictionary
             case .mode: mode
             case .attributes: attributes
             case .peer: peer
+            case .digest: digest
+            case .calls: calls
             }
         }
         set {
@@ -139,6 +150,8 @@ public struct AuditFields: Sendable, Hashable, Sequence, ExpressibleByDictionary
             case .mode: mode = value
             case .attributes: attributes = value
             case .peer: peer = value
+            case .digest: digest = value
+            case .calls: calls = value
             }
         }
     }
@@ -163,6 +176,8 @@ public struct AuditFields: Sendable, Hashable, Sequence, ExpressibleByDictionary
         if let value = other.mode { result.mode = value }
         if let value = other.attributes { result.attributes = value }
         if let value = other.peer { result.peer = value }
+        if let value = other.digest { result.digest = value }
+        if let value = other.calls { result.calls = value }
         return result
     }
 

@@ -51,9 +51,9 @@ struct JSONParser {
         return value
     }
 
-    private func fail(_ message: String) -> JSONError { JSONError(message: message, offset: position) }
+    func fail(_ message: String) -> JSONError { JSONError(message: message, offset: position) }
 
-    private mutating func skipWhitespace() {
+    mutating func skipWhitespace() {
         while position < bytes.count {
             switch bytes[position] {
             case 0x20, 0x09, 0x0A, 0x0D: position += 1
@@ -76,7 +76,7 @@ struct JSONParser {
         }
     }
 
-    private mutating func parseLiteral(_ literal: StaticString, _ value: JSONValue) throws(JSONError) -> JSONValue {
+    mutating func parseLiteral(_ literal: StaticString, _ value: JSONValue) throws(JSONError) -> JSONValue {
         let count = literal.utf8CodeUnitCount
         guard position + count <= bytes.count else { throw fail("unexpected end of document") }
         for index in 0..<count where bytes[position + index] != literal.utf8Start[index] {
@@ -86,7 +86,7 @@ struct JSONParser {
         return value
     }
 
-    private mutating func enter() throws(JSONError) {
+    mutating func enter() throws(JSONError) {
         depth += 1
         guard depth <= maximumDepth else { throw fail("nested deeper than \(maximumDepth) levels") }
     }
@@ -150,7 +150,7 @@ struct JSONParser {
         }
     }
 
-    private mutating func parseString() throws(JSONError) -> String {
+    mutating func parseString() throws(JSONError) -> String {
         position += 1  // the opening quote
         let start = position
         // Fast path: no escapes, so the bytes between the quotes are the string.
@@ -255,7 +255,7 @@ struct JSONParser {
         return index
     }
 
-    private mutating func parseHex4() throws(JSONError) -> UInt32 {
+    mutating func parseHex4() throws(JSONError) -> UInt32 {
         guard position + 4 <= bytes.count else { throw fail("unexpected end of document") }
         var value: UInt32 = 0
         for _ in 0..<4 {
@@ -273,6 +273,13 @@ struct JSONParser {
     }
 
     private mutating func parseNumber() throws(JSONError) -> JSONValue {
+        let (start, integral) = try scanNumber()
+        return .number(try Self.numberValue(UnsafeBufferPointer(rebasing: bytes[start..<position]), integral: integral, at: position))
+    }
+
+    /// Reads past one number's grammar: where it starts, and whether it is written without a
+    /// fraction or an exponent.
+    mutating func scanNumber() throws(JSONError) -> (start: Int, integral: Bool) {
         let start = position
         if bytes[position] == UInt8(ascii: "-") { position += 1 }
         guard position < bytes.count else { throw fail("invalid number") }
@@ -300,20 +307,31 @@ struct JSONParser {
             while position < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[position]) { position += 1 }
             guard position > digits else { throw fail("invalid number") }
         }
-        let slice = UnsafeBufferPointer(rebasing: bytes[start..<position])
-        if integral, slice.count <= 15 {
+        return (start, integral)
+    }
+
+    /// Whether ``numberValue(_:integral:at:)`` needs no more than digits: such a number is
+    /// always finite, so only the others must be converted to be validated.
+    @inline(__always)
+    static func isShortIntegral(_ count: Int, integral: Bool) -> Bool { integral && count <= 15 }
+
+    /// The value of a number ``scanNumber()`` accepted; `end` is the offset its errors name.
+    static func numberValue(_ slice: UnsafeBufferPointer<UInt8>, integral: Bool, at end: Int) throws(JSONError) -> Double {
+        if isShortIntegral(slice.count, integral: integral) {
             // Common case (ids, codes, timestamps in ms): no string round trip.
             var value: Int64 = 0
             var negative = false
             for byte in slice {
                 if byte == UInt8(ascii: "-") { negative = true } else { value = value * 10 + Int64(byte - UInt8(ascii: "0")) }
             }
-            return .number(Double(negative ? -value : value))
+            return Double(negative ? -value : value)
         }
-        guard let value = Double(String(decoding: slice, as: UTF8.self)) else { throw fail("invalid number") }
+        guard let value = Double(String(decoding: slice, as: UTF8.self)) else {
+            throw JSONError(message: "invalid number", offset: end)
+        }
         // 1e999 is JSON, but no Double: refused rather than carried on as an infinity that no
         // conversion downstream expects and no JSON writer can write back.
-        guard value.isFinite else { throw fail("number out of range") }
-        return .number(value)
+        guard value.isFinite else { throw JSONError(message: "number out of range", offset: end) }
+        return value
     }
 }

@@ -162,8 +162,15 @@ extension SocketIOPacket {
     /// The longest namespace accepted; real ones are a word or two.
     static let maximumNamespaceBytes = 256
 
-    /// Decodes a socket.io packet (the part after the Engine.IO `4`).
-    public static func decode(_ bytes: UnsafeBufferPointer<UInt8>) throws(SocketIOPacketError) -> SocketIOPacket {
+    /// A packet's head: its type, namespace and ack id, and where its JSON starts.
+    struct Head {
+        var type: UInt8
+        var namespace: String
+        var ackID: Int?
+        var payloadStart: Int
+    }
+
+    static func decodeHead(_ bytes: UnsafeBufferPointer<UInt8>) throws(SocketIOPacketError) -> Head {
         guard let typeByte = bytes.first else { throw .empty }
         guard typeByte >= UInt8(ascii: "0"), typeByte <= UInt8(ascii: "6") else { throw .unknownSocketIOType(typeByte) }
         let type = typeByte &- UInt8(ascii: "0")
@@ -191,6 +198,13 @@ extension SocketIOPacket {
             position += 1
         }
         if digits > 0 { ackID = id }
+        return Head(type: type, namespace: namespace, ackID: ackID, payloadStart: position)
+    }
+
+    /// Decodes a socket.io packet (the part after the Engine.IO `4`).
+    public static func decode(_ bytes: UnsafeBufferPointer<UInt8>) throws(SocketIOPacketError) -> SocketIOPacket {
+        let head = try decodeHead(bytes)
+        let (type, namespace, ackID, position) = (head.type, head.namespace, head.ackID, head.payloadStart)
         var payload: JSONValue?
         if position < bytes.count {
             do {
@@ -234,6 +248,21 @@ extension SocketIOPacket {
     public static func decode(_ text: String) throws(SocketIOPacketError) -> SocketIOPacket {
         var text = text
         return try text.withUTF8 { bytes in Result { () throws(SocketIOPacketError) in try decode(bytes) } }.get()
+    }
+
+    /// The event in an Engine.IO frame (`42…`) for `namespace`, its arguments left unbuilt in a
+    /// `JSONDocument`: nil for every other frame, and for any that ``decode(_:)-(UnsafeBufferPointer<UInt8>)``
+    /// would refuse or decode to something else, which the caller then decodes that way (with
+    /// its errors). When it answers, the event is the one `decode` makes of the frame
+    /// (`fuzz-socketio` checks both).
+    public static func decodeEvent(frame bytes: UnsafeBufferPointer<UInt8>, namespace: String) -> SocketIOEvent? {
+        guard bytes.count > 2, bytes[0] == UInt8(ascii: "4"), bytes[1] == UInt8(ascii: "2") else { return nil }
+        let packet = UnsafeBufferPointer(rebasing: bytes[1...])
+        guard let head = try? decodeHead(packet), head.type == 2, head.namespace == namespace, head.payloadStart < packet.count,
+            let document = try? JSONDocument.parse(UnsafeBufferPointer(rebasing: packet[head.payloadStart...])),
+            let name = document.root.element(at: 0)?.string
+        else { return nil }
+        return SocketIOEvent(name: name, packet: document, ackID: head.ackID)
     }
 }
 

@@ -66,21 +66,69 @@ public enum SocketIOSkipped: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// An event the server emitted.
+/// An event the server emitted. A received event keeps its arguments as the frame's parsed but
+/// unbuilt `JSONDocument`: a reader takes ``payloadNode`` and reads only what it uses, and
+/// ``arguments`` builds them on demand.
 public struct SocketIOEvent: Sendable, Hashable {
     public var name: String
-    public var arguments: [JSONValue]
     /// Set when the server waits for an acknowledgement (`acknowledge(id:arguments:)`).
     public var ackID: Int?
+    private var storage: Storage
+
+    private enum Storage: Sendable {
+        case values([JSONValue])
+        /// The packet's whole array, `[name, arguments…]`.
+        case packet(JSONDocument)
+    }
 
     public init(name: String, arguments: [JSONValue], ackID: Int? = nil) {
         self.name = name
-        self.arguments = arguments
         self.ackID = ackID
+        storage = .values(arguments)
+    }
+
+    /// An event decoded from `packet`, a document whose value is an array that starts with `name`.
+    init(name: String, packet: JSONDocument, ackID: Int?) {
+        self.name = name
+        self.ackID = ackID
+        storage = .packet(packet)
+    }
+
+    public var arguments: [JSONValue] {
+        get {
+            switch storage {
+            case .values(let values): values
+            case .packet(let document): document.root.elements.map { Array($0.dropFirst().map(\.value)) } ?? []
+            }
+        }
+        set { storage = .values(newValue) }
     }
 
     /// The first argument: what platforms send an event with (`42["ExtensionEvent",{…}]`).
-    public var payload: JSONValue { arguments.first ?? .null }
+    public var payload: JSONValue {
+        switch storage {
+        case .values(let values): values.first ?? .null
+        case .packet: payloadNode.value
+        }
+    }
+
+    /// The first argument, unbuilt (`null` when there is none).
+    public var payloadNode: JSONNode {
+        switch storage {
+        case .values(let values): JSONDocument(values.first ?? .null).root
+        case .packet(let document): document.root.element(at: 1) ?? JSONDocument.null.root
+        }
+    }
+
+    public static func == (lhs: SocketIOEvent, rhs: SocketIOEvent) -> Bool {
+        lhs.name == rhs.name && lhs.ackID == rhs.ackID && lhs.arguments == rhs.arguments
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(name)
+        hasher.combine(ackID)
+        hasher.combine(arguments)
+    }
 }
 
 /// A socket.io session with the I/O taken out: each input (a frame received, the time passing, an
@@ -179,6 +227,14 @@ public struct SocketIOStateMachine: Sendable {
     /// A text frame arrived.
     public mutating func received(text: String, at now: MonotonicInstant) -> Action {
         guard phase != .closing && phase != .closed else { return .none }
+        if phase == .connected {
+            // Nearly every frame of a live session is an event: its arguments are validated but
+            // not built. Any other frame, or one this path refuses, takes the full decoder below,
+            // which then answers as it always has.
+            var frame = text
+            let namespace = configuration.namespace
+            if let event = frame.withUTF8({ SocketIOPacket.decodeEvent(frame: $0, namespace: namespace) }) { return .event(event) }
+        }
         let packet: EngineIOPacket
         do {
             packet = try EngineIOPacket.decode(text)

@@ -81,8 +81,19 @@ public enum VoicenterEvents {
     /// Reads an `AllExtensionsStatus` payload: `{errorCode?, errorDesc?, extensions: [Extension],
     /// servertime, servertimeoffset}`.
     public static func snapshot(_ payload: JSONValue, feed: String, field: VoicenterExtensionField) throws(Malformed) -> Snapshot {
-        guard case .object = payload else { throw Malformed(reason: "the payload is not an object") }
-        guard let extensions = payload["extensions"]?.array else {
+        try snapshot(of: payload, feed: feed, field: field)
+    }
+
+    /// ``snapshot(_:feed:field:)`` of a document read in place.
+    public static func snapshot(_ payload: JSONNode, feed: String, field: VoicenterExtensionField) throws(Malformed) -> Snapshot {
+        try snapshot(of: payload, feed: feed, field: field)
+    }
+
+    static func snapshot<JSON: JSONReadable>(of payload: JSON, feed: String, field: VoicenterExtensionField) throws(Malformed)
+        -> Snapshot
+    {
+        guard payload.isObject else { throw Malformed(reason: "the payload is not an object") }
+        guard let extensions = payload["extensions"]?.elements else {
             if let code = errorCode(payload["errorCode"]) {
                 throw Malformed(reason: "the server answered errorCode \(code) and no extensions", errorCode: code)
             }
@@ -90,10 +101,10 @@ public enum VoicenterEvents {
         }
         let offset = payload["servertimeoffset"]
         var snapshot = Snapshot(
-            extensions: [], skipped: [], serverTime: VoicenterTime.utcSeconds(payload["servertime"], offsetMinutes: offset))
-        snapshot.extensions.reserveCapacity(extensions.count)
+            extensions: [], skipped: [], serverTime: VoicenterTime.utcSeconds(of: payload["servertime"], offsetMinutes: offset))
+        snapshot.extensions.reserveCapacity(extensions.underestimatedCount)
         for (index, entry) in extensions.enumerated() {
-            guard case .object = entry else {
+            guard entry.isObject else {
                 snapshot.skipped.append(Malformed(reason: "extension \(index + 1) of the list is not an object"))
                 continue
             }
@@ -107,20 +118,33 @@ public enum VoicenterEvents {
     public static func extensionEvent(_ payload: JSONValue, feed: String, field: VoicenterExtensionField) throws(Malformed)
         -> ExtensionEvent
     {
-        guard case .object = payload else { throw Malformed(reason: "the payload is not an object") }
+        try extensionEvent(of: payload, feed: feed, field: field)
+    }
+
+    /// ``extensionEvent(_:feed:field:)`` of a document read in place.
+    public static func extensionEvent(_ payload: JSONNode, feed: String, field: VoicenterExtensionField) throws(Malformed)
+        -> ExtensionEvent
+    {
+        try extensionEvent(of: payload, feed: feed, field: field)
+    }
+
+    static func extensionEvent<JSON: JSONReadable>(of payload: JSON, feed: String, field: VoicenterExtensionField)
+        throws(Malformed) -> ExtensionEvent
+    {
+        guard payload.isObject else { throw Malformed(reason: "the payload is not an object") }
         guard let reason = payload["reason"]?.string, !reason.isEmpty else { throw Malformed(reason: "no reason") }
-        guard let data = payload["data"], case .object = data else {
+        guard let data = payload["data"], data.isObject else {
             throw Malformed(reason: "\(word(reason)): data is not an object", call: topLevelID(payload))
         }
         let offset = payload["servertimeoffset"]
         let state = extensionState(data, feed: feed, field: field, offset: offset)
         var event = ExtensionEvent(
             reason: reason, state: state, ended: nil,
-            serverTime: VoicenterTime.utcSeconds(payload["servertime"], offsetMinutes: offset))
+            serverTime: VoicenterTime.utcSeconds(of: payload["servertime"], offsetMinutes: offset))
         guard reason == "HANGUP" else { return event }
         // The ended call is data.currentCall; the live ones are data.calls (a recorded session
         // shows it), so the current call of a HANGUP is never taken as live.
-        if let current = data["currentCall"], case .object = current {
+        if let current = data["currentCall"], current.isObject {
             if isSpy(current) { return event }
             do {
                 event.ended = try call(current, feed: feed, agentExtension: state.extensionID, offset: offset).update
@@ -140,15 +164,17 @@ public enum VoicenterEvents {
     }
 
     /// One extension's id and live calls.
-    static func extensionState(_ data: JSONValue, feed: String, field: VoicenterExtensionField, offset: JSONValue?) -> ExtensionState {
+    static func extensionState<JSON: JSONReadable>(_ data: JSON, feed: String, field: VoicenterExtensionField, offset: JSON?)
+        -> ExtensionState
+    {
         let extensionID = identifier(data[field.rawValue], limit: 128)
         var state = ExtensionState(extensionID: extensionID, calls: [], skipped: [], notes: [])
         guard let calls = data["calls"] else { return state }
-        guard let items = calls.array else {
-            if calls != .null { state.skipped.append(Malformed(reason: "extension \(extensionID ?? "?"): calls is not an array")) }
+        guard let items = calls.elements else {
+            if !calls.isNull { state.skipped.append(Malformed(reason: "extension \(extensionID ?? "?"): calls is not an array")) }
             return state
         }
-        state.calls.reserveCapacity(items.count)
+        state.calls.reserveCapacity(items.underestimatedCount)
         for item in items {
             do {
                 let mapped = try call(item, feed: feed, agentExtension: extensionID, offset: offset)
@@ -169,54 +195,69 @@ public enum VoicenterEvents {
 
     /// One `ExtensionCall`: `{ivrid, callstatus, direction, callerphone, recording: {IsMuted, …},
     /// customdata, …}`.
-    static func call(_ value: JSONValue, feed: String, agentExtension: String?, offset: JSONValue?) throws(Malformed) -> MappedCall {
-        guard case .object = value else { throw Malformed(reason: "a call is not an object") }
+    static func call<JSON: JSONReadable>(_ value: JSON, feed: String, agentExtension: String?, offset: JSON?) throws(Malformed)
+        -> MappedCall
+    {
+        guard value.isObject else { throw Malformed(reason: "a call is not an object") }
         guard let id = callID(value) else {
             throw Malformed(reason: "a call\(agentExtension.map { " of extension \($0)" } ?? "") has no usable ivrid")
         }
         var notes: Set<Note> = []
-        let status = value["callstatus"]?.string
+        // Compared in place: the status and direction are a few words, not worth a String each.
+        let status = value["callstatus"]
         let state: CallState
-        switch status {
-        case "Ringing": state = .ringing
-        case "Dialing": state = .dialing
-        case "Talking": state = .established
-        case "Hold": state = .held
-        default:
+        if let status, status.isString("Talking") {
+            state = .established
+        } else if let status, status.isString("Hold") {
+            state = .held
+        } else if let status, status.isString("Ringing") {
+            state = .ringing
+        } else if let status, status.isString("Dialing") {
+            state = .dialing
+        } else {
             // Listed in calls[], so live: dropping it would leave a capture unprotected.
             state = .established
-            notes.insert(.unknownCallStatus(status.map { word($0) } ?? "(none)"))
+            notes.insert(.unknownCallStatus(status?.string.map { word($0) } ?? "(none)"))
         }
-        let directionName = value["direction"]?.string
+        let directionValue = value["direction"]
         let direction: CallDirection
-        switch directionName {
-        case "Incoming": direction = .inbound
-        case "Outgoing", "Click2Call": direction = .outbound
-        case "Spy": direction = .internal
-        case nil: direction = .unknown
-        case let other?:
+        var isSpy = false
+        if let directionValue, directionValue.isString("Incoming") {
+            direction = .inbound
+        } else if let directionValue, directionValue.isString("Outgoing") || directionValue.isString("Click2Call") {
+            direction = .outbound
+        } else if let directionValue, directionValue.isString("Spy") {
+            direction = .internal
+            isSpy = true
+        } else if let other = directionValue?.string {
             direction = .unknown
             notes.insert(.unknownDirection(word(other)))
+        } else {
+            direction = .unknown
         }
         let participants = value["callerphone"]?.scalarText.flatMap { $0.isEmpty ? nil : [$0] }
         let update = CallUpdate(
             feed: feed, ids: CallIdentifiers(primary: id), agentExtension: agentExtension, direction: direction, state: state,
             attributes: attributes(value["customdata"]), recording: recording(value["recording"]), participants: participants)
-        return MappedCall(update: update, isSpy: directionName == "Spy", notes: notes)
+        return MappedCall(update: update, isSpy: isSpy, notes: notes)
     }
 
-    static func isSpy(_ call: JSONValue) -> Bool { call["direction"]?.string == "Spy" }
+    static func isSpy<JSON: JSONReadable>(_ call: JSON) -> Bool { call["direction"]?.isString("Spy") == true }
 
     /// The call's id under any of the spellings Voicenter's own code uses.
-    static func callID(_ call: JSONValue) -> String? {
-        for key in ["ivrid", "ivrUniqueId", "ivruniqueid", "ivrUniqueID"] {
+    static func callID<JSON: JSONReadable>(_ call: JSON) -> String? {
+        for key in callIDKeys {
             if let id = identifier(call[key], limit: 256, numbers: false) { return id }
         }
         return nil
     }
 
-    static func topLevelID(_ payload: JSONValue) -> String? {
-        for key in ["ivruniqueid", "ivrUniqueId", "ivrUniqueID", "ivrid"] {
+    // Made once: a literal in the loop would be a new array at every call.
+    private static let callIDKeys = ["ivrid", "ivrUniqueId", "ivruniqueid", "ivrUniqueID"]
+    private static let topLevelIDKeys = ["ivruniqueid", "ivrUniqueId", "ivrUniqueID", "ivrid"]
+
+    static func topLevelID<JSON: JSONReadable>(_ payload: JSON) -> String? {
+        for key in topLevelIDKeys {
             if let id = identifier(payload[key], limit: 256, numbers: false) { return id }
         }
         return nil
@@ -225,12 +266,16 @@ public enum VoicenterEvents {
     /// An identifier as text: a non-empty string of printable characters, or (when allowed) a
     /// whole number that a double holds exactly. An ivrid must be a string: its 18–19 digits do
     /// not survive a double.
-    static func identifier(_ value: JSONValue?, limit: Int, numbers: Bool = true) -> String? {
+    static func identifier<JSON: JSONReadable>(_ value: JSON?, limit: Int, numbers: Bool = true) -> String? {
+        guard let value else { return nil }
         let text: String
-        switch value {
-        case .string(let string)?: text = string
-        case .number? where numbers: guard let int = value?.int else { return nil }; text = String(int)
-        default: return nil
+        if let string = value.string {
+            text = string
+        } else if numbers, value.number != nil {
+            guard let int = value.int else { return nil }
+            text = String(int)
+        } else {
+            return nil
         }
         // In UTF-8 the scalars below 0x20 and 0x7F are exactly the bytes of those values.
         guard !text.isEmpty, text.utf8.count <= limit, !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return nil }
@@ -241,54 +286,50 @@ public enum VoicenterEvents {
     /// text, as GWS userData); a list of key/value pairs is read too, and so is an object sent as
     /// JSON text. Absent is "no news" (nil), so that an event that leaves customdata out cannot
     /// end a capture; `null` is "none" (empty).
-    static func attributes(_ value: JSONValue?, nested: Bool = false) -> [String: String]? {
-        switch value {
-        case nil:
-            return nil
-        case .null?:
-            return [:]
-        case .object(let members)?:
-            var attributes: [String: String] = [:]
-            attributes.reserveCapacity(members.count)
+    static func attributes<JSON: JSONReadable>(_ value: JSON?, nested: Bool = false) -> [String: String]? {
+        guard let value else { return nil }
+        if value.isNull { return [:] }
+        if let members = value.members {
+            var attributes = [String: String](minimumCapacity: members.underestimatedCount)
             for (key, value) in members { attributes[key] = text(value) }
             return attributes
-        case .array(let items)?:
+        }
+        if let items = value.elements {
             var attributes: [String: String] = [:]
             for item in items {
                 guard let key = (item["Key"] ?? item["key"] ?? item["Name"] ?? item["name"])?.scalarText, !key.isEmpty else {
                     continue
                 }
-                attributes[key] = text(item["Value"] ?? item["value"] ?? .null)
+                attributes[key] = (item["Value"] ?? item["value"]).map(text) ?? ""
             }
             return attributes
-        case .string(let string)? where !nested && string.utf8.first == UInt8(ascii: "{"):
+        }
+        if !nested, let string = value.string, string.utf8.first == UInt8(ascii: "{") {
             guard let parsed = try? JSONValue.parse(string, maximumDepth: 16) else { return nil }
             return attributes(parsed, nested: true)
-        default:
-            return nil
         }
+        return nil
     }
 
-    private static func text(_ value: JSONValue) -> String {
-        value.scalarText ?? (value == .null ? "" : value.serialized)
+    private static func text<JSON: JSONReadable>(_ value: JSON) -> String {
+        value.scalarText ?? (value.isNull ? "" : value.value.serialized)
     }
 
     /// `recording.IsMuted`: 1 (or true, "1", "true") is paused, 0 is recording. Anything else,
     /// or no recording object, says nothing.
-    static func recording(_ value: JSONValue?) -> ReportedRecording? {
+    static func recording<JSON: JSONReadable>(_ value: JSON?) -> ReportedRecording? {
         guard let muted = value?["IsMuted"] ?? value?["isMuted"] else { return nil }
-        switch muted {
-        case .number(let number) where number == 1: return .paused
-        case .number(let number) where number == 0: return .recording
-        case .bool(let flag): return flag ? .paused : .recording
-        case .string("1"), .string("true"): return .paused
-        case .string("0"), .string("false"): return .recording
-        default: return nil
+        if let number = muted.number {
+            return number == 1 ? .paused : number == 0 ? .recording : nil
         }
+        if let flag = muted.bool { return flag ? .paused : .recording }
+        if muted.isString("1") || muted.isString("true") { return .paused }
+        if muted.isString("0") || muted.isString("false") { return .recording }
+        return nil
     }
 
     /// A non-zero `errorCode` (number or string) as text; nil for none, 0 and "0".
-    static func errorCode(_ value: JSONValue?) -> String? {
+    static func errorCode<JSON: JSONReadable>(_ value: JSON?) -> String? {
         guard let text = value?.scalarText, !text.isEmpty, text != "0", text != "false" else { return nil }
         return word(text)
     }

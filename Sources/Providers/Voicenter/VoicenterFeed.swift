@@ -103,7 +103,7 @@ public final class VoicenterFeed: CallFeed {
                     var outputs: [VoicenterFeedCore.Output] = []
                     let now = clock.now()
                     core.withLock { core in
-                        for message in batch { outputs += core.received(message.name, message.data, at: now) }
+                        for message in batch { outputs += core.received(message.name, message.node, at: now) }
                     }
                     if !perform(outputs, socket: socket, handle: handle, sink: sink, ending: ending) { break reading }
                     // An overload waits at the server: the socket is not read until there is room.

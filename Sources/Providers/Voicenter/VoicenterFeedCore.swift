@@ -115,6 +115,15 @@ public struct VoicenterFeedCore: Sendable {
 
     /// One event of the connection.
     public mutating func received(_ name: String, _ data: JSONValue, at now: MonotonicInstant) -> [Output] {
+        received(name, of: data, at: now)
+    }
+
+    /// One event of the connection, its data read in place (as the socket.io client hands it over).
+    public mutating func received(_ name: String, _ data: JSONNode, at now: MonotonicInstant) -> [Output] {
+        received(name, of: data, at: now)
+    }
+
+    private mutating func received<JSON: JSONReadable>(_ name: String, of data: JSON, at now: MonotonicInstant) -> [Output] {
         lastEventAt = now
         keepaliveSentAt = nil
         switch name {
@@ -174,11 +183,11 @@ public struct VoicenterFeedCore: Sendable {
 
     // MARK: - Events
 
-    private mutating func snapshot(_ data: JSONValue, at now: MonotonicInstant) -> [Output] {
+    private mutating func snapshot<JSON: JSONReadable>(_ data: JSON, at now: MonotonicInstant) -> [Output] {
         let feed = configuration.feed
         let snapshot: VoicenterEvents.Snapshot
         do {
-            snapshot = try VoicenterEvents.snapshot(data, feed: feed, field: configuration.extensionField)
+            snapshot = try VoicenterEvents.snapshot(of: data, feed: feed, field: configuration.extensionField)
         } catch {
             if let code = error.errorCode {
                 return [
@@ -228,11 +237,11 @@ public struct VoicenterFeedCore: Sendable {
         return outputs
     }
 
-    private mutating func extensionEvent(_ data: JSONValue, at now: MonotonicInstant) -> [Output] {
+    private mutating func extensionEvent<JSON: JSONReadable>(_ data: JSON, at now: MonotonicInstant) -> [Output] {
         let feed = configuration.feed
         let event: VoicenterEvents.ExtensionEvent
         do {
-            event = try VoicenterEvents.extensionEvent(data, feed: feed, field: configuration.extensionField)
+            event = try VoicenterEvents.extensionEvent(of: data, feed: feed, field: configuration.extensionField)
         } catch {
             // A skipped event may have carried a capture: a fresh snapshot brings it back.
             var fields: AuditFields = [.feed: feed, .result: "skipped", .reason: "resync"]

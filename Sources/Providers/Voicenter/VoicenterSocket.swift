@@ -43,13 +43,30 @@ public struct VoicenterSocketRequest: Sendable, Hashable, CustomStringConvertibl
 
 /// One socket.io event from the server: `42["name", data]`, with `data` the first argument
 /// (`null` when the event has none). Acks and other namespaces are the client's business.
+///
+/// The data stays a parsed but unbuilt document, which the feed reads in place; ``data`` builds it.
 public struct VoicenterSocketMessage: Sendable, Hashable {
     public var name: String
-    public var data: JSONValue
+    public var node: JSONNode
 
     public init(name: String, data: JSONValue) {
+        self.init(name: name, node: JSONDocument(data).root)
+    }
+
+    public init(name: String, node: JSONNode) {
         self.name = name
-        self.data = data
+        self.node = node
+    }
+
+    public var data: JSONValue { node.value }
+
+    public static func == (lhs: VoicenterSocketMessage, rhs: VoicenterSocketMessage) -> Bool {
+        lhs.name == rhs.name && lhs.data == rhs.data
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(name)
+        hasher.combine(data)
     }
 }
 

@@ -69,7 +69,7 @@ final class SocketIOVoicenterSession: VoicenterSocketSession, @unchecked Sendabl
         while true {
             switch await session.next(isolation: nil) {
             case .event(let message)?:
-                return [VoicenterSocketMessage(name: message.name, data: message.payload)]
+                return [VoicenterSocketMessage(name: message.name, node: message.event.payloadNode)]
             case .ack?:
                 continue
             case .ended(let end)?:

@@ -125,6 +125,10 @@ public enum VoicenterTime {
     /// session), and 0 for "not set". nil for 0, for a value that is not a finite number, and for
     /// an offset beyond a day.
     public static func utcSeconds(_ value: JSONValue?, offsetMinutes: JSONValue?) -> Double? {
+        utcSeconds(of: value, offsetMinutes: offsetMinutes)
+    }
+
+    static func utcSeconds<JSON: JSONReadable>(of value: JSON?, offsetMinutes: JSON?) -> Double? {
         guard let seconds = value?.number ?? value?.string.flatMap(Double.init), seconds.isFinite, seconds > 0 else { return nil }
         let offset = offsetMinutes?.number ?? offsetMinutes?.string.flatMap(Double.init) ?? 0
         guard offset.isFinite, abs(offset) <= 24 * 60 else { return nil }

@@ -111,6 +111,9 @@ public struct MetricsConfiguration: Sendable, Hashable {
 public struct DaemonConfiguration: Sendable {
     /// The main file, then the drop-ins, in merge order.
     public var files: [String]
+    /// `sha256:` and the SHA-256 of the files' bytes in merge order (`cat` of them into
+    /// `sha256sum`), for the `config.loaded` record: an assessor ties it to a change ticket.
+    public var digest: String? = nil
     public var feeds: [FeedConfiguration]
     public var targets: [TargetConfiguration]
     /// Policies, a descriptor per target (in target order) and the tracker limits from `state`.

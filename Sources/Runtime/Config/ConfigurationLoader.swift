@@ -1,3 +1,4 @@
+import Crypto
 import MutewardenProviderKit
 import Foundation
 import MutewardenIngress
@@ -98,10 +99,23 @@ public struct ConfigurationLoader: Sendable, CustomStringConvertible, CustomRefl
             merger.add(file: source.file, text: text)
         }
         let configuration = merger.finish(files: sources.map(\.file))
-        guard sink.isEmpty, let configuration else {
+        guard sink.isEmpty, var configuration else {
             throw ConfigurationError(diagnostics: sink.sorted(fileOrder: sources.map(\.file)))
         }
+        configuration.digest = Self.digest(of: sources.compactMap(\.text))
         return configuration
+    }
+
+    /// `sha256:<hex>` over `texts`' UTF-8 bytes, one after the other: the files as read, since
+    /// each was checked to be UTF-8 and kept as it is.
+    static func digest(of texts: [String]) -> String {
+        var hash = SHA256()
+        for text in texts { hash.update(data: Array(text.utf8)) }
+        return "sha256:"
+            + hash.finalize().map { byte in
+                let hex = String(byte, radix: 16)
+                return byte < 16 ? "0" + hex : hex
+            }.joined()
     }
 }
 

@@ -197,6 +197,12 @@ public final class Daemon: Sendable {
                     + "\(current.targets.count) target(s), \(current.engine.policies.count) polic"
                     + (current.engine.policies.count == 1 ? "y" : "ies") + " from \(current.files.joined(separator: ", "))",
                 [.result: "started"]))
+        // The configuration in force from now, with its digest: the report's evidence of which
+        // configuration ran when (a reload writes the same record with `reloaded`).
+        audit.emit(
+            AuditRecord(
+                .configurationLoaded, .notice, "configuration loaded from \(current.files.joined(separator: ", "))",
+                [.result: "loaded", .digest: current.digest ?? ""]))
 
         startMetricsListener(current.metrics)
         var feedTasks: [String: Task<Void, Never>] = [:]
@@ -345,7 +351,7 @@ public final class Daemon: Sendable {
             next = try reloader()
         } catch {
             for diagnostic in error.diagnostics {
-                audit.emit(AuditRecord(.configurationRejected, .error, "\(diagnostic)", [.result: "rejected"]))
+                audit.emit(AuditRecord(.configurationRejected, .error, "\(diagnostic)", [.result: "rejected", .error: "\(diagnostic)"]))
             }
             audit.emit(
                 AuditRecord(
@@ -438,7 +444,7 @@ public final class Daemon: Sendable {
                     + (rebuiltTargets.isEmpty ? "" : "; targets rebuilt: \(rebuiltTargets.joined(separator: ", "))")
                     + (closed.isEmpty ? "" : "; closed: \(closed.joined(separator: ", "))")
                     + (notes.isEmpty ? "" : "; " + notes.joined(separator: "; ")),
-                [.result: "reloaded", .latencyMs: String(elapsed.milliseconds)]))
+                [.result: "reloaded", .latencyMs: String(elapsed.milliseconds), .digest: next.digest ?? ""]))
     }
 
     /// Gives actions already sent a bounded time to answer.

@@ -418,7 +418,7 @@ final class EngineLoop: Sendable {
                     .feedUp, .notice,
                     "feed \(feed) resynchronized: \(current.count) current call(s), \(outcome.callsEnded) ended while "
                         + "it was down, \(outcome.actionsReapplied) action(s) applied again",
-                    [.feed: feed, .result: "resynced"]))
+                    [.feed: feed, .result: "resynced", .calls: String(current.count)]))
         case .reconfigure(let configuration, let reply):
             reply(Result { try engine.reconfigure(configuration, at: now) })
         case .status(let limit, let reply):
@@ -435,7 +435,7 @@ final class EngineLoop: Sendable {
                     AuditRecord(
                         .feedDown, .error,
                         "feed \(feed) is down: \(detail); calls on it get no protection until it is back",
-                        [.feed: feed, .result: "down", .reason: detail]))
+                        [.feed: feed, .result: "down", .reason: detail, .calls: String(engine.trackedCalls(onFeed: feed))]))
             }
         }
         // Sends go out as soon as they exist, so that an action never waits behind a batch.

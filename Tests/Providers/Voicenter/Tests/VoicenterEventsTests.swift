@@ -103,7 +103,7 @@ let cardLikeIvrid = "4509123456789012343"
 ])
 func callStatusesMapOntoTheNormalizedStates(_ status: String, _ state: CallState) throws {
     let call = try VoicenterEvents.call(
-        .object([("ivrid", .string("c1")), ("callstatus", .string(status))]), feed: "vc", agentExtension: "E", offset: nil)
+        JSONValue.object([("ivrid", .string("c1")), ("callstatus", .string(status))]), feed: "vc", agentExtension: "E", offset: nil)
     #expect(call.update.state == state)
     #expect(call.notes.isEmpty == (status != "Transferring"))
 }
@@ -114,8 +114,8 @@ func callStatusesMapOntoTheNormalizedStates(_ status: String, _ state: CallState
         (.bool(true), .paused), (.bool(false), .recording), (.string("maybe"), nil), (.number(2), nil), (.null, nil),
     ] as [(JSONValue, ReportedRecording?)])
 func isMutedIsTheReportedRecordingState(_ value: JSONValue, _ expected: ReportedRecording?) {
-    #expect(VoicenterEvents.recording(.object([("IsMuted", value)])) == expected)
-    #expect(VoicenterEvents.recording(nil) == nil)
+    #expect(VoicenterEvents.recording(JSONValue.object([("IsMuted", value)])) == expected)
+    #expect(VoicenterEvents.recording(nil as JSONValue?) == nil)
 }
 
 @Test(

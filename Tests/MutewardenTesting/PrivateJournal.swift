@@ -1,5 +1,5 @@
 import Foundation
-import MutewardenTesting
+import MutewardenLogging
 import Synchronization
 import Testing
 
@@ -24,17 +24,17 @@ import Glibc
 ///   `sd_journal_sendv` reaches the private journald through the default path. Other threads
 ///   of the test process are unaffected, and the namespace ends with the thread.
 /// - `journalctl --directory=` reads the journal files straight from the temporary directory.
-final class PrivateJournal: Sendable {
-    let directory: TemporaryDirectory
+public final class PrivateJournal: Sendable {
+    public let directory: TemporaryDirectory
     private let process: PeerProcess
 
-    var root: String { directory.path }
+    public var root: String { directory.path }
     /// Bind-mounted over `/run` for journald and for the sending thread.
-    var runDirectory: String { root + "/run" }
-    var journalDirectory: String { runDirectory + "/log/journal" }
-    var socketPath: String { runDirectory + "/systemd/journal/socket" }
+    public var runDirectory: String { root + "/run" }
+    public var journalDirectory: String { runDirectory + "/log/journal" }
+    public var socketPath: String { runDirectory + "/systemd/journal/socket" }
 
-    static let configuration = """
+    public static let configuration = """
         [Journal]
         Storage=volatile
         RuntimeMaxUse=256M
@@ -54,7 +54,7 @@ final class PrivateJournal: Sendable {
     }
 
     /// Starts journald and returns once its socket is there.
-    static func start() async throws -> PrivateJournal {
+    public static func start() async throws -> PrivateJournal {
         let directory = try TemporaryDirectory("mutewarden-journal")
         let root = directory.path
         let fileManager = FileManager.default
@@ -64,11 +64,11 @@ final class PrivateJournal: Sendable {
 
         // --propagation private: our mounts must not leak back into the host's namespace.
         let process = try await PeerProcess.start(
-            Peers.unshare!,
+            JournalTools.unshare(),
             [
                 "--mount", "--propagation", "private", "/bin/sh", "-c",
                 #"mount --bind "$1/run" /run && mount --bind "$1/etc-systemd" /etc/systemd && exec "$2""#,
-                "sh", root, Peers.journald!,
+                "sh", root, JournalTools.journald(),
             ], name: "systemd-journald", holdInput: false)
         let journal = PrivateJournal(directory: directory, process: process)
         do {
@@ -82,10 +82,53 @@ final class PrivateJournal: Sendable {
         return journal
     }
 
-    func stop() async { await process.stop() }
+    public func stop() async { await process.stop() }
+
+    /// A `JournalSink.Sender` that sends each record to this journald's socket in journald's
+    /// native protocol, as `sd_journal_sendv` does to the fixed default socket: from any thread,
+    /// with no mount namespace, so that a daemon run in the test process, whose threads are
+    /// many and not ours, logs here through the real `JournalLogHandler`. A value with a line
+    /// break goes in the protocol's binary form, as `sd_journal_sendv` sends it.
+    public func sender() -> JournalSink.Sender {
+        let path = Array(socketPath.utf8)
+        return { vectors, count in
+            var datagram: [UInt8] = []
+            for index in 0..<Int(count) {
+                let field = UnsafeRawBufferPointer(start: vectors[index].iov_base, count: vectors[index].iov_len)
+                guard let equals = field.firstIndex(of: UInt8(ascii: "=")) else { continue }
+                let value = field[(equals + 1)...]
+                if value.contains(UInt8(ascii: "\n")) {
+                    datagram += field[..<equals]
+                    datagram.append(UInt8(ascii: "\n"))
+                    withUnsafeBytes(of: UInt64(value.count).littleEndian) { datagram += $0 }
+                    datagram += value
+                } else {
+                    datagram += field
+                }
+                datagram.append(UInt8(ascii: "\n"))
+            }
+            let descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard descriptor >= 0 else { return -errno }
+            defer { close(descriptor) }
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            guard path.count < MemoryLayout.size(ofValue: address.sun_path) else { return -ENAMETOOLONG }
+            withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+                for (offset, byte) in path.enumerated() { buffer[offset] = byte }
+            }
+            let sent = datagram.withUnsafeBytes { bytes in
+                withUnsafePointer(to: &address) { pointer in
+                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(descriptor, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                    }
+                }
+            }
+            return sent < 0 ? -errno : 0
+        }
+    }
 
     /// Runs `body` on a new thread whose `/run` is this journal's, and returns what it returns.
-    func withJournalMounted<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    public func withJournalMounted<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         let run = runDirectory
         return try await withCheckedThrowingContinuation { continuation in
             // A thread of its own, not a task: the mount namespace is the thread's, and ends with it.
@@ -102,7 +145,7 @@ final class PrivateJournal: Sendable {
 
     /// Runs a program in a mount namespace where `mounts` (source, target) are bind-mounted:
     /// for `journalctl -x`, whose catalog database path is fixed.
-    func runMounted(_ mounts: [(String, String)], _ executable: String, _ arguments: [String]) async throws
+    public func runMounted(_ mounts: [(String, String)], _ executable: String, _ arguments: [String]) async throws
         -> ProgramResult
     {
         var script = ""
@@ -113,21 +156,21 @@ final class PrivateJournal: Sendable {
         }
         script += #"shift \#(2 * mounts.count) && exec "$@""#
         return try await runProgram(
-            Peers.unshare!,
+            JournalTools.unshare(),
             ["--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh"] + parameters + [executable] + arguments)
     }
 
     /// `journalctl -o json` over this journal: every entry, oldest first.
-    func entries(_ matches: [String] = []) async throws -> [JournalEntry] {
+    public func entries(_ matches: [String] = []) async throws -> [JournalEntry] {
         let result = try await runProgram(
-            Peers.journalctl!, ["--directory=\(journalDirectory)", "--no-pager", "-o", "json"] + matches)
+            JournalTools.journalctl(), ["--directory=\(journalDirectory)", "--no-pager", "-o", "json"] + matches)
         guard result.status == 0 else { throw PrivateJournalError.journalctl(result.output) }
         return try result.stdout.split(separator: "\n").map { try JournalEntry(json: String($0)) }
     }
 
     /// Waits (bounded) until `count` entries match `matches`, then returns them; returns what
     /// there is when the time is up, for the test to show.
-    func waitForEntries(_ matches: [String], count: Int, timeout: Duration = .seconds(30)) async throws -> [JournalEntry] {
+    public func waitForEntries(_ matches: [String], count: Int, timeout: Duration = .seconds(30)) async throws -> [JournalEntry] {
         var found: [JournalEntry] = []
         _ = try await waitUntil(timeout: timeout, every: .milliseconds(50)) {
             found = try await entries(matches)
@@ -137,12 +180,12 @@ final class PrivateJournal: Sendable {
     }
 }
 
-enum PrivateJournalError: Error, CustomStringConvertible {
+public enum PrivateJournalError: Error, CustomStringConvertible {
     case didNotStart(String)
     case journalctl(String)
     case namespace(String)
 
-    var description: String {
+    public var description: String {
         switch self {
         case .didNotStart(let output): "private systemd-journald did not start: \(output)"
         case .journalctl(let output): "journalctl failed: \(output)"
@@ -156,7 +199,7 @@ enum PrivateJournalError: Error, CustomStringConvertible {
 /// `unshare` is not exported by Swift's Glibc module (it needs `_GNU_SOURCE`), so it is looked
 /// up at run time. CLONE_NEWNS on one thread is allowed in a multithreaded process: it implies
 /// only CLONE_FS, which the kernel unshares per thread.
-func enterPrivateMountNamespace(bind source: String, over target: String) throws {
+public func enterPrivateMountNamespace(bind source: String, over target: String) throws {
     typealias Unshare = @convention(c) (Int32) -> Int32
     guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "unshare") else {
         throw PrivateJournalError.namespace("unshare(2) not found")
@@ -175,14 +218,14 @@ func enterPrivateMountNamespace(bind source: String, over target: String) throws
 }
 
 /// One entry of `journalctl -o json`.
-struct JournalEntry: Sendable {
+public struct JournalEntry: Sendable {
     /// Every value of every field. journalctl writes a field that repeats as a JSON array, and a
     /// value it cannot show as text as an array of byte values.
-    var fields: [String: [String]]
+    public var fields: [String: [String]]
 
-    subscript(_ name: String) -> String? { fields[name]?.first }
+    public subscript(_ name: String) -> String? { fields[name]?.first }
 
-    init(json: String) throws {
+    public init(json: String) throws {
         let object = try JSONSerialization.jsonObject(with: Data(json.utf8))
         guard let dictionary = object as? [String: Any] else { throw PrivateJournalError.journalctl("not an object: \(json)") }
         var fields: [String: [String]] = [:]
@@ -200,4 +243,21 @@ struct JournalEntry: Sendable {
         }
         return ["\(value)"]
     }
+}
+
+/// The systemd programs a private journal runs, from Debian's paths (TEST_PACKAGES: systemd,
+/// util-linux). A missing one throws: the test fails rather than skips.
+public enum JournalTools {
+    static func find(_ name: String, _ candidates: [String]) throws -> String {
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw TestFailure("\(name) is not installed; `make test` installs it (TEST_PACKAGES)")
+        }
+        return found
+    }
+
+    public static func unshare() throws -> String { try find("unshare", ["/usr/bin/unshare", "/bin/unshare"]) }
+    public static func journald() throws -> String {
+        try find("systemd-journald", ["/lib/systemd/systemd-journald", "/usr/lib/systemd/systemd-journald"])
+    }
+    public static func journalctl() throws -> String { try find("journalctl", ["/usr/bin/journalctl", "/bin/journalctl"]) }
 }
