@@ -116,6 +116,7 @@ let package = Package(
         .library(name: "MutewardenHTTP", targets: ["MutewardenHTTP"]),
         .library(name: "MutewardenWebSocket", targets: ["MutewardenWebSocket"]),
         .library(name: "MutewardenIngress", targets: ["MutewardenIngress"]),
+        .library(name: "MutewardenControl", targets: ["MutewardenControl"]),
         .library(name: "MutewardenSocketIO", targets: ["MutewardenSocketIO"]),
         .library(name: "MutewardenProviderKit", targets: ["MutewardenProviderKit"]),
         .library(name: "MutewardenCallbackAuth", targets: ["MutewardenCallbackAuth"]),
@@ -192,6 +193,11 @@ let package = Package(
         .target(
             name: "MutewardenIngress", dependencies: ["MutewardenModel", "CLibWebSockets", "CMutewardenShims"],
             path: "Sources/Transports/Ingress"),
+        // The daemon's control socket (AF_UNIX, one request line, one JSON answer line) on a
+        // thread of its own, with its peer check (SO_PEERCRED), and the client `mutewarden status` uses.
+        .target(
+            name: "MutewardenControl", dependencies: ["MutewardenModel", "CMutewardenShims"],
+            path: "Sources/Transports/Control"),
 
         // MARK: Protocols
         // A small JSON value type with a fast UTF-8 parser: platform events arrive by the thousand.
@@ -265,7 +271,7 @@ let package = Package(
             name: "MutewardenDaemon",
             dependencies: [
                 "MutewardenModel", "MutewardenEngine", "MutewardenConfig", "MutewardenLogging", "MutewardenProviderKit",
-                "MutewardenHTTP", "MutewardenIngress", "CMutewardenShims", "CSystemd",
+                "MutewardenHTTP", "MutewardenIngress", "CMutewardenShims", "CSystemd", "MutewardenControl",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -283,7 +289,8 @@ let package = Package(
             name: "mutewarden",
             dependencies: [
                 "MutewardenDaemon", "MutewardenConfig", "MutewardenLogging", "MutewardenProviderKit", "CMutewardenShims",
-                "CMutewardenStartup", "MutewardenReport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CMutewardenStartup", "MutewardenReport", "MutewardenControl",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ] + providers.map { .target(name: "Mutewarden\($0.name)") },
             path: "Sources/CLI/mutewarden"),
@@ -372,8 +379,8 @@ let package = Package(
             name: "MutewardenDaemonTests",
             dependencies: [
                 "MutewardenDaemon", "MutewardenHTTP", "MutewardenLogging", "MutewardenModel", "MutewardenProviderKit",
-                "MutewardenConfig", "MutewardenSimulator", "MutewardenTesting", .product(name: "Logging", package: "swift-log"),
-                "MutewardenIngress",
+                "MutewardenConfig", "MutewardenSimulator", "MutewardenTesting", "MutewardenControl",
+                .product(name: "Logging", package: "swift-log"), "MutewardenIngress",
             ]),
         // The report's aggregator and renderers without I/O, the export reader on made-up lines,
         // and the HTML page in headless Chromium (DevTools protocol over python3 websockets).

@@ -52,6 +52,8 @@ let package = Package(
         // `mutewarden report --from`: export lines through the record parser, the aggregator and
         // the renderers.
         fuzzTarget("report", ["MutewardenReport"]),
+        // The control socket's request line (local clients only, but a parser all the same).
+        fuzzTarget("control", ["MutewardenControl"]),
     ],
     swiftLanguageModes: [.v6]
 )

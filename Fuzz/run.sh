@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 seconds=${1:-300}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(json json-document bayeux gws voicenter verba socketio config masking azure graph acs report)
+[ ${#targets[@]} -gt 0 ] || targets=(json json-document bayeux gws voicenter verba socketio config masking azure graph acs report control)
 bin=.build/release
 scratch=$(mktemp -d /tmp/mutewarden-fuzz.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT

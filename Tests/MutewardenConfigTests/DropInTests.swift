@@ -103,7 +103,7 @@ private let mainFile = """
                 "\(main):14:3: error: unknown key 'bogus' in 'state' in the top level; expected one of: directory, max_calls, idle_limit, journal_sync_interval",
                 "\(directory)/conf.d/a.yaml:3:13: error: unknown feed 'nope' in policy 'p'; defined feeds: sim",
                 "\(directory)/conf.d/b.yaml:4:4: error: invalid YAML: did not find expected key (while parsing a block mapping at line 2, column 3)",
-                "\(directory)/conf.d/c.yaml:1:1: error: configuration file is empty; expected a mapping with any of: feeds, targets, policies, logging, state, ingress, metrics",
+                "\(directory)/conf.d/c.yaml:1:1: error: configuration file is empty; expected a mapping with any of: feeds, targets, policies, logging, state, ingress, metrics, control",
             ])
     }
 }

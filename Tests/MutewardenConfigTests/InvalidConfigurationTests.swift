@@ -23,7 +23,7 @@ let invalidCases: [InvalidCase] = [
     InvalidCase(
         name: "unknown top-level key", yaml: header + "feed:\n  x: {}\n", line: 12, column: 1,
         message:
-            "unknown key 'feed' in the top level; expected one of: feeds, targets, policies, logging, state, ingress, metrics (did you mean 'feeds'?)"
+            "unknown key 'feed' in the top level; expected one of: feeds, targets, policies, logging, state, ingress, metrics, control (did you mean 'feeds'?)"
     ),
     InvalidCase(
         name: "unknown key in a policy",
@@ -280,11 +280,20 @@ let invalidCases: [InvalidCase] = [
     InvalidCase(
         name: "top level that is not a mapping", yaml: "- feeds\n- policies\n", line: 1, column: 1,
         message:
-            "the top level of a configuration file must be a mapping with any of: feeds, targets, policies, logging, state, ingress, metrics; found a list"
+            "the top level of a configuration file must be a mapping with any of: feeds, targets, policies, logging, state, ingress, metrics, control; found a list"
     ),
     InvalidCase(
         name: "relative state directory", yaml: "state:\n  directory: var/lib/mutewarden\n", line: 2, column: 14,
         message: "'directory' in 'state' in the top level must be an absolute path"),
+    InvalidCase(
+        name: "relative control socket", yaml: "control:\n  socket: run/control.sock\n", line: 2, column: 11,
+        message: "'socket' in 'control' in the top level must be an absolute path"),
+    InvalidCase(
+        name: "control socket too long for a socket address", yaml: "control:\n  socket: /\(String(repeating: "d", count: 95))\n",
+        line: 2, column: 11, message: "'socket' in 'control' in the top level must be at most 95 bytes long"),
+    InvalidCase(
+        name: "unknown key in control", yaml: "control:\n  path: /run/x.sock\n", line: 2, column: 3,
+        message: "unknown key 'path' in 'control' in the top level; expected one of: enabled, socket"),
 ]
 
 @Test("an invalid configuration is reported once, at its location", arguments: invalidCases)

@@ -152,6 +152,18 @@ let fullExample = #"""
     #expect(configuration.state.limits == TrackerLimits(maxCalls: 100_000, idleLimit: .seconds(4 * 3600)))
 }
 
+@Test func theControlSocketIsOnByDefaultInTheRuntimeDirectory() throws {
+    let defaults = try loader().load(yaml: "feeds: {}\n", file: "min.yaml").control
+    #expect(defaults == ControlConfiguration())
+    #expect(defaults.socketPath(environment: [:]) == "/run/mutewarden/control.sock")
+    #expect(defaults.socketPath(environment: ["RUNTIME_DIRECTORY": "/run/mutewarden"]) == "/run/mutewarden/control.sock")
+    #expect(defaults.socketPath(environment: ["RUNTIME_DIRECTORY": "/run/a:/run/b"]) == "/run/a/control.sock")
+    let configured = try loader().load(yaml: "control:\n  socket: /tmp/mw/control.sock\n", file: "c.yaml").control
+    #expect(configured.socketPath(environment: ["RUNTIME_DIRECTORY": "/run/mutewarden"]) == "/tmp/mw/control.sock")
+    let off = try loader().load(yaml: "control: {enabled: false}\n", file: "c.yaml").control
+    #expect(off.socketPath(environment: [:]) == nil)
+}
+
 @Test(arguments: [
     ("debug", AuditSeverity.debug), ("info", .info), ("notice", .notice), ("warning", .warning), ("error", .error),
     ("critical", .critical),

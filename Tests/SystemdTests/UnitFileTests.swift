@@ -73,6 +73,7 @@ import Testing
             "ExecStart=/usr/local/bin/mutewarden run --config /etc/mutewarden/mutewarden.yaml",
             "ExecReload=/bin/kill -HUP $MAINPID", "ConfigurationDirectory=mutewarden",
             "StateDirectory=mutewarden", "DynamicUser=yes", "TimeoutStopSec=10s",
+            "RuntimeDirectory=mutewarden", "RuntimeDirectoryMode=0700",
             "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
             "# LoadCredential=gws-password:/etc/mutewarden/credentials/gws-password",
         ] {

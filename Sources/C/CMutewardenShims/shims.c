@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,4 +306,15 @@ int mw_ingress_write_continue(struct lws *wsi) {
     unsigned char buffer[LWS_PRE + sizeof line];
     memcpy(buffer + LWS_PRE, line, sizeof line - 1);
     return lws_write(wsi, buffer + LWS_PRE, sizeof line - 1, LWS_WRITE_HTTP) < (int)(sizeof line - 1);
+}
+
+int mw_peer_credentials(int fd, unsigned int *uid, unsigned int *gid, int *pid) {
+    struct ucred credentials;
+    socklen_t length = sizeof(credentials);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return errno;
+    if (length != sizeof(credentials)) return EINVAL;
+    *uid = credentials.uid;
+    *gid = credentials.gid;
+    *pid = credentials.pid;
+    return 0;
 }

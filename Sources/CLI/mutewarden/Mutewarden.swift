@@ -27,7 +27,7 @@ struct Mutewarden: AsyncParsableCommand {
         abstract: "Keeps card numbers out of call recordings: follows call events and mutes calls or pauses "
             + "recordings while card data is taken, as PCI policies say.",
         version: MutewardenVersion.current,
-        subcommands: [Run.self, CheckConfig.self, ReportCommand.self, Version.self],
+        subcommands: [Run.self, CheckConfig.self, Status.self, ReportCommand.self, Version.self],
         defaultSubcommand: nil)
 }
 
@@ -86,8 +86,11 @@ struct Run: AsyncParsableCommand {
         let daemon: Daemon
         do {
             let path = options.config
+            var daemonOptions = Daemon.Options()
+            daemonOptions.controlSocket = configuration.control.socketPath(
+                environment: getenv("RUNTIME_DIRECTORY").map { ["RUNTIME_DIRECTORY": String(cString: $0)] } ?? [:])
             daemon = try Daemon(
-                configuration: configuration, logger: logger,
+                configuration: configuration, logger: logger, options: daemonOptions,
                 reloader: { () throws(ConfigurationError) -> DaemonConfiguration in
                     try ConfigurationLoader(registry: BuiltInProviders.registry).load(path: path)
                 })

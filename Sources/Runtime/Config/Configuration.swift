@@ -122,6 +122,8 @@ public struct DaemonConfiguration: Sendable {
     public var state: StateConfiguration
     /// The callback listener (`ingress:`), started only once a feed registers a route on it.
     public var ingress: IngressConfiguration?
+    /// The control socket `mutewarden status` asks (`control:`).
+    public var control = ControlConfiguration()
     /// The metrics listener (`metrics:` with `enabled: true`); nil when off, the default.
     public var metrics: MetricsConfiguration?
 
@@ -138,5 +140,33 @@ public struct DaemonConfiguration: Sendable {
         self.engine = engine
         self.logging = logging
         self.state = state
+    }
+}
+
+/// `control:`: the local socket through which `mutewarden status` asks the running daemon.
+public struct ControlConfiguration: Sendable, Hashable {
+    /// The socket's path; nil for the default (``defaultSocket(environment:)``).
+    public var socket: String?
+    public var enabled: Bool
+
+    public init(socket: String? = nil, enabled: Bool = true) {
+        self.socket = socket
+        self.enabled = enabled
+    }
+
+    /// `$RUNTIME_DIRECTORY/control.sock` under systemd (`RuntimeDirectory=mutewarden`), else
+    /// `/run/mutewarden/control.sock`, where that directive puts it.
+    public static func defaultSocket(environment: [String: String]) -> String {
+        // With several RuntimeDirectory= entries systemd lists them all, separated by colons.
+        if let directory = environment["RUNTIME_DIRECTORY"]?.split(separator: ":").first, directory.hasPrefix("/") {
+            return directory + "/control.sock"
+        }
+        return "/run/mutewarden/control.sock"
+    }
+
+    /// Where the daemon listens, or nil when the socket is off.
+    public func socketPath(environment: [String: String]) -> String? {
+        guard enabled else { return nil }
+        return socket ?? Self.defaultSocket(environment: environment)
     }
 }

@@ -125,7 +125,7 @@ private struct Merger {
     let secrets: SecretResolver
     let sink: DiagnosticSink
 
-    static let topLevelKeys = ["feeds", "targets", "policies", "logging", "state", "ingress", "metrics"]
+    static let topLevelKeys = ["feeds", "targets", "policies", "logging", "state", "ingress", "metrics", "control"]
 
     /// Where each name was first defined, whether or not its definition was valid: a reference to
     /// a broken feed is reported once, at the feed, not again at every policy that names it.
@@ -139,6 +139,7 @@ private struct Merger {
     var state = StateConfiguration()
     var ingress: IngressConfiguration?
     var metrics: MetricsConfiguration?
+    var control = ControlConfiguration()
 
     init(registry: ProviderRegistry, secrets: SecretResolver, sink: DiagnosticSink) {
         self.registry = registry
@@ -175,6 +176,7 @@ private struct Merger {
         if let section = top.section("state") { addState(section) }
         if let section = top.section("ingress") { addIngress(section) }
         if let section = top.section("metrics") { addMetrics(section) }
+        if let section = top.section("control") { addControl(section) }
         top.finish()
     }
 
@@ -385,6 +387,20 @@ private struct Merger {
         metrics = enabled ? configuration : nil
     }
 
+    /// The control socket: an absolute path that fits a Unix socket address, or `enabled: false`.
+    private mutating func addControl(_ section: ConfigSection) {
+        if let enabled = section.bool("enabled") { control.enabled = enabled }
+        if let socket = section.string("socket") {
+            if !socket.hasPrefix("/") {
+                section.error("'socket' in \(section.context) must be an absolute path", key: "socket")
+            } else if socket.utf8.count > 95 {
+                section.error("'socket' in \(section.context) must be at most 95 bytes long (a Unix socket address)", key: "socket")
+            } else {
+                control.socket = socket
+            }
+        }
+    }
+
     /// A target asked for what its platform cannot do (a recording-only API asked to mute the
     /// agent) is refused here, with the provider's reason, rather than failing at the first card.
     private func refuseUnsupported(_ reference: Reference) {
@@ -420,8 +436,10 @@ private struct Merger {
             policies: policies.compactMap(\.definition),
             targets: targets.map { TargetDescriptor(name: $0.name, confirmsByEvent: $0.settings.confirmsByEvent) },
             limits: state.limits)
-        return DaemonConfiguration(
+        var configuration = DaemonConfiguration(
             files: files, feeds: feeds, targets: targets, engine: engine, logging: logging, state: state, ingress: ingress,
             metrics: metrics)
+        configuration.control = control
+        return configuration
     }
 }

@@ -17,6 +17,9 @@ public final class Daemon: Sendable {
         /// Delay before a feed whose `run` failed is started again, doubling up to the maximum.
         public var feedRestartDelay: Duration = .seconds(1)
         public var feedRestartDelayMaximum: Duration = .seconds(60)
+        /// The control socket's path, for `mutewarden status`; nil, none. The command line sets
+        /// it from `control:` (docs/configuration.md); tests that run many daemons leave it off.
+        public var controlSocket: String?
 
         public init() {}
     }
@@ -46,6 +49,8 @@ public final class Daemon: Sendable {
     /// The engine renders attributes through this, so a reload can change the allowlist at once:
     /// taking a key off the list must stop its values reaching the log without a restart.
     private let redactor: Locked<AttributeRedactor>
+    /// `mutewarden status`: the control socket and its answers (see ``Options/controlSocket``).
+    private let control: DaemonControl
     /// Counters fed by the engine loop, and the listener that serves them: both only when the
     /// configuration at start enables `metrics:` (docs/operations.md#metrics).
     private let metrics: DaemonMetrics?
@@ -60,7 +65,8 @@ public final class Daemon: Sendable {
         clock: any MonotonicClock = SystemClock(), notifier: SystemdNotifier = SystemdNotifier(),
         reloader: Reloader? = nil
     ) throws {
-        self.configuration = Locked(configuration)
+        let lockedConfiguration = Locked(configuration)
+        self.configuration = lockedConfiguration
         self.logger = logger
         self.options = options
         self.clock = clock
@@ -137,11 +143,17 @@ public final class Daemon: Sendable {
             targets: targets, feeds: configuration.feeds.map(\.name), http: httpHost, clock: clock, audit: audit,
             logger: logger, notifier: notifier, stateWriter: writer, journal: journal, metrics: metrics)
         sink = EngineSink(loop: loop)
+        control = DaemonControl(loop: loop, clock: clock, files: { lockedConfiguration.withLock { $0.files } }, report: report)
         engineForHealth.withLock { $0 = loop }
     }
 
     /// What the engine looks like now, for status lines and tests.
     public var snapshot: EngineSnapshot { loop.snapshot }
+
+    /// What `mutewarden status` shows, as the control socket answers it.
+    public func status() async -> DaemonStatus {
+        await withCheckedContinuation { continuation in control.status { continuation.resume(returning: $0) } }
+    }
 
     /// The port the metrics listener serves, once it runs (the kernel's choice for port 0).
     public var metricsPort: Int? { metricsListener.withLock { $0?.port } }
@@ -171,6 +183,7 @@ public final class Daemon: Sendable {
     /// SIGHUP. Returns the exit status: 0 after an orderly stop.
     public func run(signals: AsyncStream<DaemonSignal>, for duration: Duration? = nil) async throws -> Int32 {
         let started = clock.now()
+        control.started(at: started)
         let current = configuration.withLock { $0 }
         let restored = loadState()
         try loop.start(
@@ -194,6 +207,7 @@ public final class Daemon: Sendable {
         startMetricsListener(current.metrics)
         var feedTasks: [String: Task<Void, Never>] = [:]
         for (name, feed) in providers.withLock({ $0.feeds }) { feedTasks[name] = startFeed(feed.object) }
+        if let path = options.controlSocket { control.open(path: path) }
         notifier.notify("READY=1\nSTATUS=" + loop.statusLine(now: clock.now()))
         audit.emit(
             AuditRecord(
@@ -205,6 +219,7 @@ public final class Daemon: Sendable {
         }
 
         notifier.notify("STOPPING=1")
+        control.stopping()
         audit.emit(AuditRecord(.daemonStopping, .notice, "mutewarden stopping: no new events are taken", [.result: "stopping"]))
         sink.accepting.store(false, ordering: .relaxed)
         for task in feedTasks.values { task.cancel() }
@@ -251,6 +266,7 @@ public final class Daemon: Sendable {
                             + "\($0.flushes.load(ordering: .relaxed)) flush(es), \($0.syncs.load(ordering: .relaxed)) sync(s)"
                     } ?? ""),
                 [.result: "stopped"]))
+        control.close()
         return 0
     }
 
@@ -393,6 +409,7 @@ public final class Daemon: Sendable {
         for (name, feed) in generation.feeds where feedTasks[name] == nil { feedTasks[name] = startFeed(feed.object) }
         providers.withLock { $0 = generation }
         configuration.withLock { $0 = next }
+        control.reloaded(generation: generation.number)
 
         // Sessions of removed and rebuilt providers are closed once the attempts already sent
         // through them have answered (bounded by the shutdown grace), never under a running one.

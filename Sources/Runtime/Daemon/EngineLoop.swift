@@ -22,6 +22,8 @@ enum EngineInput: Sendable {
     case resync(feed: String, current: [CallUpdate])
     /// A reload: the engine takes the new configuration and says what it did.
     case reconfigure(EngineConfiguration, reply: @Sendable (Result<ReloadOutcome, any Error>) -> Void)
+    /// `mutewarden status`: see ``Engine/statusSnapshot(limit:)``.
+    case status(limit: Int, reply: @Sendable (EngineStatusSnapshot) -> Void)
 }
 
 /// What feeds and action tasks post to the engine thread: a ``Mailbox``, plus the backpressure
@@ -149,6 +151,9 @@ final class EngineLoop: Sendable {
     private let engineThread = Atomic<UInt>(0)
     /// Feed jobs waiting for what they posted to be ingested and sent: see ``awaitSends()``.
     private let sendWaiters = Locked<[CheckedContinuation<Void, Never>]>([])
+    /// For `mutewarden status`: each feed's state since when and its last event, the last control
+    /// failures, and the events count once a second (see ``LoopActivity``).
+    let activity: Locked<LoopActivity>
     /// Fed from what the engine ingests and says; nil when the metrics listener is off.
     let metrics: DaemonMetrics?
 
@@ -173,6 +178,7 @@ final class EngineLoop: Sendable {
         snapshotStore.withLock { snapshot in
             for feed in feeds { snapshot.feedsUp[feed] = false }
         }
+        activity = Locked(LoopActivity(feeds: feeds, now: clock.now()))
     }
 
     var snapshot: EngineSnapshot { snapshotStore.withLock { $0 } }
@@ -185,7 +191,7 @@ final class EngineLoop: Sendable {
     @discardableResult
     func post(_ input: EngineInput) -> Bool { inbox.post(input) }
 
-    /// Call updates posted and not yet ingested: the engine's queue, for metrics.
+    /// Call updates posted and not yet ingested: the engine's queue, for metrics and `status`.
     var queueDepth: Int { inbox.backlogCount }
 
     /// See ``EngineInbox/awaitCapacity()``.
@@ -306,6 +312,8 @@ final class EngineLoop: Sendable {
                 nextPing = now + watchdogInterval
             }
             if now >= nextStatus {
+                let events = engine.statistics.eventsProcessed
+                activity.withLock { $0.sample(events: events, at: now) }
                 let status = statusLine(now: now)
                 if status != lastStatus {
                     notifier.notify("STATUS=" + status)
@@ -354,14 +362,19 @@ final class EngineLoop: Sendable {
     /// One line for `systemctl status`: calls, windows, feeds, and recent control failures.
     func statusLine(now: MonotonicInstant) -> String {
         let snapshot = self.snapshot
-        let failures = controlFailureTimes.withLock { times in
-            times.removeAll { now.since($0) > .seconds(3600) }
-            return times.count
-        }
+        let failures = controlFailures(inLastHourAt: now)
         let feeds = snapshot.feedsUp.keys.sorted().map { "\($0) \(snapshot.feedsUp[$0] == true ? "up" : "DOWN")" }
         return "\(snapshot.statistics.trackedCalls) calls, \(snapshot.statistics.openWindows) windows open; feeds: "
             + (feeds.isEmpty ? "none" : feeds.joined(separator: ", "))
             + "; control failures in the last hour: \(failures)"
+    }
+
+    /// PCI control failures logged in the hour before `now`.
+    func controlFailures(inLastHourAt now: MonotonicInstant) -> Int {
+        controlFailureTimes.withLock { times in
+            times.removeAll { now.since($0) > .seconds(3600) }
+            return times.count
+        }
     }
 
     /// Replaces targets after a reload. Targets removed from the configuration stay reachable:
@@ -378,13 +391,19 @@ final class EngineLoop: Sendable {
         case .update(let update):
             engine.ingest(update, at: now)
             inbox.ingested(1)
+            activity.withLock { $0.lastEvent[update.feed] = now }
             metrics?.ingested(CollectionOfOne(update))
         case .updates(let updates):
             // A window that opens early in a long-poll answer sends before the rest of the answer
             // is ingested; every send of the batch still leaves before any of its records.
+            var feedSeen: String?
             for update in updates {
                 engine.ingest(update, at: now)
                 if engine.hasEffects { startSends(engine.takeEffects(), at: now, deferring: &records) }
+                if update.feed != feedSeen {
+                    feedSeen = update.feed
+                    activity.withLock { $0.lastEvent[update.feed] = now }
+                }
             }
             inbox.ingested(updates.count)
             metrics?.ingested(updates)
@@ -402,8 +421,11 @@ final class EngineLoop: Sendable {
                     [.feed: feed, .result: "resynced", .calls: String(current.count)]))
         case .reconfigure(let configuration, let reply):
             reply(Result { try engine.reconfigure(configuration, at: now) })
+        case .status(let limit, let reply):
+            reply(engine.statusSnapshot(limit: limit))
         case .feedState(let feed, let up, let detail, let expected):
             snapshotStore.withLock { $0.feedsUp[feed] = up }
+            activity.withLock { $0.feedChanged(feed, up: up, detail: detail, at: now) }
             if expected {
                 records.append(AuditRecord(.feedDown, .notice, "feed \(feed) stopped: \(detail)", [.feed: feed, .result: "stopped"]))
             } else if up {
@@ -468,6 +490,7 @@ final class EngineLoop: Sendable {
         if record.kind == .actionFailed, record.severity == .critical {
             let now = clock.now()
             controlFailureTimes.withLock { $0.append(now) }
+            activity.withLock { $0.controlFailed(record, at: now) }
         }
         audit.emit(record)
     }

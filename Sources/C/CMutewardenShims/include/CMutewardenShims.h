@@ -140,4 +140,9 @@ int mw_ingress_token_count(void);
 // Nonzero on failure.
 int mw_ingress_write_continue(struct lws *wsi);
 
+// The credentials of the process at the other end of a connected AF_UNIX socket (SO_PEERCRED),
+// as the kernel recorded them at connect(2). 0 on success, else errno. `struct ucred` needs
+// _GNU_SOURCE, which Swift's Glibc module is not built with.
+int mw_peer_credentials(int fd, unsigned int *uid, unsigned int *gid, int *pid);
+
 #endif
