@@ -71,6 +71,8 @@ import Glibc
                 #expect(seen[key] != nil, "missing \(key)")
             }
             #expect(seen["pid"] as? Int == Int(daemon.processIdentifier))
+            let digest = (seen["configuration"] as? [String: Any])?["digest"] as? String ?? ""
+            #expect(digest.hasPrefix("sha256:") && digest.count == 71, "configuration.digest: \(digest)")
             let engine = seen["engine"] as? [String: Any] ?? [:]
             #expect(engine["answered"] as? Bool == true)
             #expect(engine["calls_capacity"] as? Int == 100_000)
@@ -87,6 +89,7 @@ import Glibc
                 #expect(text.stdout.contains(heading), "no '\(heading)' in:\n\(text.stdout)")
             }
             #expect(text.stdout.contains("sim") && text.stdout.contains("up"))
+            #expect(text.stdout.contains("configuration digest: \(digest)"), "\(text.stdout)")
             #expect(text.stdout.split(separator: "\n").allSatisfy { $0.count <= 100 }, "\(text.stdout)")
 
             // The socket: 0600, and gone once the daemon has stopped.

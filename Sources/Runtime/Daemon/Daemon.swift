@@ -143,7 +143,9 @@ public final class Daemon: Sendable {
             targets: targets, feeds: configuration.feeds.map(\.name), http: httpHost, clock: clock, audit: audit,
             logger: logger, notifier: notifier, stateWriter: writer, journal: journal, metrics: metrics)
         sink = EngineSink(loop: loop)
-        control = DaemonControl(loop: loop, clock: clock, files: { lockedConfiguration.withLock { $0.files } }, report: report)
+        control = DaemonControl(
+            loop: loop, clock: clock, files: { lockedConfiguration.withLock { $0.files } },
+            digest: { lockedConfiguration.withLock { $0.digest } }, report: report)
         engineForHealth.withLock { $0 = loop }
     }
 

@@ -22,6 +22,7 @@ final class DaemonControl: Sendable {
     private let loop: EngineLoop
     private let clock: any MonotonicClock
     private let files: @Sendable () -> [String]
+    private let digest: @Sendable () -> String?
     private let report: @Sendable (AuditSeverity, String, AuditFields) -> Void
     private let state: Locked<State>
 
@@ -30,11 +31,12 @@ final class DaemonControl: Sendable {
 
     init(
         loop: EngineLoop, clock: any MonotonicClock, files: @escaping @Sendable () -> [String],
-        report: @escaping @Sendable (AuditSeverity, String, AuditFields) -> Void
+        digest: @escaping @Sendable () -> String?, report: @escaping @Sendable (AuditSeverity, String, AuditFields) -> Void
     ) {
         self.loop = loop
         self.clock = clock
         self.files = files
+        self.digest = digest
         self.report = report
         let now = clock.now()
         state = Locked(State(started: now, loadedAt: now))
@@ -128,7 +130,7 @@ final class DaemonControl: Sendable {
             attemptsInFlight: loop.attemptsInFlightCount, failuresLastHour: loop.controlFailures(inLastHourAt: now),
             configuration: DaemonStatus.Configuration(
                 files: files(), generation: state.generation, loadedAt: StatusClock(now: now, wallNow: wallClockNanoseconds()).wall(state.loadedAt),
-                digest: nil),
+                digest: digest()),
             stopping: state.stopping, started: state.started, clock: StatusClock(now: now, wallNow: wallClockNanoseconds()))
     }
 }

@@ -72,7 +72,7 @@ public struct DaemonStatus: Codable, Sendable, Hashable {
         /// 1 at start, one more per applied reload.
         public var generation: Int
         public var loadedAt: String
-        /// A digest of the configuration, when the daemon records one; nil until it does.
+        /// The configuration's digest, as the `config.loaded` record carries it (`sha256:…`).
         public var digest: String?
     }
 

@@ -13,7 +13,9 @@ public enum StatusText {
                 + "since \(status.startedAt)")
         lines.append(
             "configuration: \(status.configuration.files.joined(separator: ", ")), generation \(status.configuration.generation), "
-                + "loaded \(status.configuration.loadedAt)" + (status.configuration.digest.map { ", digest \($0)" } ?? ""))
+                + "loaded \(status.configuration.loadedAt)")
+        // A digest is 71 characters: on a line of its own, every line still fits a terminal.
+        if let digest = status.configuration.digest { lines.append("configuration digest: \(digest)") }
         let engine = status.engine
         var load =
             "engine: \(engine.callsTracked) call(s) tracked"
