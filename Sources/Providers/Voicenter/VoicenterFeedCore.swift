@@ -82,8 +82,10 @@ public struct VoicenterFeedCore: Sendable {
     // Across connections: replaced by every snapshot.
     /// ivrid → extension → the call as that extension last stated it.
     private var legs: [String: [String: CallUpdate]] = [:]
-    /// extension → the ivrids it listed last.
-    private var callsByExtension: [String: Set<String>] = [:]
+    /// extension → the ivrids it listed last, each once. A list, not a set: an extension lists
+    /// a call or two, and making a set of them for every event cost more than comparing them
+    /// (docs/performance.md); ``LiveIDs`` keeps long lists fast.
+    private var callsByExtension: [String: [String]] = [:]
     /// What was reported once (unknown events, reasons, statuses), bounded.
     private var reportedOnce: Set<String> = []
 
@@ -206,9 +208,11 @@ public struct VoicenterFeedCore: Sendable {
         callsByExtension.removeAll(keepingCapacity: true)
         var listed: [CallUpdate] = []
         var position: [String: Int] = [:]
+        var listedBy: [String: Set<String>] = [:]
+        defer { callsByExtension = listedBy.mapValues { Array($0) } }
         for state in snapshot.extensions {
             let key = state.extensionID ?? ""
-            callsByExtension[key, default: []].formUnion(state.calls.map(\.ids.primary))
+            listedBy[key, default: []].formUnion(state.calls.map(\.ids.primary))
             for call in state.calls {
                 legs[call.ids.primary, default: [:]][key] = call
                 // One entry per call: the engine keys calls by id, and a second entry for a call on
@@ -254,15 +258,15 @@ public struct VoicenterFeedCore: Sendable {
                     fields)
             ] + askForSnapshot(at: now)
         }
-        var outputs: [Output] = []
+        var notices: [Output] = []
         if !VoicenterEvents.knownReasons.contains(event.reason) {
-            outputs += once(
+            notices = once(
                 "reason:\(event.reason)", .notice,
                 "feed \(feed): unknown ExtensionEvent reason '\(VoicenterEvents.word(event.reason))'; its calls are still applied "
                     + "(reported once)", [.feed: feed, .reason: VoicenterEvents.word(event.reason)])
         }
         let key = event.state.extensionID ?? ""
-        let live = Set(event.state.calls.map(\.ids.primary))
+        let live = LiveIDs(event.state.calls)
         // This extension's list is the truth for this extension: a call it no longer lists has
         // left it (hung up, transferred away). Only a HANGUP ends a call; a call that merely left
         // keeps its state until its next event or the next snapshot.
@@ -270,7 +274,7 @@ public struct VoicenterFeedCore: Sendable {
             legs[gone]?[key] = nil
             if legs[gone]?.isEmpty == true { legs[gone] = nil }
         }
-        callsByExtension[key] = live.isEmpty ? nil : live
+        callsByExtension[key] = live.ids.isEmpty ? nil : live.ids
         var updates = event.state.calls
         for call in event.state.calls { legs[call.ids.primary, default: [:]][key] = call }
         if let ended = event.ended, !live.contains(ended.ids.primary) {
@@ -283,10 +287,32 @@ public struct VoicenterFeedCore: Sendable {
                 updates.append(ended)
             }
         }
-        if !updates.isEmpty { outputs.insert(.deliver(updates), at: 0) }
+        var outputs: [Output] = updates.isEmpty ? notices : [.deliver(updates)] + notices
         outputs += problems(of: event.state, in: "ExtensionEvent")
         if !event.state.skipped.isEmpty { outputs += askForSnapshot(at: now) }
         return outputs
+    }
+
+    /// The distinct ids of an event's calls, in their order, and whether one is among them: by
+    /// comparing a few, or, for a list long enough that that would be slow, through a set.
+    struct LiveIDs {
+        private(set) var ids: [String] = []
+        private var set: Set<String>?
+        private static let comparedUpTo = 16
+
+        init(_ calls: [CallUpdate]) {
+            if calls.count > Self.comparedUpTo {
+                var set = Set<String>(minimumCapacity: calls.count)
+                ids.reserveCapacity(calls.count)
+                for call in calls where set.insert(call.ids.primary).inserted { ids.append(call.ids.primary) }
+                self.set = set
+            } else {
+                ids.reserveCapacity(calls.count)
+                for call in calls where !ids.contains(call.ids.primary) { ids.append(call.ids.primary) }
+            }
+        }
+
+        func contains(_ id: String) -> Bool { set?.contains(id) ?? ids.contains(id) }
     }
 
     /// Skipped calls and mapping notes of one extension's state.
