@@ -95,8 +95,15 @@ public final class VerbaPeer: Sendable {
         try await command("config " + String(decoding: data, as: UTF8.self))
     }
 
-    /// The requests received so far, of `action` (nil: all), in order.
-    public func requests(_ action: String? = nil) -> [Request] {
+    /// The requests received so far, of `action` (nil: all), in order. The fake prints each request
+    /// before it answers, but the test reads its output on another thread: a command's
+    /// acknowledgement, printed after them, proves every earlier line has been read.
+    public func requests(_ action: String? = nil) async throws -> [Request] {
+        try await command("sync")
+        return requestsRead(action)
+    }
+
+    private func requestsRead(_ action: String?) -> [Request] {
         process.stdoutLines.compactMap { line -> Request? in
             guard line.hasPrefix("REQUEST "),
                 let object = try? JSONSerialization.jsonObject(with: Data(line.dropFirst(8).utf8)) as? [String: Any]
@@ -113,7 +120,7 @@ public final class VerbaPeer: Sendable {
     @discardableResult
     public func waitForRequests(_ action: String, count: Int, timeout: Duration = .seconds(20)) async throws -> [Request] {
         try await process.eventually(what: "\(count) \(action) request(s)", timeout: timeout) {
-            let found = requests(action)
+            let found = requestsRead(action)
             return found.count >= count ? found : nil
         }
     }

@@ -22,6 +22,7 @@ with "ACK <n>" (n counts commands from 1):
   expire                 every issued token is expired now
   script [{"status": N, "body": "…"}, …]   answers to the next MuteRecording requests, in order
   config {"gone": […], "several": […], "unauthorized": "http"|"xml", "token_life": s}
+  sync                   nothing: its ACK follows every REQUEST line printed before it
 
 It exits when its standard input closes (the test process went away) or after --lifetime seconds.
 """

@@ -106,7 +106,7 @@ import Testing
                     "GET MuteRecording action=MuteRecording&extension=3001&mute=3&status=ongoing",
                     "GET MuteRecording action=MuteRecording&extension=3001&mute=0&status=ongoing",
                 ])
-            #expect(verba.requests("RequestToken").count == 1)
+            #expect(try await verba.requests("RequestToken").count == 1)
             // No GWS voice operation: the recording is Verba's.
             #expect(try await gws.operations().isEmpty)
             #expect(secretsAbsent(running))
@@ -125,7 +125,7 @@ import Testing
             #expect(await running.waitForLine("audit=action.failed", "call=GC2", "extension=3001", "more than one call matches"))
             #expect(running.lines().contains { $0.contains(" CRIT ") && $0.contains("audit=action.failed") })
             #expect(!running.lines().contains { $0.contains("audit=action.retry") })
-            #expect(verba.requests("MuteRecording").count == 1)
+            #expect(try await verba.requests("MuteRecording").count == 1)
             #expect(secretsAbsent(running))
             #expect(try await running.finish() == 0)
         }
@@ -147,7 +147,7 @@ import Testing
             #expect(await running.waitForLine("audit=action.confirmed", "action=resume-recording", "call=GC3"))
             #expect(running.lines().contains { $0.contains("audit=action.retry") && $0.contains("error_code=\"http 401\"") })
             #expect(running.lines().contains { $0.contains("audit=action.retry") && $0.contains("error_code=\"http 503\"") })
-            #expect(verba.requests("RequestToken").count == 2)
+            #expect(try await verba.requests("RequestToken").count == 2)
             #expect(secretsAbsent(running))
             #expect(try await running.finish() == 0)
         }

@@ -61,11 +61,11 @@ private func failure(_ result: ActionAttemptResult) -> ActionFailure? {
             #expect(!target.descriptor.confirmsByEvent)
             #expect(await target.perform(request(.agentExtension("3001"))) == .accepted)
             #expect(await target.perform(request(.agentExtension("3001"), .undo)) == .accepted)
-            let logins = peer.requests("RequestToken")
+            let logins = try await peer.requests("RequestToken")
             #expect(logins.count == 1)
             #expect(logins.first?.authorization == "Basic dmVyYmEtc3ZjOnZlcmJhLXBhc3N3b3JkLXZhbHVl")
             #expect(logins.first?.parameters["apiKey"] == VerbaPeer.apiKey)
-            let mutes = peer.requests("MuteRecording")
+            let mutes = try await peer.requests("MuteRecording")
             #expect(
                 mutes.map(\.description) == [
                     "GET MuteRecording action=MuteRecording&extension=3001&mute=3&status=ongoing",
@@ -85,13 +85,13 @@ private func failure(_ result: ActionAttemptResult) -> ActionFailure? {
                 $0.muteValue = "1"
             }.makeTarget(name: "rec", context: context.provider.context)
             #expect(await target.perform(request(.call(id: "C1"), secondary: ["callUuid": "a8343631-9f35"])) == .accepted)
-            let mute = try #require(peer.requests("MuteRecording").first)
+            let mute = try #require(try await peer.requests("MuteRecording").first)
             #expect(mute.method == "POST" && mute.contentType == "application/x-www-form-urlencoded")
             #expect(mute.description == "POST MuteRecording action=MuteRecording&callID=a8343631-9f35&mute=1")
             // Without the identifier the feed should have given, nothing is sent.
             let missing = failure(await target.perform(request(.call(id: "C2"))))
             #expect(missing?.disposition == .permanent && missing?.code == "no-call-id")
-            #expect(peer.requests("MuteRecording").count == 1)
+            #expect(try await peer.requests("MuteRecording").count == 1)
         }
     }
 
@@ -104,8 +104,8 @@ private func failure(_ result: ActionAttemptResult) -> ActionFailure? {
                 $0.password = nil
             }.makeTarget(name: "rec", context: context.provider.context)
             #expect(await target.perform(request(.agentExtension("3001"))) == .accepted)
-            #expect(peer.requests("RequestToken").isEmpty)
-            #expect(peer.requests("MuteRecording").first?.parameters["token"] == nil)
+            #expect(try await peer.requests("RequestToken").isEmpty)
+            #expect(try await peer.requests("MuteRecording").first?.parameters["token"] == nil)
         }
     }
 
@@ -122,8 +122,8 @@ private func failure(_ result: ActionAttemptResult) -> ActionFailure? {
             #expect(refused?.disposition == .retryable)
             #expect(refused?.message.contains("logs in again") == true)
             #expect(await target.perform(request(.agentExtension("3001"), .undo)) == .accepted)
-            #expect(peer.requests("RequestToken").count == 2)
-            let tokens = peer.requests("MuteRecording").compactMap { $0.parameters["token"] }
+            #expect(try await peer.requests("RequestToken").count == 2)
+            let tokens = try await peer.requests("MuteRecording").compactMap { $0.parameters["token"] }
             #expect(tokens.count == 3 && tokens[0] == tokens[1] && tokens[1] != tokens[2])
         }
     }
@@ -137,18 +137,18 @@ private func failure(_ result: ActionAttemptResult) -> ActionFailure? {
             #expect(await target.perform(request(.agentExtension("3001"))) == .accepted)
             clock.advance(.seconds(49 * 60))
             #expect(await target.perform(request(.agentExtension("3001"))) == .accepted)
-            #expect(peer.requests("RequestToken").count == 1)
+            #expect(try await peer.requests("RequestToken").count == 1)
             // Past the renewal point: this attempt goes with the old token, and a renewal starts.
             clock.advance(.seconds(2 * 60))
             #expect(await target.perform(request(.agentExtension("3001"))) == .accepted)
             try await peer.waitForRequests("RequestToken", count: 2)
-            try await eventually("the renewed token in use", timeout: .seconds(10), every: .milliseconds(50)) { () async -> String? in
+            try await eventually("the renewed token in use", timeout: .seconds(10), every: .milliseconds(50)) { () async throws -> String? in
                 _ = await target.perform(request(.agentExtension("3001")))
-                let tokens = peer.requests("MuteRecording").compactMap { $0.parameters["token"] }
+                let tokens = try await peer.requests("MuteRecording").compactMap { $0.parameters["token"] }
                 return tokens.last != tokens.first ? tokens.last : nil
             }
-            #expect(peer.requests("RequestToken").count == 2)
-            let tokens = peer.requests("MuteRecording").compactMap { $0.parameters["token"] }
+            #expect(try await peer.requests("RequestToken").count == 2)
+            let tokens = try await peer.requests("MuteRecording").compactMap { $0.parameters["token"] }
             #expect(tokens[2] == tokens[0])
         }
     }
@@ -163,7 +163,7 @@ private func failure(_ result: ActionAttemptResult) -> ActionFailure? {
                 return await group.reduce(into: []) { $0.append($1) }
             }
             #expect(results.allSatisfy { $0 == .accepted })
-            #expect(peer.requests("RequestToken").count == 1)
+            #expect(try await peer.requests("RequestToken").count == 1)
         }
     }
 
@@ -203,7 +203,7 @@ private func failure(_ result: ActionAttemptResult) -> ActionFailure? {
             #expect(busy.disposition == .retryable && busy.code == "http 503")
             #expect(await target.perform(request(.agentExtension("3001"))) == .accepted)
             // The 503 did not cost the token.
-            #expect(peer.requests("RequestToken").count == 1)
+            #expect(try await peer.requests("RequestToken").count == 1)
         }
     }
 
@@ -217,7 +217,7 @@ private func failure(_ result: ActionAttemptResult) -> ActionFailure? {
             #expect(refused.disposition == .permanent && refused.code == "login-refused")
             #expect(refused.message.contains("Verba RequestToken refused"))
             for secret in ["wrong-password-value", VerbaPeer.apiKey, "Basic "] { #expect(!refused.description.contains(secret)) }
-            #expect(peer.requests("MuteRecording").isEmpty)
+            #expect(try await peer.requests("MuteRecording").isEmpty)
         }
     }
 
@@ -230,7 +230,7 @@ private func failure(_ result: ActionAttemptResult) -> ActionFailure? {
             let target = try settings(peer).makeTarget(name: "rec", context: context.provider.context)
             let refused = failure(await target.perform(mute))
             #expect(refused?.disposition == .permanent)
-            #expect(peer.requests().isEmpty)
+            #expect(try await peer.requests().isEmpty)
         }
     }
 }
